@@ -1,0 +1,28 @@
+"""simmetrics: representation-similarity metrics that respect the symmetries of networks.
+
+Every metric is a scikit-learn style estimator over pairs of activation matrices
+(n_samples, n_neurons)::
+
+    >>> import numpy as np, simmetrics
+    >>> X = np.random.default_rng(0).normal(size=(200, 16))
+    >>> simmetrics.LinearCKA().fit_score(X, 2 * X)
+    1.0
+
+``available_metrics()`` lists the registered names and ``get_metric(name, **params)`` builds one.
+"""
+
+from ._registry import available_metrics, get_metric, metric_class
+from ._validation import LAYOUTS
+from .base import GROUP_NAMES, AlignmentMetric, Metric
+from .cka import KernelCKA, LinearCKA
+
+# -- metric families (one line each) --
+# from .cca import CCA, SVCCA, PWCCA
+# from .shape import ShapeMetric, OrthogonalProcrustes, PermutationMetric, SoftMatching
+# from .rsa import RSA, MutualKNN
+# from .groups import get_group, available_groups, intertwiner_group, homogeneity_defect
+# from .intertwiner import IntertwinerProcrustes, IntertwinerCKA
+
+__version__ = "0.1.0"
+
+__all__ = [name for name in dir() if not name.startswith("_")]

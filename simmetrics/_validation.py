@@ -1,0 +1,251 @@
+"""Input checking shared by every metric: one place where arrays become float64 matrices.
+
+Every public entry point turns its inputs into C-contiguous float64 numpy arrays of shape
+(n_samples, n_neurons) here, so that float32 and integer input accumulate in float64 and numpy
+and torch input give the same numbers. Bad input raises a ``ValueError`` or ``TypeError`` whose
+message names the argument and the problem; nothing downstream ever sees a NaN or an inf.
+"""
+
+import numbers
+
+import numpy as np
+
+__all__ = [
+    "LAYOUTS",
+    "as_float_array",
+    "check_representation",
+    "check_pair",
+    "check_nonconstant",
+    "check_random_state",
+]
+
+#: Layouts accepted for inputs with more than two axes.
+#:
+#: - ``"nchw"``: conv features (n, c, h, w); channels are the neurons, and every sample and
+#:   spatial position is a row, giving (n * h * w, c).
+#: - ``"nhwc"``: conv features (n, h, w, c), same reading, giving (n * h * w, c).
+#: - ``"ntd"``: token features (n, t, d); every sample and token is a row, giving (n * t, d).
+#: - ``"flatten"``: any (n, ...) array; everything after the first axis is a neuron, giving
+#:   (n, prod(rest)). This is Kornblith et al.'s convention for conv layers.
+LAYOUTS = ("nchw", "nhwc", "ntd", "flatten")
+
+_EXPECTED_NDIM = {"nchw": 4, "nhwc": 4, "ntd": 3}
+
+
+def _to_numpy(X, name):
+    """Bring torch tensors, pandas frames, lists and memmaps to a plain numpy array (no copy
+    where none is needed)."""
+    if X is None:
+        raise TypeError(f"{name} is None; expected an array of shape (n_samples, n_neurons)")
+    module = type(X).__module__
+    if module.startswith("torch"):
+        import torch
+
+        if not isinstance(X, torch.Tensor):
+            raise TypeError(f"{name} is a {type(X).__name__}, not an array or tensor")
+        if X.is_complex():
+            raise TypeError(f"{name} has complex dtype {X.dtype}; expected real numbers")
+        if X.dtype == torch.bool:
+            raise TypeError(f"{name} has boolean dtype; expected real numbers")
+        if X.layout != torch.strided:
+            raise TypeError(f"{name} is a sparse tensor ({X.layout}); pass X.to_dense()")
+        X = X.detach()
+        if X.dtype in (torch.float16, torch.bfloat16):
+            X = X.to(torch.float32)
+        return X.cpu().numpy()
+    if module.startswith("scipy.sparse"):
+        raise TypeError(
+            f"{name} is a scipy sparse matrix; representation metrics need dense activations: "
+            f"pass {name}.toarray()"
+        )
+    if hasattr(X, "to_numpy") and module.startswith("pandas"):
+        X = X.to_numpy()
+    try:
+        return np.asarray(X)
+    except (ValueError, TypeError) as exc:  # ragged lists and the like
+        raise TypeError(f"{name} cannot be read as a numeric array: {exc}") from None
+
+
+def as_float_array(X, name="X"):
+    """Return ``X`` as a float64 numpy array of any shape, with its dtype checked.
+
+    Parameters
+    ----------
+    X : array-like or torch.Tensor
+        Real numbers: integer input is cast, float32/float16 input is promoted to float64.
+    name : str
+        The argument's name, used in error messages.
+
+    Returns
+    -------
+    numpy.ndarray
+        float64, never a view that a caller could write through to ``X``'s buffer by accident
+        (the arrays we return are only read).
+
+    Examples
+    --------
+    >>> as_float_array([[1, 2], [3, 4]]).dtype
+    dtype('float64')
+    """
+    A = _to_numpy(X, name)
+    kind = A.dtype.kind
+    if kind == "c":
+        raise TypeError(f"{name} has complex dtype {A.dtype}; expected real numbers")
+    if kind == "b":
+        raise TypeError(f"{name} has boolean dtype; expected real numbers (cast it explicitly)")
+    if kind not in "iuf":
+        raise TypeError(f"{name} has non-numeric dtype {A.dtype}; expected real numbers")
+    return np.asarray(A, dtype=np.float64)
+
+
+def _apply_layout(A, name, layout):
+    if layout is None:
+        if A.ndim != 2:
+            shape = "x".join(map(str, A.shape)) or "scalar"
+            hint = (
+                f"; pass layout= one of {LAYOUTS} to say which axis holds the neurons"
+                if A.ndim > 2
+                else "; reshape a single feature to (n_samples, 1)"
+            )
+            raise ValueError(
+                f"{name} must be 2-D (n_samples, n_neurons), got a {A.ndim}-D array of shape "
+                f"({shape}){hint}"
+            )
+        return A
+    if layout not in LAYOUTS:
+        raise ValueError(f"layout must be None or one of {LAYOUTS}, got {layout!r}")
+    if layout == "flatten":
+        if A.ndim < 2:
+            raise ValueError(f"{name} must have at least 2 axes for layout='flatten', got {A.ndim}")
+        return A.reshape(A.shape[0], -1)
+    want = _EXPECTED_NDIM[layout]
+    if A.ndim != want:
+        raise ValueError(
+            f"{name} must be {want}-D for layout={layout!r}, got a {A.ndim}-D array of shape "
+            f"{A.shape}"
+        )
+    if layout == "nchw":
+        A = np.moveaxis(A, 1, -1)
+    return A.reshape(-1, A.shape[-1])
+
+
+def check_representation(X, name="X", layout=None, min_samples=2, min_features=1):
+    """Validate one representation and return it as a float64 (n_samples, n_neurons) matrix.
+
+    Parameters
+    ----------
+    X : array-like or torch.Tensor
+        Activations, shape (n_samples, n_neurons), or 3-D/4-D with ``layout``.
+    name : str
+        Argument name used in messages ("X", "Y", ...).
+    layout : {None, "nchw", "nhwc", "ntd", "flatten"}
+        How to read inputs with more than two axes; see :data:`LAYOUTS`.
+    min_samples : int
+        The fewest rows the estimator can work with.
+    min_features : int
+        The fewest columns the estimator can work with.
+
+    Returns
+    -------
+    numpy.ndarray of float64, shape (n_samples, n_neurons)
+
+    Raises
+    ------
+    TypeError
+        Non-numeric, boolean or complex dtype; sparse input.
+    ValueError
+        Wrong number of axes, empty input, NaN or inf, too few samples.
+
+    Examples
+    --------
+    >>> check_representation(np.zeros((4, 2, 3, 3)), layout="nchw").shape
+    (36, 2)
+    >>> check_representation([1.0, 2.0])
+    Traceback (most recent call last):
+    ...
+    ValueError: X must be 2-D (n_samples, n_neurons), got a 1-D array of shape (2); ...
+    """
+    A = _apply_layout(as_float_array(X, name), name, layout)
+    n, d = A.shape
+    if n == 0 or d == 0:
+        raise ValueError(f"{name} is empty: shape ({n}, {d})")
+    finite = np.isfinite(A)
+    if not finite.all():
+        n_nan = int(np.isnan(A).sum())
+        n_inf = int(A.size - finite.sum() - n_nan)
+        raise ValueError(f"{name} contains {n_nan} NaN and {n_inf} infinite values")
+    if n < min_samples:
+        raise ValueError(
+            f"{name} has {n} samples, but this estimator needs at least {min_samples}"
+        )
+    if d < min_features:
+        raise ValueError(f"{name} has {d} neurons, but this estimator needs at least {min_features}")
+    return np.ascontiguousarray(A)
+
+
+def check_pair(X, Y, layout=None, min_samples=2, same_width=False):
+    """Validate two representations of the same stimuli.
+
+    Both go through :func:`check_representation`; then their sample counts must agree (and,
+    with ``same_width=True``, their widths).
+
+    Returns
+    -------
+    (numpy.ndarray, numpy.ndarray)
+
+    Examples
+    --------
+    >>> check_pair(np.ones((5, 2)), np.ones((4, 2)))
+    Traceback (most recent call last):
+    ...
+    ValueError: X and Y must have the same number of samples (rows): X has 5, Y has 4
+    """
+    X = check_representation(X, "X", layout=layout, min_samples=min_samples)
+    Y = check_representation(Y, "Y", layout=layout, min_samples=min_samples)
+    if X.shape[0] != Y.shape[0]:
+        raise ValueError(
+            "X and Y must have the same number of samples (rows): "
+            f"X has {X.shape[0]}, Y has {Y.shape[0]}"
+        )
+    if same_width and X.shape[1] != Y.shape[1]:
+        raise ValueError(
+            f"X and Y must have the same number of neurons for this metric: X has {X.shape[1]}, "
+            f"Y has {Y.shape[1]}"
+        )
+    return X, Y
+
+
+def check_nonconstant(X, name):
+    """Raise if every neuron of ``X`` is constant across samples (zero total variance).
+
+    The test is exact (each column's range is zero), so it does not depend on how rounding
+    errors fall when the columns are centred.
+
+    Examples
+    --------
+    >>> check_nonconstant(np.ones((3, 2)), "Y")
+    Traceback (most recent call last):
+    ...
+    ValueError: Y has zero variance: every neuron is constant across samples
+    """
+    if np.ptp(X, axis=0).max() == 0.0:
+        raise ValueError(f"{name} has zero variance: every neuron is constant across samples")
+    return X
+
+
+def check_random_state(seed):
+    """A ``numpy.random.Generator`` from None, an int or a Generator; the global state is
+    never used.
+
+    Examples
+    --------
+    >>> bool(check_random_state(0).integers(10) == check_random_state(0).integers(10))
+    True
+    """
+    if isinstance(seed, np.random.Generator):
+        return seed
+    if seed is None or isinstance(seed, numbers.Integral):
+        return np.random.default_rng(seed)
+    if isinstance(seed, np.random.RandomState):
+        return np.random.default_rng(seed.randint(2**31))
+    raise TypeError(f"random_state must be None, an int or a numpy Generator, got {type(seed)}")

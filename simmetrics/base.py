@@ -1,0 +1,204 @@
+"""The contract every metric shares.
+
+A metric is a scikit-learn estimator over *pairs* of representations::
+
+    metric = SomeMetric(**params)          # parameters only stored
+    metric.fit(X, Y)        -> self        # learns what the metric needs; fitted attributes end in _
+    metric.score(X, Y)      -> float       # evaluates on (possibly held-out) stimuli
+    metric.fit_score(X, Y)  -> float
+    metric.transform(X, Y)  -> (X', Y')    # alignment metrics only
+
+Class attributes say how to read the number: ``kind`` ("similarity" or "distance"), ``bounds``,
+``is_metric`` (the metric axioms hold, on the orbit space of the invariance group) and
+``invariances`` (names of transformation groups, see :mod:`simmetrics.groups`). The declarations
+are claims that the test suite measures.
+"""
+
+import numpy as np
+from sklearn.base import BaseEstimator
+from sklearn.exceptions import NotFittedError
+
+from ._validation import check_pair
+
+__all__ = ["Metric", "AlignmentMetric", "KINDS", "GROUP_NAMES", "param_dependent"]
+
+KINDS = ("similarity", "distance")
+
+#: Transformation groups a metric may declare invariance to. The groups themselves live in
+#: :mod:`simmetrics.groups`; this tuple is the vocabulary the declarations are checked against.
+GROUP_NAMES = (
+    "permutation",
+    "signed_permutation",
+    "positive_scaled_permutation",
+    "scaled_permutation",
+    "orthogonal",
+    "invertible_linear",
+    "isotropic_scaling",
+    "translation",
+)
+
+
+class param_dependent:
+    """A class attribute whose value depends on the estimator's parameters.
+
+    On an instance it is ``fn(instance)``; on the class it is the value for the default
+    parameters, ``fn(cls())``. Used where, for example, the bounds of CKA depend on
+    ``debiased``.
+
+    Examples
+    --------
+    >>> class M:
+    ...     bounds = param_dependent(lambda self: (-1, 1) if self.flag else (0, 1))
+    ...     def __init__(self, flag=False):
+    ...         self.flag = flag
+    >>> M.bounds, M(flag=True).bounds
+    ((0, 1), (-1, 1))
+    """
+
+    def __init__(self, fn):
+        self.fn = fn
+
+    def __get__(self, obj, owner=None):
+        return self.fn(owner() if obj is None else obj)
+
+
+class Metric(BaseEstimator):
+    """Base class of every simmetrics metric.
+
+    Subclasses implement ``_score(X, Y)`` on validated float64 matrices of shape
+    (n_samples, n_x) and (n_samples, n_y), and, where something is learned, ``_fit(X, Y)``.
+    They declare the class attributes below. Constructors only store their parameters, so
+    ``sklearn.base.clone`` and ``get_params`` work.
+
+    Attributes
+    ----------
+    kind : {"similarity", "distance"}
+        Whether a larger value means more alike ("similarity") or less alike ("distance").
+    bounds : tuple of float
+        The range of the value.
+    is_metric : bool
+        Whether the value satisfies the metric axioms (symmetry, triangle inequality, zero on
+        the diagonal) on the orbit space of its invariance group.
+    invariances : frozenset of str
+        Groups that leave the value unchanged when they act on either input.
+    min_samples : int
+        The fewest stimuli the estimator is defined for.
+    same_width : bool
+        Whether X and Y must have the same number of neurons.
+    reference : str
+        The paper the definition comes from.
+    """
+
+    kind = "similarity"
+    bounds = (0.0, 1.0)
+    is_metric = False
+    invariances = frozenset()
+    min_samples = 2
+    same_width = False
+    reference = ""
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if cls.kind not in KINDS:
+            raise TypeError(f"{cls.__name__}.kind must be one of {KINDS}, got {cls.kind!r}")
+        declared = cls.__dict__.get("invariances")
+        if isinstance(declared, param_dependent) or declared is None:
+            return  # computed from parameters; checked when read
+        unknown = set(declared) - set(GROUP_NAMES)
+        if unknown:
+            raise TypeError(f"{cls.__name__}.invariances names unknown groups {sorted(unknown)}")
+
+    # -- validation -------------------------------------------------------------------------
+    def _validate(self, X, Y):
+        return check_pair(
+            X,
+            Y,
+            layout=getattr(self, "layout", None),
+            min_samples=self.min_samples,
+            same_width=self.same_width,
+        )
+
+    def _finish(self, value):
+        value = float(value)
+        if not np.isfinite(value):  # a bug, never a result to hand back
+            raise FloatingPointError(
+                f"{type(self).__name__} produced a non-finite value ({value}); please report it"
+            )
+        return value
+
+    # -- the public contract ----------------------------------------------------------------
+    def _fit(self, X, Y):
+        """Learn what the metric needs; stateless metrics learn nothing."""
+
+    def fit(self, X, Y):
+        """Fit the metric on representations ``X`` and ``Y`` of the same stimuli.
+
+        Parameters
+        ----------
+        X : array-like or torch.Tensor, shape (n_samples, n_x)
+        Y : array-like or torch.Tensor, shape (n_samples, n_y)
+
+        Returns
+        -------
+        self
+        """
+        X, Y = self._validate(X, Y)
+        self._fit(X, Y)
+        self.n_features_x_ = X.shape[1]
+        self.n_features_y_ = Y.shape[1]
+        return self
+
+    def score(self, X, Y):
+        """The metric's value on ``X`` and ``Y`` (a Python float).
+
+        Stateless metrics need no ``fit``; alignment metrics score with what ``fit`` learned,
+        so fitting on training stimuli and scoring on held-out stimuli works.
+        """
+        X, Y = self._validate(X, Y)
+        return self._finish(self._score(X, Y))
+
+    def fit_score(self, X, Y):
+        """``fit(X, Y)`` then ``score(X, Y)``, validating the inputs once."""
+        X, Y = self._validate(X, Y)
+        self._fit(X, Y)
+        self.n_features_x_ = X.shape[1]
+        self.n_features_y_ = Y.shape[1]
+        return self._finish(self._score(X, Y))
+
+    def _score(self, X, Y):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+class AlignmentMetric(Metric):
+    """A metric that learns an alignment between X and Y in ``fit``.
+
+    ``score`` and ``transform`` use the fitted alignment and raise ``NotFittedError`` before
+    ``fit``; the widths seen in ``score`` must equal those seen in ``fit``.
+    """
+
+    def _check_fitted(self, X, Y):
+        if not hasattr(self, "n_features_x_"):
+            raise NotFittedError(
+                f"This {type(self).__name__} is not fitted yet; call fit(X, Y) before score or "
+                "transform (or use fit_score)"
+            )
+        for name, A, width in (("X", X, self.n_features_x_), ("Y", Y, self.n_features_y_)):
+            if A.shape[1] != width:
+                raise ValueError(
+                    f"{name} has {A.shape[1]} neurons, but this metric was fitted with {width}"
+                )
+
+    def score(self, X, Y):
+        X, Y = self._validate(X, Y)
+        self._check_fitted(X, Y)
+        return self._finish(self._score(X, Y))
+
+    def transform(self, X, Y):
+        """Apply the fitted alignment: returns the aligned ``(X', Y')`` as float64 arrays."""
+        X, Y = self._validate(X, Y)
+        self._check_fitted(X, Y)
+        return self._transform(X, Y)
+
+    def _transform(self, X, Y):  # pragma: no cover - abstract
+        raise NotImplementedError
+
