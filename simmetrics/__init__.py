@@ -17,11 +17,13 @@ from .base import GROUP_NAMES, AlignmentMetric, Metric
 from .cka import KernelCKA, LinearCKA
 
 # -- metric families (one line each) --
-# from .cca import CCA, SVCCA, PWCCA
-# from .shape import ShapeMetric, OrthogonalProcrustes, PermutationMetric, SoftMatching
-# from .rsa import RSA, MutualKNN
-# from .groups import get_group, available_groups, intertwiner_group, homogeneity_defect
-# from .intertwiner import IntertwinerProcrustes, IntertwinerCKA
+from .cca import CCA, SVCCA, PWCCA
+from .shape import ShapeMetric, OrthogonalProcrustes, PermutationMetric, SoftMatching
+from .rsa import RSA, MutualKNN
+from .groups import Group, available_groups, get_group, is_subgroup; from .intertwiners import (  # noqa: E702,E501
+    Intertwiner, homogeneity_defect, intertwiner_group); from .symmetry import (
+    apply_intertwiner, apply_intertwiner_)
+from .intertwiner import IntertwinerProcrustes, IntertwinerCKA
 
 __version__ = "0.1.0"
 

@@ -1,0 +1,381 @@
+"""Canonical correlation analysis (CCA) and two of its variants, SVCCA and PWCCA.
+
+The canonical correlations rho_1 >= ... >= rho_m of two representations are the cosines of the
+principal angles between the column spaces of the column-centred matrices Xc and Yc
+(Hotelling 1936; Bjorck and Golub 1973). They are computed here as the singular values of
+Ux' Uy, where Ux and Uy are orthonormal bases of those column spaces, so no covariance matrix is
+ever inverted: duplicate or constant neurons, fewer samples than neurons and rank-deficient data
+give the correlations of the spaces actually spanned (m = the smaller of the two numerical
+ranks), never a NaN.
+
+- :class:`CCA`: mean canonical correlation, or its mean square (Yanai's generalised R^2).
+- :class:`SVCCA`: CCA after keeping the top singular directions of each representation
+  (Raghu et al. 2017).
+- :class:`PWCCA`: canonical correlations weighted by how much of one representation's neurons
+  each canonical variate accounts for (Morcos et al. 2018).
+"""
+
+import numbers
+
+import numpy as np
+
+from ._linalg import center, orthonormal_basis
+from ._registry import register
+from ._validation import check_nonconstant
+from .base import GROUP_NAMES, Metric, param_dependent
+
+__all__ = ["CCA", "SVCCA", "PWCCA", "canonical_correlations"]
+
+_STATISTICS = ("mean_rho", "mean_rho_sq")
+_SIDES = ("x", "y", "symmetric")
+
+#: CCA depends on the representations only through their column spaces (after centring), which
+#: every invertible linear map of the neurons, and so every subgroup of it, leaves unchanged.
+_CCA_INVARIANCES = frozenset(GROUP_NAMES)
+#: SVCCA's cut by explained variance depends on the singular values, which only orthogonal maps
+#: and isotropic scaling preserve.
+_SVCCA_INVARIANCES = frozenset(
+    {"permutation", "signed_permutation", "orthogonal", "isotropic_scaling", "translation"}
+)
+#: PWCCA's weights sum absolute projections over the neurons of one side: a permutation or a
+#: sign flip of the neurons, or one common scale, leaves them unchanged; rotations do not.
+_PWCCA_INVARIANCES = frozenset(
+    {"permutation", "signed_permutation", "isotropic_scaling", "translation"}
+)
+
+
+def _centred_basis(A):
+    """Orthonormal basis (n x r), singular values and right singular vectors of the centred
+    ``A``, scaled to unit max-abs first so that very large or very small inputs stay in range
+    (the basis does not depend on the scale; the singular values are those of the scaled data)."""
+    Ac = center(A)
+    peak = np.abs(Ac).max()
+    if peak > 0.0:
+        Ac /= peak
+    # Callers check_nonconstant first, so peak > 0 and the rank is at least 1.
+    return orthonormal_basis(Ac)
+
+
+def _principal_angles(Ux, Uy):
+    """SVD of Ux' Uy: left vectors (rx x m), cosines clipped to [0, 1] (m,) and right vectors
+    (m x ry)."""
+    P, rho, Rt = np.linalg.svd(Ux.T @ Uy, full_matrices=False)
+    return P, np.clip(rho, 0.0, 1.0), Rt
+
+
+def canonical_correlations(X, Y):
+    """Canonical correlations of two float64 matrices with the same rows.
+
+    Only zero variance is checked here (a ``ValueError``); shapes, dtypes and NaNs are the
+    caller's business (the estimators check them).
+
+    rho_i = sigma_i(Ux' Uy), i = 1..m, where Ux, Uy are orthonormal bases of the column spaces
+    of the column-centred Xc, Yc (directions whose singular value is below the rank tolerance
+    of :func:`simmetrics._linalg.orthonormal_basis` are dropped) and m = min(rank Xc, rank Yc).
+
+    Parameters
+    ----------
+    X : numpy.ndarray, shape (n_samples, n_x)
+    Y : numpy.ndarray, shape (n_samples, n_y)
+
+    Returns
+    -------
+    numpy.ndarray, shape (m,)
+        In decreasing order, each in [0, 1].
+
+    Examples
+    --------
+    >>> X = np.array([[0.0, 1.0], [1.0, 0.0], [2.0, 2.0], [3.0, 1.0]])
+    >>> canonical_correlations(X, X[:, :1] * 5 - 2).round(12)
+    array([1.])
+    """
+    check_nonconstant(X, "X")
+    check_nonconstant(Y, "Y")
+    Ux, _, _ = _centred_basis(X)
+    Uy, _, _ = _centred_basis(Y)
+    return _principal_angles(Ux, Uy)[1]
+
+
+def _summarise(rho, statistic):
+    return float(np.mean(rho if statistic == "mean_rho" else rho**2))
+
+
+def _check_statistic(statistic):
+    if not isinstance(statistic, str) or statistic not in _STATISTICS:
+        raise ValueError(f"statistic must be one of {_STATISTICS}, got {statistic!r}")
+
+
+@register("cca")
+class CCA(Metric):
+    """Mean canonical correlation (Hotelling 1936), or Yanai's generalised R^2.
+
+    With Xc, Yc the column-centred representations and Ux, Uy orthonormal bases of their
+    column spaces, the canonical correlations are the singular values of Ux' Uy::
+
+        rho_1 >= ... >= rho_m,   m = min(rank Xc, rank Yc)
+        statistic="mean_rho"    : (1/m) sum_i rho_i          (default)
+        statistic="mean_rho_sq" : (1/m) sum_i rho_i^2        (Yanai's R^2; Kornblith's R^2_CCA)
+
+    Robust by construction: the bases come from SVDs that drop directions below a rank
+    tolerance, so duplicate or constant neurons and rank-deficient data give the value for the
+    spaces actually spanned, with no covariance inverse and no NaN.
+
+    **Few samples.** The centred data live in the (n - 1)-dimensional space orthogonal to the
+    constant vector. When a representation's centred rank reaches n - 1 (generic data with
+    n - 1 <= width), its column space is that whole space, so it contains the other one and
+    *every canonical correlation is 1*, whatever the other representation is: the value then
+    says nothing. Use many more samples than neurons, or :class:`SVCCA`.
+
+    A **similarity** in [0, 1]; 1 exactly when one column space contains the other. Not a
+    metric. Invariant to any invertible linear map of either representation's neurons (so to
+    every group in :data:`simmetrics.GROUP_NAMES`) and to translation.
+
+    Parameters
+    ----------
+    statistic : {"mean_rho", "mean_rho_sq"}, default "mean_rho"
+    layout : {None, "nchw", "nhwc", "ntd", "flatten"}, default None
+        How to read inputs with more than two axes (see :data:`simmetrics.LAYOUTS`).
+
+    Attributes
+    ----------
+    canonical_correlations_ : numpy.ndarray, shape (m,)
+        The correlations of the data seen in ``fit``, in decreasing order.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.normal(size=(100, 5))
+    >>> A = rng.normal(size=(5, 5))          # invertible with probability 1
+    >>> round(CCA().fit_score(X, X @ A + 3.0), 12)
+    1.0
+    >>> x, y = X[:, :1], X[:, :1] ** 3      # one neuron each: |Pearson r| (squared)
+    >>> r = np.corrcoef(x[:, 0], y[:, 0])[0, 1]
+    >>> bool(abs(CCA(statistic="mean_rho_sq").fit_score(x, y) - r**2) < 1e-12)
+    True
+    """
+
+    kind = "similarity"
+    bounds = (0.0, 1.0)
+    is_metric = False
+    invariances = _CCA_INVARIANCES
+    min_samples = 2
+    same_width = False
+    reference = "Hotelling 1936, Biometrika; Yanai's R^2: Yanai 1974, Kornblith et al. 2019"
+
+    def __init__(self, statistic="mean_rho", layout=None):
+        self.statistic = statistic
+        self.layout = layout
+
+    def _correlations(self, X, Y):
+        _check_statistic(self.statistic)
+        return canonical_correlations(X, Y)
+
+    def _fit(self, X, Y):
+        self.canonical_correlations_ = self._correlations(X, Y)
+
+    def _score(self, X, Y):
+        return _summarise(self._correlations(X, Y), self.statistic)
+
+
+def _check_variance(variance):
+    if isinstance(variance, bool) or not isinstance(variance, numbers.Real):
+        raise TypeError(f"variance must be a number in (0, 1], got {type(variance).__name__}")
+    if not 0.0 < variance <= 1.0:
+        raise ValueError(f"variance must be in (0, 1], got {variance!r}")
+
+
+def _top_directions(U, s, variance):
+    """The fewest leading columns of U whose squared singular values reach ``variance`` of the
+    total (all of them for variance = 1)."""
+    explained = np.cumsum(s**2)
+    explained /= explained[-1]  # the last entry is exactly 1, so variance = 1 keeps all
+    k = min(int(np.searchsorted(explained, variance, side="left")) + 1, s.size)
+    return U[:, :k]
+
+
+def _svcca_correlations(X, Y, variance):
+    Ux = _top_directions(*_centred_basis(X)[:2], variance)
+    Uy = _top_directions(*_centred_basis(Y)[:2], variance)
+    return _principal_angles(Ux, Uy)[1], Ux.shape[1], Uy.shape[1]
+
+
+@register("svcca")
+class SVCCA(Metric):
+    """Singular vector CCA (Raghu, Gilmer, Yosinski, Sohl-Dickstein, NeurIPS 2017).
+
+    Each representation is reduced separately: with Xc = U S V' the SVD of the centred data
+    (singular values s_1 >= s_2 >= ...), keep the fewest top directions k_x with::
+
+        (s_1^2 + ... + s_kx^2) / (s_1^2 + s_2^2 + ...) >= variance
+
+    and project, Xc V_kx = U_kx S_kx. The same for Y. The value is :class:`CCA` of the two
+    projections: the mean (or mean square) of the canonical correlations rho_1..rho_m,
+    m = min(k_x, k_y). ``variance=1`` keeps every direction above the rank tolerance, which is
+    plain :class:`CCA`. On the seed-0 reference data (X, Y of 64 neurons) variance 0.99 keeps
+    36 and 53 directions and gives 0.92849, as google/svcca, cca-zoo and sim_metric do.
+
+    A **similarity** in [0, 1]; not a metric. The cut depends on the singular values, so it is
+    invariant to orthogonal maps (permutations and sign flips included), isotropic scaling and
+    translation, but not to per-neuron scaling or other invertible maps, which change which
+    directions are kept (with ``variance=1`` it is as invariant as CCA).
+
+    Parameters
+    ----------
+    variance : float in (0, 1], default 0.99
+        Share of each representation's variance the kept directions must explain.
+    statistic : {"mean_rho", "mean_rho_sq"}, default "mean_rho"
+    layout : {None, "nchw", "nhwc", "ntd", "flatten"}, default None
+
+    Attributes
+    ----------
+    n_components_x_, n_components_y_ : int
+        Directions kept for X and Y on the data seen in ``fit``.
+    canonical_correlations_ : numpy.ndarray, shape (min(n_components_x_, n_components_y_),)
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.normal(size=(200, 8)) * [10, 8, 6, 1e-3, 1e-3, 1e-3, 1e-3, 1e-3]
+    >>> metric = SVCCA(variance=0.99)
+    >>> round(metric.fit_score(X, X[:, :3] + 0.01 * rng.normal(size=(200, 3))), 4)
+    1.0
+    >>> metric.n_components_x_, metric.n_components_y_
+    (3, 3)
+    """
+
+    kind = "similarity"
+    bounds = (0.0, 1.0)
+    is_metric = False
+    invariances = param_dependent(
+        lambda self: _CCA_INVARIANCES if self.variance == 1 else _SVCCA_INVARIANCES
+    )
+    min_samples = 2
+    same_width = False
+    reference = "Raghu et al. 2017, NeurIPS"
+
+    def __init__(self, variance=0.99, statistic="mean_rho", layout=None):
+        self.variance = variance
+        self.statistic = statistic
+        self.layout = layout
+
+    def _correlations(self, X, Y):
+        _check_variance(self.variance)
+        _check_statistic(self.statistic)
+        check_nonconstant(X, "X")
+        check_nonconstant(Y, "Y")
+        return _svcca_correlations(X, Y, float(self.variance))
+
+    def _fit(self, X, Y):
+        rho, kx, ky = self._correlations(X, Y)
+        self.canonical_correlations_ = rho
+        self.n_components_x_ = kx
+        self.n_components_y_ = ky
+
+    def _score(self, X, Y):
+        return _summarise(self._correlations(X, Y)[0], self.statistic)
+
+
+def _pwcca_parts(X, Y):
+    """Canonical correlations and the projection weights of both sides.
+
+    The X-side canonical variates are h_i = Ux p_i (unit vectors in sample space, p_i the left
+    singular vectors of Ux' Uy); their projections on the centred neurons are
+    Ux' Xc = S V' (from the SVD of Xc), so h_i' Xc = p_i' S V'.
+    """
+    Ux, sx, Vxt = _centred_basis(X)
+    Uy, sy, Vyt = _centred_basis(Y)
+    P, rho, Rt = _principal_angles(Ux, Uy)
+    weights = []
+    for coords, s, Vt in ((P, sx, Vxt), (Rt.T, sy, Vyt)):
+        w = np.abs(coords.T @ (s[:, None] * Vt)).sum(axis=1)
+        weights.append(w / w.sum())
+    return rho, weights[0], weights[1]
+
+
+@register("pwcca")
+class PWCCA(Metric):
+    """Projection-weighted CCA (Morcos, Raghu, Bengio, NeurIPS 2018).
+
+    With rho_1..rho_m the canonical correlations of the centred Xc and Yc (as in :class:`CCA`)
+    and h_i the unit-norm canonical variates of the weighting side (``side="x"``: h_i = Xc a_i,
+    the X-side canonical directions applied to Xc)::
+
+        alpha_i = sum_j |<h_i, x_j>| / sum_k sum_j |<h_k, x_j>|,   x_j the centred neurons
+        PWCCA   = sum_i alpha_i rho_i,   i = 1..m
+
+    ``side="y"`` takes the variates and neurons of Y instead, and ``side="symmetric"`` is the
+    mean of the two. Directions that account for more of the weighting side's neurons count
+    more, so the correlations of low-variance noise directions count less than in plain CCA.
+
+    Conventions elsewhere: Ding et al.'s sim_metric gives the same values (its
+    ``1 - pwcca_dist(A, ...)`` is ``side="x"`` with A = X) when X is at most as wide as Y. When
+    the weighting side has more directions than the other, we weight only the m matched
+    canonical variates, as Morcos et al. define it and as repsim does (its symmetrised PWCCA is
+    ``side="symmetric"`` on all reference data); sim_metric normalises the weights over all
+    directions of a full SVD, including unmatched ones whose basis is arbitrary, which lowers
+    the value (0.4069 instead of 0.6465 on the seed-0 X, W pair). google/svcca's
+    ``compute_pwcca`` builds its directions without the whitening Sxx^(-1/2), adds the neuron
+    means back and re-orthonormalises, which gives 0.913 instead of 0.882 on the seed-0 X, Y
+    pair; it also picks the side with fewer neurons and fails when the first input is wider.
+
+    A **similarity** in [0, 1], not symmetric for ``side="x"`` or ``"y"``; not a metric.
+    Invariant to permutations and sign flips of the neurons, isotropic scaling and translation;
+    not to rotations or per-neuron scaling of the weighting side, which change the weights.
+
+    Parameters
+    ----------
+    side : {"x", "y", "symmetric"}, default "x"
+        Whose canonical variates and neurons give the weights.
+    layout : {None, "nchw", "nhwc", "ntd", "flatten"}, default None
+
+    Attributes
+    ----------
+    canonical_correlations_ : numpy.ndarray, shape (m,)
+    weights_x_, weights_y_ : numpy.ndarray, shape (m,)
+        Projection weights from X's and from Y's side (each sums to 1), on the data seen in
+        ``fit``.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.normal(size=(300, 6))
+    >>> Y = X[:, :4] + 0.5 * rng.normal(size=(300, 4))
+    >>> metric = PWCCA(side="symmetric")
+    >>> value = metric.fit_score(X, Y)
+    >>> round(value, 12) == round(
+    ...     (PWCCA(side="x").fit_score(X, Y) + PWCCA(side="y").fit_score(X, Y)) / 2, 12)
+    True
+    >>> round(float(metric.weights_x_.sum()), 12)
+    1.0
+    """
+
+    kind = "similarity"
+    bounds = (0.0, 1.0)
+    is_metric = False
+    invariances = _PWCCA_INVARIANCES
+    min_samples = 2
+    same_width = False
+    reference = "Morcos, Raghu, Bengio 2018, NeurIPS"
+
+    def __init__(self, side="x", layout=None):
+        self.side = side
+        self.layout = layout
+
+    def _parts(self, X, Y):
+        if not isinstance(self.side, str) or self.side not in _SIDES:
+            raise ValueError(f"side must be one of {_SIDES}, got {self.side!r}")
+        check_nonconstant(X, "X")
+        check_nonconstant(Y, "Y")
+        return _pwcca_parts(X, Y)
+
+    def _fit(self, X, Y):
+        self.canonical_correlations_, self.weights_x_, self.weights_y_ = self._parts(X, Y)
+
+    def _score(self, X, Y):
+        rho, wx, wy = self._parts(X, Y)
+        value_x, value_y = float(wx @ rho), float(wy @ rho)
+        if self.side == "x":
+            return value_x
+        if self.side == "y":
+            return value_y
+        return 0.5 * (value_x + value_y)
