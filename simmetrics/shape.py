@@ -1,0 +1,550 @@
+"""Shape metrics: distances between representations after an optimal alignment.
+
+Williams, Kunz, Kornblith, Linderman, "Generalized Shape Metrics on Neural Representations",
+NeurIPS 2021: centre the neurons, optionally (partially) whiten, align by the best element of a
+group of isometries (rotations, permutations), then measure an angle or a Euclidean distance.
+Because the alignment group acts by isometries and the preprocessing is applied to each
+representation on its own, the result satisfies the triangle inequality. Khosla & Williams,
+"Soft Matching Distance", UniReps 2023, replace the permutation by an optimal transport plan
+between the neurons, which allows layers of different widths.
+
+Conventions follow netrep's ``LinearMetric`` and ``PermutationMetric`` (ahwillia/netrep): the
+centring means and the whitening matrices are learned in ``fit`` (so ``score`` on held-out
+stimuli uses them), the covariance used for whitening is the unnormalised ``Xc' Xc``, the
+Euclidean distance is not divided by sqrt(n), and representations of different widths are
+compared by zero-padding the narrower one.
+"""
+
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+
+from ._linalg import center, orthonormal_basis
+from ._registry import register
+from ._validation import check_nonconstant
+from .base import AlignmentMetric, param_dependent
+
+__all__ = [
+    "ShapeMetric",
+    "OrthogonalProcrustes",
+    "PermutationMetric",
+    "SoftMatching",
+    "partial_whitener",
+    "procrustes_rotation",
+    "optimal_permutation",
+    "soft_matching_plan",
+    "angular_distance",
+    "zero_pad",
+]
+
+_SCORE_METHODS = ("angular", "euclidean")
+_REFERENCE_SHAPE = (
+    "Williams, Kunz, Kornblith, Linderman, 'Generalized Shape Metrics on Neural "
+    "Representations', NeurIPS 2021 (conventions of netrep's LinearMetric)"
+)
+
+
+# -- pure functions ------------------------------------------------------------------------
+def zero_pad(A, width):
+    """``A`` with zero columns appended up to ``width`` columns (``A`` itself if already that
+    wide). netrep's convention for comparing representations of different widths.
+
+    Examples
+    --------
+    >>> zero_pad(np.ones((2, 1)), 3)
+    array([[1., 0., 0.],
+           [1., 0., 0.]])
+    """
+    if A.shape[1] == width:
+        return A
+    out = np.zeros((A.shape[0], width))
+    out[:, : A.shape[1]] = A
+    return out
+
+
+def angular_distance(A, B):
+    """The angle between two matrices seen as vectors: arccos(<A, B>_F / (||A||_F ||B||_F)).
+
+    Computed as ``2 atan2(||a - b||, ||a + b||)`` with a = A/||A||, b = B/||B|| (Kahan's
+    formula), which equals the arccos but keeps full accuracy near 0 and pi, where arccos of a
+    rounded cosine loses half the digits (arccos(1 - 1e-16) is already 1.5e-8). The result is
+    always in [0, pi]; no argument ever leaves an inverse cosine's domain.
+
+    Raises
+    ------
+    ValueError
+        If either matrix is zero (the angle is undefined).
+
+    Examples
+    --------
+    >>> A = np.array([[1.0, 0.0], [0.0, 1.0]])
+    >>> round(float(angular_distance(A, 3 * A)), 12), round(float(angular_distance(A, -A)), 12)
+    (0.0, 3.14159265359)
+    """
+    na, nb = np.linalg.norm(A), np.linalg.norm(B)
+    for name, norm in (("X", na), ("Y", nb)):
+        if norm == 0.0:
+            raise ValueError(
+                f"the aligned {name} is zero (no variance left after centring with the fitted "
+                "means and whitening), so the angular distance is undefined"
+            )
+    a, b = A / na, B / nb
+    return 2.0 * np.arctan2(np.linalg.norm(a - b), np.linalg.norm(a + b))
+
+
+def _distance(A, B, score_method):
+    if score_method == "angular":
+        return angular_distance(A, B)
+    return np.linalg.norm(A - B)
+
+
+def partial_whitener(Xc, alpha):
+    """netrep's partial whitening matrix Z for centred data ``Xc`` (n x d); ``Xc @ Z`` is the
+    partially whitened representation.
+
+    With C = Xc' Xc (unnormalised, as in netrep) and its eigen-decomposition V diag(lam) V'::
+
+        Z = s (alpha I + (1 - alpha) C^(-1/2))
+        s = sqrt( tr C / ||Xc (alpha I + (1 - alpha) C^(-1/2))||_F^2 )
+
+    i.e. the eigenvalues are mapped to alpha + (1 - alpha) / sqrt(lam) (the partial whitening
+    of Williams et al. 2021; note: not (alpha I + (1 - alpha) C)^(-1/2)), and the scale s
+    preserves the total variance tr C. alpha = 1 is no whitening
+    (returns None, meaning the identity), alpha = 0 full whitening (CCA). Because C is not
+    divided by n, alpha strictly between 0 and 1 weighs the two terms by the data's raw scale,
+    exactly as netrep does.
+
+    Rank-deficient C (constant or duplicate neurons, n <= d, zero-padding): C^(-1/2) is the
+    pseudo-inverse square root, keeping the directions whose singular value of Xc exceeds
+    ``max(n, d) * eps * s_max`` (:func:`simmetrics._linalg.orthonormal_basis`); on the other
+    directions Z is alpha I. netrep instead clips the eigenvalues at 1e-7; both agree on
+    full-rank data, and neither produces a NaN.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> Xc = center(rng.normal(size=(50, 3)) @ rng.normal(size=(3, 3)))
+    >>> W = Xc @ partial_whitener(Xc, 0.0)
+    >>> np.allclose(W.T @ W, np.eye(3) * np.sum(Xc**2) / 3)  # white, total variance kept
+    True
+    """
+    if alpha == 1.0:
+        return None
+    _, s, Vt = orthonormal_basis(Xc)
+    d = Xc.shape[1]
+    Z = ((1.0 - alpha) * (Vt.T / s)) @ Vt
+    Z[np.diag_indices(d)] += alpha
+    new_var = np.sum((alpha * s + (1.0 - alpha)) ** 2)
+    Z *= np.sqrt(np.sum(s**2) / new_var)
+    return Z
+
+
+def procrustes_rotation(A, B):
+    """The orthogonal Q minimising ||A - B Q||_F (orthogonal Procrustes, Schoenemann 1966):
+    Q = U V' where U S V' is the SVD of B' A. ``A`` and ``B`` must have the same width.
+
+    The same matrix as ``scipy.linalg.orthogonal_procrustes(B, A)[0]``.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> A = rng.normal(size=(20, 3))
+    >>> R, _ = np.linalg.qr(rng.normal(size=(3, 3)))
+    >>> np.allclose(procrustes_rotation(A, A @ R.T), R)
+    True
+    """
+    U, _, Vt = np.linalg.svd(B.T @ A)
+    return U @ Vt
+
+
+def optimal_permutation(A, B):
+    """The permutation ``perm`` maximising sum_i <A[:, i], B[:, perm[i]]> (equivalently
+    minimising ||A - B[:, perm]||_F), by ``scipy.optimize.linear_sum_assignment`` on A'B.
+    ``A`` and ``B`` must have the same width.
+
+    Examples
+    --------
+    >>> A = np.array([[1.0, 0.0, 2.0], [0.0, 1.0, 0.0]])
+    >>> optimal_permutation(A, A[:, [2, 0, 1]]).tolist()
+    [1, 2, 0]
+    """
+    rows, cols = linear_sum_assignment(A.T @ B, maximize=True)
+    perm = np.empty(A.shape[1], dtype=np.intp)
+    perm[rows] = cols
+    return perm
+
+
+def soft_matching_plan(A, B):
+    """The optimal transport plan between the columns (neurons) of ``A`` (N_x of them, mass
+    1/N_x each) and of ``B`` (N_y, mass 1/N_y), with cost ||a_i - b_j||^2.
+
+    Solved exactly by POT's network simplex (``ot.emd``). Returns the (N_x, N_y) plan P, whose
+    rows sum to 1/N_x and columns to 1/N_y.
+
+    Examples
+    --------
+    >>> A = np.array([[0.0, 1.0], [0.0, 1.0]])
+    >>> (soft_matching_plan(A, A[:, ::-1]) * 2).tolist()
+    [[0.0, 1.0], [1.0, 0.0]]
+    """
+    import ot
+
+    nx, ny = A.shape[1], B.shape[1]
+    sq_a = np.einsum("ij,ij->j", A, A)
+    sq_b = np.einsum("ij,ij->j", B, B)
+    cost = sq_a[:, None] + sq_b[None, :] - 2.0 * (A.T @ B)
+    np.maximum(cost, 0.0, out=cost)
+    plan, log = ot.emd(
+        np.full(nx, 1.0 / nx), np.full(ny, 1.0 / ny), cost, numItermax=10_000_000, log=True
+    )
+    if log["result_code"] != 1:  # pragma: no cover - the problem is always feasible
+        raise RuntimeError(f"ot.emd did not find the optimal plan: {log['warning']}")
+    return np.asarray(plan, dtype=np.float64)
+
+
+# -- estimators ------------------------------------------------------------------------------
+class _CenteredAlignment(AlignmentMetric):
+    """Shared machinery: parameter checks, centring with means learned in fit, input checks,
+    score = distance between the two aligned matrices returned by ``_transform``."""
+
+    kind = "distance"
+    is_metric = True
+    same_width = False
+    _score_methods = _SCORE_METHODS
+
+    def _check_params(self):
+        if self.score_method not in self._score_methods:
+            raise ValueError(
+                f"score_method must be one of {self._score_methods}, got {self.score_method!r}"
+            )
+
+    def _check_data(self, X, Y):
+        for name, A in (("X", X), ("Y", Y)):
+            if self.center_columns:
+                check_nonconstant(A, name)
+            elif not A.any():
+                raise ValueError(f"{name} is all zeros, so its shape is undefined")
+
+    def _fit(self, X, Y):
+        self._check_params()
+        self._check_data(X, Y)
+        if self.center_columns:
+            self.mean_x_, self.mean_y_ = X.mean(axis=0), Y.mean(axis=0)
+        else:
+            self.mean_x_, self.mean_y_ = np.zeros(X.shape[1]), np.zeros(Y.shape[1])
+        self._fit_alignment(X - self.mean_x_, Y - self.mean_y_)
+
+    def _transform(self, X, Y):
+        return self._align(X - self.mean_x_, Y - self.mean_y_)
+
+    def _score(self, X, Y):
+        self._check_params()
+        self._check_data(X, Y)
+        return _distance(*self._transform(X, Y), self.score_method)
+
+
+def _shape_invariances(self):
+    groups = {"orthogonal", "permutation", "signed_permutation"}
+    if self.center_columns:
+        groups.add("translation")
+    if self.score_method == "angular" and self.alpha == 1.0:
+        groups.add("isotropic_scaling")
+    if self.score_method == "angular" and self.alpha == 0.0:
+        groups |= {"invertible_linear", "scaled_permutation", "positive_scaled_permutation",
+                   "isotropic_scaling"}
+    return frozenset(groups)
+
+
+def _angular_or_euclidean_bounds(high):
+    return param_dependent(
+        lambda self: (0.0, high) if self.score_method == "angular" else (0.0, np.inf)
+    )
+
+
+@register("shape_metric")
+class ShapeMetric(_CenteredAlignment):
+    """Generalized shape metric with partial whitening (Williams et al. 2021; netrep's
+    ``LinearMetric``).
+
+    Each representation is centred (``center_columns``) and partially whitened,
+    ``X~ = (X - mean_X) Z_X`` with ``Z_X`` from :func:`partial_whitener` (eigenvalues of
+    C = Xc'Xc mapped to alpha + (1 - alpha)/sqrt(lam), rescaled to keep tr C); the narrower one
+    is zero-padded to the common width; then the rotation Q minimising ||X~ - Y~ Q||_F is found
+    by orthogonal Procrustes. The means, whitening matrices and Q are learned in ``fit``;
+    ``score`` applies them to the given (possibly held-out) stimuli::
+
+        angular:   arccos( <X~, Y~ Q>_F / (||X~||_F ||Y~ Q||_F) )
+        euclidean: ||X~ - Y~ Q||_F          (not divided by sqrt(n), as in netrep)
+
+    On the fitting data <X~, Y~ Q> is the nuclear norm of X~'Y~, so the angular distance lies in
+    [0, pi/2] (held-out stimuli can give up to pi). alpha = 1 is the Procrustes shape distance;
+    alpha = 0 whitens fully and the angular distance is arccos(sum_k rho_k / sqrt(r_x r_y)),
+    rho_k the canonical correlations and r the ranks: arccos of the mean canonical correlation
+    for full-rank data of equal widths (with unequal widths the padding shrinks it).
+
+    A **distance** and a metric (zero for equal shapes, symmetric, triangle inequality:
+    Williams et al. 2021, Proposition 1). Invariant to orthogonal maps (hence permutations and
+    sign flips) and translations; the angular distance also to isotropic scaling at alpha = 1
+    and to every invertible linear map at alpha = 0. For 0 < alpha < 1 the unnormalised
+    covariance makes the value depend on the data's scale (netrep's convention).
+
+    Parameters
+    ----------
+    alpha : float in [0, 1], default 1.0
+        Regularisation of the whitening: 1 none (rotations only), 0 full (any invertible map).
+    score_method : {"angular", "euclidean"}, default "angular"
+    center_columns : bool, default True
+        Subtract each neuron's mean (learned in ``fit``).
+    layout : {None, "nchw", "nhwc", "ntd", "flatten"}, default None
+
+    Attributes
+    ----------
+    mean_x_, mean_y_ : ndarray
+        Neuron means learned in ``fit`` (zeros when ``center_columns=False``).
+    whitener_x_, whitener_y_ : ndarray or None
+        Partial whitening matrices (None when alpha = 1: no whitening).
+    rotation_ : ndarray, shape (d, d)
+        Q mapping the (padded, whitened) Y onto X; d = max(n_x, n_y).
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.normal(size=(100, 5))
+    >>> Q, _ = np.linalg.qr(rng.normal(size=(5, 5)))
+    >>> round(ShapeMetric().fit_score(X, 2 * X @ Q + 1), 10)
+    0.0
+    >>> round(ShapeMetric(alpha=0.0).fit_score(X, X @ rng.normal(size=(5, 5))), 10)
+    0.0
+    """
+
+    bounds = _angular_or_euclidean_bounds(np.pi / 2)
+    invariances = param_dependent(_shape_invariances)
+    reference = _REFERENCE_SHAPE
+
+    def __init__(self, alpha=1.0, score_method="angular", center_columns=True, layout=None):
+        self.alpha = alpha
+        self.score_method = score_method
+        self.center_columns = center_columns
+        self.layout = layout
+
+    def _check_params(self):
+        super()._check_params()
+        alpha = self.alpha
+        if isinstance(alpha, bool) or not isinstance(alpha, (int, float, np.integer, np.floating)) \
+                or not 0.0 <= alpha <= 1.0:
+            raise ValueError(f"alpha must be a number in [0, 1], got {alpha!r}")
+
+    def _whiten(self, Ac, Z):
+        return Ac if Z is None else Ac @ Z
+
+    def _fit_alignment(self, Xc, Yc):
+        alpha = float(self.alpha)
+        self.whitener_x_ = partial_whitener(Xc, alpha)
+        self.whitener_y_ = partial_whitener(Yc, alpha)
+        width = max(Xc.shape[1], Yc.shape[1])
+        Xw = zero_pad(self._whiten(Xc, self.whitener_x_), width)
+        Yw = zero_pad(self._whiten(Yc, self.whitener_y_), width)
+        self.rotation_ = procrustes_rotation(Xw, Yw)
+
+    def _align(self, Xc, Yc):
+        width = self.rotation_.shape[0]
+        Xw = zero_pad(self._whiten(Xc, self.whitener_x_), width)
+        Yw = zero_pad(self._whiten(Yc, self.whitener_y_), width)
+        return Xw, Yw @ self.rotation_
+
+
+@register("procrustes", aliases=("orthogonal_procrustes",))
+class OrthogonalProcrustes(ShapeMetric):
+    """Orthogonal Procrustes shape distance: :class:`ShapeMetric` with alpha = 1.
+
+    Centre both representations (means learned in ``fit``), zero-pad the narrower, find the
+    rotation Q minimising ||Xc - Yc Q||_F (Q = U V' from the SVD U S V' of Yc'Xc), then::
+
+        angular:   arccos( ||Xc' Yc||_* / (||Xc||_F ||Yc||_F) )   in [0, pi/2]
+        euclidean: ||Xc - Yc Q||_F = sqrt(||Xc||^2 + ||Yc||^2 - 2 ||Xc' Yc||_*)
+
+    (||.||_* the nuclear norm; the closed forms hold on the fitting data). Williams et al. 2021;
+    the angular form is Procrustes' shape distance of Kendall's shape space. A **distance** and a
+    metric; invariant to orthogonal maps, permutations, sign flips and translations, and
+    (angular) to isotropic scaling.
+
+    Parameters
+    ----------
+    score_method : {"angular", "euclidean"}, default "angular"
+    center_columns : bool, default True
+    layout : {None, "nchw", "nhwc", "ntd", "flatten"}, default None
+
+    Attributes
+    ----------
+    mean_x_, mean_y_ : ndarray
+    rotation_ : ndarray, shape (d, d)
+        Q, so that ``(Y - mean_y_) @ rotation_`` is aligned with ``X - mean_x_`` (padded).
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.normal(size=(100, 4))
+    >>> Q, _ = np.linalg.qr(rng.normal(size=(4, 4)))
+    >>> metric = OrthogonalProcrustes().fit(X, X @ Q)
+    >>> round(metric.score(X, X @ Q), 10), bool(np.allclose(metric.rotation_, Q.T))
+    (0.0, True)
+    """
+
+    alpha = 1.0  # fixed: not a parameter of this class
+
+    def __init__(self, score_method="angular", center_columns=True, layout=None):
+        self.score_method = score_method
+        self.center_columns = center_columns
+        self.layout = layout
+
+
+def _permutation_invariances(self):
+    groups = {"permutation"}
+    if self.center_columns:
+        groups.add("translation")
+    if self.score_method == "angular":
+        groups.add("isotropic_scaling")
+    return frozenset(groups)
+
+
+@register("permutation_metric")
+class PermutationMetric(_CenteredAlignment):
+    """Shape distance with neuron permutations as the alignment group (netrep's
+    ``PermutationMetric``; Williams et al. 2021).
+
+    Centre (means learned in ``fit``), zero-pad the narrower representation to the common width
+    d, and find the permutation pi maximising sum_i <Xc[:, i], Yc[:, pi(i)]> by
+    ``scipy.optimize.linear_sum_assignment``; then, with Y' = Yc[:, pi]::
+
+        angular:   arccos( <Xc, Y'>_F / (||Xc||_F ||Y'||_F) )   in [0, pi]
+        euclidean: ||Xc - Y'||_F                                 (not divided by sqrt(n))
+
+    (the angle can exceed pi/2 when even the best matching is anti-correlated). A
+    **distance** and, for equal widths, a metric (Williams et al. 2021). Invariant to neuron
+    permutations and translations, the angular form also to isotropic scaling; not to
+    rotations.
+
+    Zero-padding pairs the surplus neurons of the wider layer with silent neurons, and across
+    different widths the triangle inequality can then fail (x -> [x/2, -x/2] -> -x is shorter
+    than x -> -x); :class:`SoftMatching` is the principled alternative for different widths.
+
+    Parameters
+    ----------
+    score_method : {"angular", "euclidean"}, default "angular"
+    center_columns : bool, default True
+    layout : {None, "nchw", "nhwc", "ntd", "flatten"}, default None
+
+    Attributes
+    ----------
+    mean_x_, mean_y_ : ndarray
+    permutation_ : ndarray of int, shape (d,)
+        Neuron ``permutation_[i]`` of (padded) Y is matched with neuron i of X; indices past
+        Y's width are padding.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.normal(size=(50, 4))
+    >>> metric = PermutationMetric().fit(X, X[:, [3, 1, 0, 2]])
+    >>> metric.permutation_.tolist(), round(metric.score(X, X[:, [3, 1, 0, 2]]), 10)
+    ([2, 1, 3, 0], 0.0)
+    """
+
+    bounds = _angular_or_euclidean_bounds(np.pi)
+    invariances = param_dependent(_permutation_invariances)
+    reference = (
+        "Williams, Kunz, Kornblith, Linderman, NeurIPS 2021 (netrep's PermutationMetric)"
+    )
+
+    def __init__(self, score_method="angular", center_columns=True, layout=None):
+        self.score_method = score_method
+        self.center_columns = center_columns
+        self.layout = layout
+
+    def _fit_alignment(self, Xc, Yc):
+        width = max(Xc.shape[1], Yc.shape[1])
+        self.permutation_ = optimal_permutation(zero_pad(Xc, width), zero_pad(Yc, width))
+
+    def _align(self, Xc, Yc):
+        width = self.permutation_.size
+        return zero_pad(Xc, width), zero_pad(Yc, width)[:, self.permutation_]
+
+
+@register("soft_matching")
+class SoftMatching(_CenteredAlignment):
+    """Soft matching distance (Khosla & Williams, "Soft Matching Distance: A metric on neural
+    representations that captures single-neuron tuning", UniReps 2023, arXiv 2311.09466).
+
+    With x_i (i = 1..N_x) and y_j (j = 1..N_y) the tuning curves (columns, over the n stimuli)
+    of the centred representations, and T(N_x, N_y) the transport polytope of non-negative
+    N_x x N_y matrices with row sums 1/N_x and column sums 1/N_y::
+
+        d(X, Y) = sqrt( min_{P in T(N_x, N_y)}  sum_ij P_ij ||x_i - y_j||^2 )
+
+    the 2-Wasserstein distance between the uniform empirical distributions of the two
+    populations' tuning curves. No division by the number of stimuli (as in the paper). For
+    equal widths the optimal P is a permutation divided by N, so the value is netrep's
+    Euclidean permutation distance divided by sqrt(N). The plan is solved exactly with POT's
+    ``ot.emd``. The paper defines only this (Euclidean) form, so ``score_method`` accepts only
+    "euclidean".
+
+    ``fit`` learns the means and the plan P; ``score`` evaluates sum_ij P_ij ||x_i - y_j||^2 on
+    the given stimuli with the fitted P. ``transform`` carries Y's neurons onto X's along the
+    plan: every transported mass P_ij > 0 becomes one column, sqrt(P_ij) x_i in X' and
+    sqrt(P_ij) y_j in Y', so that the distance is ||X' - Y'||_F.
+
+    A **distance** in [0, inf) and a metric (Khosla & Williams prove the triangle inequality);
+    zero when the populations hold the same tuning curves in the same proportions. Invariant
+    to neuron permutations and (centred) translations; not to rotations or scaling.
+
+    Parameters
+    ----------
+    score_method : {"euclidean"}, default "euclidean"
+    center_columns : bool, default True
+        Subtract each neuron's mean response (learned in ``fit``) before matching.
+    layout : {None, "nchw", "nhwc", "ntd", "flatten"}, default None
+
+    Attributes
+    ----------
+    mean_x_, mean_y_ : ndarray
+    plan_ : ndarray, shape (N_x, N_y)
+        The optimal transport plan.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.normal(size=(30, 3))
+    >>> round(SoftMatching().fit_score(X, X[:, [0, 0, 1, 1, 2, 2]]), 10)  # each neuron twice
+    0.0
+    """
+
+    kind = "distance"
+    bounds = (0.0, np.inf)
+    invariances = param_dependent(
+        lambda self: frozenset({"permutation", "translation"} if self.center_columns
+                               else {"permutation"})
+    )
+    reference = (
+        "Khosla & Williams, 'Soft Matching Distance: A metric on neural representations that "
+        "captures single-neuron tuning', UniReps 2023 (arXiv 2311.09466)"
+    )
+    _score_methods = ("euclidean",)
+
+    def __init__(self, score_method="euclidean", center_columns=True, layout=None):
+        self.score_method = score_method
+        self.center_columns = center_columns
+        self.layout = layout
+
+    def _check_params(self):
+        if self.score_method not in self._score_methods:
+            raise ValueError(
+                f"score_method must be 'euclidean' for SoftMatching (Khosla & Williams define no "
+                f"angular form), got {self.score_method!r}"
+            )
+
+    def _fit_alignment(self, Xc, Yc):
+        self.plan_ = soft_matching_plan(Xc, Yc)
+
+    def _align(self, Xc, Yc):
+        rows, cols = np.nonzero(self.plan_)
+        weights = np.sqrt(self.plan_[rows, cols])
+        return Xc[:, rows] * weights, Yc[:, cols] * weights
