@@ -1,0 +1,849 @@
+"""Intertwiner-invariant metrics: G_sigma-Procrustes and G_sigma-CKA.
+
+Godfrey, Brown, Emerson, Kvinge, "On the Symmetries of Deep Learning Models and their Internal
+Representations", NeurIPS 2022 (arXiv 2205.14258). The symmetries of a network with activation
+sigma act on a hidden representation X (n_samples x n_neurons) as X -> X g' with g in the
+*intertwiner group* G_sigma (:func:`simmetrics.intertwiners.intertwiner_group`): positive scaled
+permutations for ReLU, signed permutations for tanh, permutations for GELU, scaled permutations
+for abs and x^d, every invertible matrix for the identity. A similarity metric that respects the
+architecture should be invariant to exactly this group, not to the much larger orthogonal group
+that CKA and Procrustes are invariant to.
+
+The paper defines its metrics for G_ReLU (code names ``wreath_procrustes`` and ``wreath_cka`` in
+pnnl/modelsym); here they are generalised to every intertwiner group:
+
+- :class:`IntertwinerProcrustes`: canonicalise the continuous (diagonal) part of the group, then
+  solve the remaining (signed) permutation exactly by linear assignment;
+- :class:`IntertwinerCKA`: CKA (unbiased HSIC) with the paper's max-over-channels kernel.
+
+:func:`paper_grelu_procrustes_similarity`, :func:`paper_grelu_cka` and
+:func:`paper_ortho_procrustes_similarity` reproduce the paper's reported numbers (1 - d for the
+Procrustes distances), N x C x H x W conv features included.
+"""
+
+import numbers
+
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+
+from ._linalg import orthonormal_basis
+from ._registry import register
+from ._validation import as_float_array, check_nonconstant, check_pair, check_representation
+from .base import GROUP_NAMES, AlignmentMetric, Metric, param_dependent
+from .hsic import hsic_unbiased
+from .shape import angular_distance, optimal_permutation, procrustes_rotation, zero_pad
+
+__all__ = [
+    "IntertwinerProcrustes",
+    "IntertwinerCKA",
+    "INTERTWINER_GROUPS",
+    "intertwiner_group_name",
+    "optimal_signed_permutation",
+    "channel_kernel",
+    "paper_grelu_procrustes_similarity",
+    "paper_ortho_procrustes_similarity",
+    "paper_grelu_cka",
+    "upsample_to_match",
+]
+
+#: The groups that occur as intertwiner groups of coordinatewise activations.
+INTERTWINER_GROUPS = (
+    "positive_scaled_permutation",
+    "signed_permutation",
+    "permutation",
+    "scaled_permutation",
+    "invertible_linear",
+)
+# groups whose diagonal part contains positive scalings (the per-neuron scale is a symmetry)
+_SCALED = frozenset({"positive_scaled_permutation", "scaled_permutation"})
+# groups whose diagonal part contains sign flips
+_SIGNED = frozenset({"signed_permutation", "scaled_permutation"})
+
+_PROCRUSTES_METHODS = ("angular", "euclidean", "paper")
+_CKA_ESTIMATORS = ("max", "median")
+_CKA_POSITIONS = ("rows", "sum")
+_REFERENCE = (
+    "Godfrey, Brown, Emerson, Kvinge, 'On the Symmetries of Deep Learning Models and their "
+    "Internal Representations', NeurIPS 2022 (arXiv 2205.14258)"
+)
+# Default size of one tile of IntertwinerCKA's kernel: 2**20 float64 values = 8 MiB.
+_TILE_ELEMENTS = 2**20
+
+
+# -- groups ----------------------------------------------------------------------------------
+def intertwiner_group_name(activation):
+    """The name of the intertwiner group G_sigma of ``activation``.
+
+    Parameters
+    ----------
+    activation : str, (str, number), torch.nn.Module or callable
+        Anything :func:`simmetrics.intertwiners.intertwiner_group` accepts (``"relu"``,
+        ``nn.Tanh()``, ``("power", 3)``, ...), or directly one of the group names in
+        :data:`INTERTWINER_GROUPS`.
+
+    Returns
+    -------
+    str
+        One of :data:`INTERTWINER_GROUPS`.
+
+    Raises
+    ------
+    ValueError
+        Unknown activation (the message suggests the closest name), or a group name that is
+        not an intertwiner group (``"orthogonal"``, ``"translation"``, ...).
+
+    Examples
+    --------
+    >>> intertwiner_group_name("relu"), intertwiner_group_name("tanh")
+    ('positive_scaled_permutation', 'signed_permutation')
+    >>> intertwiner_group_name("gelu"), intertwiner_group_name("identity")
+    ('permutation', 'invertible_linear')
+    >>> intertwiner_group_name("signed_permutation")
+    'signed_permutation'
+    """
+    if isinstance(activation, str):
+        key = activation.strip().lower().replace("-", "_").replace(" ", "_")
+        if key in INTERTWINER_GROUPS:
+            return key
+        if key in GROUP_NAMES:
+            raise ValueError(
+                f"activation={activation!r} names a group that is not the intertwiner group of "
+                f"any coordinatewise activation; pass an activation or one of "
+                f"{INTERTWINER_GROUPS}"
+            )
+    from .intertwiners import intertwiner_group
+
+    return intertwiner_group(activation).group.name
+
+
+def _group_subgroups(name):
+    from .groups import get_group
+
+    return get_group(name).subgroups
+
+
+# -- pure functions ------------------------------------------------------------------------
+def optimal_signed_permutation(A, B):
+    """The signed permutation (perm, signs) maximising sum_i signs[i] <A[:, i], B[:, perm[i]]>,
+    i.e. minimising ||A - B[:, perm] * signs||_F over signed permutations.
+
+    For a fixed permutation the best sign of each pair is the sign of its inner product, which
+    turns the pair's term into |<A[:, i], B[:, j]>|; so the optimum is the linear assignment
+    maximising sum_i |C_{i, perm(i)}| with C = A'B (exact, by
+    ``scipy.optimize.linear_sum_assignment``), with signs[i] = sign(C_{i, perm(i)}) (+1 for 0).
+    ``A`` and ``B`` must have the same width.
+
+    Returns
+    -------
+    perm : ndarray of int, shape (n,)
+    signs : ndarray of float, shape (n,)
+
+    Examples
+    --------
+    >>> A = np.array([[1.0, 0.0, 2.0], [0.0, 1.0, 0.0]])
+    >>> perm, signs = optimal_signed_permutation(A, -A[:, [2, 0, 1]])
+    >>> perm.tolist(), signs.tolist()
+    ([1, 2, 0], [-1.0, -1.0, -1.0])
+    """
+    C = A.T @ B
+    rows, cols = linear_sum_assignment(np.abs(C), maximize=True)
+    perm = np.empty(A.shape[1], dtype=np.intp)
+    perm[rows] = cols
+    signs = np.where(C[np.arange(C.shape[0]), perm] < 0.0, -1.0, 1.0)
+    return perm, signs
+
+
+def _neuron_rms(X):
+    """Root mean square of every column (neuron) of X."""
+    return np.sqrt(np.einsum("ij,ij->j", X, X) / X.shape[0])
+
+
+def _reciprocal(s):
+    """1 / s, with 0 where s == 0 (silent neurons stay silent)."""
+    out = np.zeros_like(s)
+    np.divide(1.0, s, out=out, where=s > 0.0)
+    return out
+
+
+def upsample_to_match(A, B, layout="nchw"):
+    """Bring two conv feature maps to the same spatial size by nearest-neighbour upsampling of
+    the smaller one by an integer factor per axis (the paper's convention; it upsamples by
+    ``larger // smaller`` of the last axis, i.e. output pixel (h, w) reads input pixel
+    (h // f, w // f)).
+
+    Parameters
+    ----------
+    A, B : numpy.ndarray, 4-D
+        Feature maps (n, c, h, w) for ``layout="nchw"`` or (n, h, w, c) for ``"nhwc"``.
+    layout : {"nchw", "nhwc"}
+
+    Returns
+    -------
+    (numpy.ndarray, numpy.ndarray)
+        Unchanged when the spatial sizes agree.
+
+    Raises
+    ------
+    ValueError
+        When neither map's size divides the other's in both axes.
+
+    Examples
+    --------
+    >>> A, B = np.zeros((1, 2, 2, 2)), np.zeros((1, 3, 4, 4))
+    >>> [x.shape for x in upsample_to_match(A, B)]
+    [(1, 2, 4, 4), (1, 3, 4, 4)]
+    >>> upsample_to_match(np.arange(2.0).reshape(1, 1, 1, 2), np.zeros((1, 1, 2, 4)))[0][0, 0]
+    array([[0., 0., 1., 1.],
+           [0., 0., 1., 1.]])
+    """
+    axes = (2, 3) if layout == "nchw" else (1, 2)
+    sa = tuple(A.shape[i] for i in axes)
+    sb = tuple(B.shape[i] for i in axes)
+    if sa == sb:
+        return A, B
+    swap = not all(a <= b for a, b in zip(sa, sb))
+    small, large = (B, A) if swap else (A, B)
+    s_small, s_large = (sb, sa) if swap else (sa, sb)
+    if not all(s <= l and l % s == 0 for s, l in zip(s_small, s_large)):
+        raise ValueError(
+            f"X and Y have spatial sizes {sa} and {sb}: to compare them, the larger must be an "
+            "integer multiple of the smaller in both spatial axes (nearest-neighbour upsampling)"
+        )
+    for axis, s, l in zip(axes, s_small, s_large):
+        small = np.repeat(small, l // s, axis=axis)
+    return (large, small) if swap else (small, large)
+
+
+def _prepare_conv(X, Y, layout, default_4d):
+    """Validation entry for the Procrustes metrics: numpy/torch to float64, 4-D input read as
+    ``default_4d`` when no layout is given (None keeps the 2-D-only rule), spatial sizes
+    matched, then the package's :func:`check_pair`."""
+    A = as_float_array(X, "X")
+    B = as_float_array(Y, "Y")
+    if layout is None and default_4d is not None and (A.ndim == 4 or B.ndim == 4):
+        layout = default_4d
+    if layout in ("nchw", "nhwc") and A.ndim == 4 and B.ndim == 4:
+        A, B = upsample_to_match(A, B, layout)
+    return A, B, layout
+
+
+def _check_chunk_size(chunk_size):
+    if chunk_size is None:
+        return None
+    if isinstance(chunk_size, bool) or not isinstance(chunk_size, numbers.Integral) \
+            or chunk_size < 1:
+        raise ValueError(f"chunk_size must be None or a positive integer, got {chunk_size!r}")
+    return int(chunk_size)
+
+
+def channel_kernel(H, estimator="max", chunk_size=None):
+    """The paper's max-over-channels kernel between samples.
+
+    For features H of shape (n, C, P) (n samples, C channels, P positions; a 2-D (n, C) array
+    is read as P = 1)::
+
+        K_ab = max_c  sum_p H[a, c, p] H[b, c, p]          (estimator "max")
+
+    or the median over channels (estimator "median": the lower of the two middle values when
+    C is even, torch's ``median`` convention, which the paper's code uses). The diagonal is set
+    to 0, as in the paper's code (its loop fills only a < b and then adds the transpose).
+
+    Vectorised and chunked: K is computed in square tiles of ``chunk_size`` x ``chunk_size``
+    samples, each tile one array of shape (chunk_size, chunk_size, C), and only the tiles on
+    and above the diagonal (K is symmetric). Working memory is therefore about
+    ``8 * chunk_size**2 * C`` bytes (twice that for "median", whose partial sort copies the
+    tile) plus the n x n result; ``chunk_size=None`` picks tiles of about 2**20 values (8 MiB),
+    small enough to stay in cache, which is also what makes this fast (memory traffic, not
+    arithmetic, bounds this kernel). The paper fills K with a Python loop over samples.
+
+    Parameters
+    ----------
+    H : numpy.ndarray, shape (n, C) or (n, C, P)
+    estimator : {"max", "median"}
+    chunk_size : int or None
+        Samples per side of a tile.
+
+    Returns
+    -------
+    numpy.ndarray, shape (n, n)
+        Symmetric, zero diagonal.
+
+    Examples
+    --------
+    >>> H = np.array([[1.0, 0.0], [2.0, -1.0], [0.0, 3.0]])  # 3 samples, 2 channels
+    >>> channel_kernel(H).tolist()  # K_12 = max(1 * 2, 0 * -1), K_23 = max(2 * 0, -1 * 3)
+    [[0.0, 2.0, 0.0], [2.0, 0.0, 0.0], [0.0, 0.0, 0.0]]
+    >>> channel_kernel(H, estimator="median").tolist()  # the lower middle value of 2 channels
+    [[0.0, 0.0, 0.0], [0.0, 0.0, -3.0], [0.0, -3.0, 0.0]]
+    """
+    if estimator not in _CKA_ESTIMATORS:
+        raise ValueError(f"estimator must be one of {_CKA_ESTIMATORS}, got {estimator!r}")
+    chunk_size = _check_chunk_size(chunk_size)
+    if H.ndim == 2:
+        H = H[:, :, None]
+    n, C, P = H.shape
+    if chunk_size is None:
+        chunk_size = max(1, int(np.sqrt(_TILE_ELEMENTS / C)))
+    if P == 1:
+        # channels last and contiguous: a tile is a broadcast product, reduced along axis -1
+        feats = np.ascontiguousarray(H[:, :, 0])
+
+        def tile(rows, cols):
+            return feats[rows, None, :] * feats[None, cols, :]  # (r, c, C)
+
+        axis = -1
+    else:
+        # per channel, the sum over positions is a matrix product: (C, r, P) @ (C, P, c)
+        feats = np.ascontiguousarray(H.transpose(1, 0, 2))  # (C, n, P)
+
+        def tile(rows, cols):
+            return np.matmul(feats[:, rows], feats[:, cols].transpose(0, 2, 1))  # (C, r, c)
+
+        axis = 0
+    mid = (C - 1) // 2
+    K = np.empty((n, n))
+    starts = range(0, n, chunk_size)
+    for i in starts:
+        rows = slice(i, min(n, i + chunk_size))
+        for j in starts:
+            if j < i:
+                continue
+            cols = slice(j, min(n, j + chunk_size))
+            block = tile(rows, cols)
+            if estimator == "max":
+                values = block.max(axis=axis)
+            else:
+                values = np.take(np.partition(block, mid, axis=axis), mid, axis=axis)
+            if i == j:  # keep a < b and mirror it, so K is exactly symmetric
+                values = np.triu(values) + np.triu(values, 1).T
+            K[rows, cols] = values
+            K[cols, rows] = values.T
+    np.fill_diagonal(K, 0.0)
+    return K
+
+
+# -- G_sigma-Procrustes ----------------------------------------------------------------------
+def _procrustes_invariances(self):
+    group = intertwiner_group_name(self.activation)
+    groups = set(_group_subgroups(group))
+    if self.score_method == "angular":
+        groups.add("isotropic_scaling")  # an angle ignores the overall (positive) scale
+    if self.center:
+        groups.add("translation")
+    return frozenset(groups)
+
+
+def _procrustes_bounds(self):
+    if self.score_method == "angular":
+        return (0.0, np.pi)
+    normalised = intertwiner_group_name(self.activation) in _SCALED | {"invertible_linear"}
+    if self.score_method == "paper":
+        return (0.0, 1.0) if normalised else (-np.inf, 1.0)
+    return (0.0, 2.0) if normalised else (0.0, np.inf)
+
+
+@register("intertwiner_procrustes", aliases=("g_procrustes",))
+class IntertwinerProcrustes(AlignmentMetric):
+    """G_sigma-Procrustes: the Procrustes distance over the intertwiner group of an activation
+    (Godfrey et al. 2022, "G_ReLU-Procrustes", generalised to every activation).
+
+    Let G = G_sigma (a group of matrices g acting by X -> X g) and write n = max(n_x, n_y); the
+    narrower representation is zero-padded with silent neurons (the paper's convention).
+
+    1. **Canonicalise the continuous part.** For the non-linear activations every g in G is
+       P D, P a permutation and D in a diagonal subgroup that the permutations normalise
+       (P D P' is diagonal), so a map c with c(X D) = c(X) and c(X P) = c(X) P reduces the
+       problem to the discrete part. Per group (rms = root mean square of a neuron over the
+       rows):
+
+       - positive scaled permutations (ReLU) and scaled permutations (abs, x^d): divide each
+         neuron by its rms (silent neurons stay 0); this removes every D > 0;
+       - signed permutations (tanh, sin, Gaussian), scaled permutations: the signs are folded
+         into the assignment below;
+       - permutations (GELU, sigmoid, SiLU, ...): no canonicalisation, scale is information;
+       - invertible_linear (identity): whiten, c(X) = sqrt(m) U with X = U S V' the thin SVD
+         (rank-revealing), so every orbit point has the same c(X) up to an orthogonal map; the
+         remaining orthogonal part is solved by orthogonal Procrustes (an SVD). This is the
+         (uncentred) CCA-style shape distance; it needs n_samples > n_neurons to be
+         informative (otherwise every full-rank X spans the same space and the distance is 0).
+
+    2. **Solve the discrete part exactly.** With A = c(X), B = c(Y) (m x n), permutations are
+       isometries, so ||A - B P||_F^2 = ||A||^2 + ||B||^2 - 2 tr(A'B P) is linear in P and its
+       global minimum over all n! permutations is the linear assignment maximising
+       sum_i C_{i, pi(i)}, C = A'B (``scipy.optimize.linear_sum_assignment``, exact). For
+       signed groups the best sign of each pair is sign(C_ij), so the assignment runs on |C_ij|
+       (:func:`optimal_signed_permutation`).
+
+    What is optimised, precisely: d(X, Y) = min over the discrete part h of ||c(X) - c(Y) h||_F,
+    which is the distance between the G-orbits of X and Y measured between their canonical
+    representatives. It is not min_g ||X - Y g||_F on the raw data: that quantity is neither
+    symmetric nor invariant to G acting on X (the paper's normalisation makes the same choice).
+    Because c is G-equivariant and h ranges over a group of isometries, d is invariant to G on
+    either side, symmetric and satisfies the triangle inequality (a metric on the orbit space;
+    zero exactly when X and Y lie in the same G-orbit).
+
+    Reported, on the aligned matrices A, B' = c(Y) h (m rows)::
+
+        angular:   arccos( <A, B'>_F / (||A||_F ||B'||_F) )          in [0, pi]
+        euclidean: ||A - B'||_F / sqrt(m n)                          (an rms over entries)
+        paper:     1 - ||A - B'||_F / (2 sqrt(m n))                  (a similarity)
+
+    For ReLU, "paper" is exactly the paper's reported 1 - d with
+    d^2 = (||H1||^2 + ||H2||^2 - 2 sum_i C_{i, pi(i)}) / (4 n) for unit-norm channels (the rms
+    scaling multiplies both sides by m), in [0, 1] (in [1 - 1/sqrt 2, 1] for non-negative
+    features). Unlike :class:`simmetrics.ShapeMetric` (netrep's convention), the Euclidean form
+    is divided by sqrt(m n), so it does not grow with the number of stimuli; for the groups with
+    a per-neuron scale it lies in [0, 2] on the fitting data.
+
+    No centring by default: translations are not in G_sigma, and a ReLU network's
+    representation is not translation invariant (``center=True`` subtracts the fitted neuron
+    means first and adds translation to the invariances).
+
+    Fit on training stimuli, score on held-out ones: ``fit`` learns the means, the per-neuron
+    scales (or whiteners) of X and Y and the discrete alignment; ``score`` and ``transform``
+    apply them to the given stimuli (the declared bounds hold on the fitting data).
+
+    Conv features: pass ``layout`` ("nchw", ...); every sample and position is a row, as in the
+    paper. With ``score_method="paper"`` a 4-D input without ``layout`` is read as
+    (N, C, H, W), the paper's convention. Maps of different spatial sizes (4-D, "nchw" or
+    "nhwc") are matched first by nearest-neighbour upsampling of the smaller by an integer
+    factor (:func:`upsample_to_match`).
+
+    Parameters
+    ----------
+    activation : str, (str, number), torch.nn.Module, callable, default "relu"
+        The activation whose intertwiner group is used
+        (:func:`simmetrics.intertwiners.intertwiner_group`), or a group name from
+        :data:`INTERTWINER_GROUPS`.
+    score_method : {"angular", "euclidean", "paper"}, default "angular"
+        "angular" and "euclidean" are **distances**; "paper" is the paper's **similarity** 1 - d.
+    center : bool, default False
+        Subtract each neuron's mean (learned in ``fit``).
+    layout : {None, "nchw", "nhwc", "ntd", "flatten"}, default None
+
+    Attributes
+    ----------
+    group_ : str
+        The group used.
+    permutation_ : ndarray of int, shape (n_x,) or None
+        Neuron ``permutation_[i]`` of Y is matched with neuron i of X (-1: matched with a
+        padding neuron, when X is wider). None for invertible_linear.
+    signs_ : ndarray, shape (n_x,) or None
+        The sign of each match (all +1 for groups without sign flips).
+    scales_ : ndarray, shape (n_x,) or None
+        The positive factor of each match: ``X[:, i] ~ signs_[i] * scales_[i] *
+        Y[:, permutation_[i]]`` (ratio of the fitted rms; 1 for groups without scalings, 0
+        where a neuron is silent or unmatched).
+    alignment_ : ndarray, shape (n_y, n_x)
+        The fitted group element mapping Y onto X's neurons: ``Y @ alignment_`` approximates
+        X (equals it when X = Y g for g in G, with X of full column rank for the identity).
+    mean_x_, mean_y_ : ndarray
+        Fitted neuron means (zeros unless ``center``).
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> X = np.maximum(rng.normal(size=(200, 6)), 0.0)
+    >>> PD = np.eye(6)[[3, 0, 5, 1, 2, 4]] * rng.uniform(0.5, 2.0, size=6)
+    >>> metric = IntertwinerProcrustes("relu").fit(X, X @ PD)
+    >>> round(metric.score(X, X @ PD), 10), bool(np.allclose(metric.alignment_ @ PD, np.eye(6)))
+    (0.0, True)
+    >>> Q, _ = np.linalg.qr(rng.normal(size=(6, 6)))
+    >>> round(IntertwinerProcrustes("relu", score_method="paper").fit_score(X, X @ Q), 4)
+    0.3605
+    """
+
+    kind = param_dependent(
+        lambda self: "similarity" if self.score_method == "paper" else "distance"
+    )
+    bounds = param_dependent(_procrustes_bounds)
+    is_metric = param_dependent(lambda self: self.score_method != "paper")
+    invariances = param_dependent(_procrustes_invariances)
+    min_samples = 2
+    same_width = False
+    reference = _REFERENCE
+
+    def __init__(self, activation="relu", score_method="angular", center=False, layout=None):
+        self.activation = activation
+        self.score_method = score_method
+        self.center = center
+        self.layout = layout
+
+    # -- validation ------------------------------------------------------------------------
+    def _check_params(self):
+        if self.score_method not in _PROCRUSTES_METHODS:
+            raise ValueError(
+                f"score_method must be one of {_PROCRUSTES_METHODS}, got {self.score_method!r}"
+            )
+        return intertwiner_group_name(self.activation)
+
+    def _validate(self, X, Y):
+        self._check_params()
+        default_4d = "nchw" if self.score_method == "paper" else None
+        A, B, layout = _prepare_conv(X, Y, self.layout, default_4d)
+        return check_pair(A, B, layout=layout, min_samples=self.min_samples,
+                          same_width=self.same_width)
+
+    # -- canonical forms -------------------------------------------------------------------
+    def _canonicalize(self, Ac, W):
+        return Ac * W if W.ndim == 1 else Ac @ W
+
+    def _whitener(self, Ac):
+        """The canonicalising map: a vector (per-neuron factor) or a matrix (whitening)."""
+        if self.group_ == "invertible_linear":
+            _, s, Vt = orthonormal_basis(Ac)
+            return Vt.T * (np.sqrt(Ac.shape[0]) / s)
+        if self.group_ in _SCALED:
+            return _reciprocal(_neuron_rms(Ac))
+        return np.ones(Ac.shape[1])
+
+    def _fit(self, X, Y):
+        self.group_ = self._check_params()
+        check_nonconstant(X, "X")
+        check_nonconstant(Y, "Y")
+        if self.center:
+            self.mean_x_, self.mean_y_ = X.mean(axis=0), Y.mean(axis=0)
+        else:
+            self.mean_x_, self.mean_y_ = np.zeros(X.shape[1]), np.zeros(Y.shape[1])
+        Xc, Yc = X - self.mean_x_, Y - self.mean_y_
+        self._wx = self._whitener(Xc)
+        self._wy = self._whitener(Yc)
+        width = max(X.shape[1], Y.shape[1])
+        A = zero_pad(self._canonicalize(Xc, self._wx), width)
+        B = zero_pad(self._canonicalize(Yc, self._wy), width)
+        if self.group_ == "invertible_linear":
+            self._rotation = procrustes_rotation(A, B)
+        elif self.group_ in _SIGNED:
+            self._perm, self._signs = optimal_signed_permutation(A, B)
+        else:
+            self._perm, self._signs = optimal_permutation(A, B), np.ones(width)
+        self._describe_alignment(X.shape[1], Y.shape[1])
+
+    def _describe_alignment(self, nx, ny):
+        """The user-facing attributes: the fitted group element and its parts."""
+        if self.group_ == "invertible_linear":
+            rx, ry = self._wx.shape[1], self._wy.shape[1]
+            # X ~ c(X) W_x^+ and c(X) ~ Y W_y R: the inverse of the whitening is pinv(W_x)
+            self.alignment_ = self._wy @ self._rotation[:ry, :rx] @ np.linalg.pinv(self._wx)
+            self.permutation_ = self.signs_ = self.scales_ = None
+            return
+        perm = self._perm[:nx].copy()
+        matched = perm < ny
+        perm[~matched] = -1
+        scales = np.zeros(nx)
+        idx = np.flatnonzero(matched)
+        # c(X)[:, i] = X[:, i] wx_i  ~  s_i Y[:, j] wy_j  =>  X[:, i] ~ s_i (wy_j / wx_i) Y[:, j]
+        scales[idx] = self._wy[perm[idx]] * _reciprocal(self._wx[idx])
+        self.permutation_ = perm
+        self.signs_ = self._signs[:nx].copy()
+        self.scales_ = scales
+        self.alignment_ = np.zeros((ny, nx))
+        self.alignment_[perm[idx], idx] = self.signs_[idx] * scales[idx]
+
+    # -- alignment and score ---------------------------------------------------------------
+    def _transform(self, X, Y):
+        width = max(self.n_features_x_, self.n_features_y_)
+        A = zero_pad(self._canonicalize(X - self.mean_x_, self._wx), width)
+        B = zero_pad(self._canonicalize(Y - self.mean_y_, self._wy), width)
+        if self.group_ == "invertible_linear":
+            return A, B @ self._rotation
+        return A, B[:, self._perm] * self._signs
+
+    def _score(self, X, Y):
+        self._check_params()
+        check_nonconstant(X, "X")
+        check_nonconstant(Y, "Y")
+        A, B = self._transform(X, Y)
+        if self.score_method == "angular":
+            return angular_distance(A, B)
+        rms = np.linalg.norm(A - B) / np.sqrt(A.size)
+        return rms if self.score_method == "euclidean" else 1.0 - 0.5 * rms
+
+
+# -- G_sigma-CKA -----------------------------------------------------------------------------
+def _cka_kernel_group(group):
+    """The group whose invariances the kernel has: the per-channel products are even in each
+    channel, so sign flips always cancel; scalings cancel where channels are normalised."""
+    if group in _SCALED:
+        return "scaled_permutation"
+    if group == "invertible_linear":
+        return "invertible_linear"
+    return "signed_permutation"
+
+
+def _cka_invariances(self):
+    group = _cka_kernel_group(intertwiner_group_name(self.activation))
+    return frozenset(_group_subgroups(group) | {"isotropic_scaling", "translation"})
+
+
+def _cka_features(H, group):
+    """Centre each channel over samples and positions, then normalise: per channel for groups
+    with a per-neuron scale, globally (which CKA ignores) otherwise."""
+    H = H - H.mean(axis=(0, 2), keepdims=True)
+    if group in _SCALED:
+        norms = np.sqrt(np.einsum("ncp,ncp->c", H, H))
+        return H * _reciprocal(norms)[None, :, None]
+    total = np.linalg.norm(H)
+    return H / total if total > 0.0 else H
+
+
+def _intertwiner_kernel(H, group, estimator, chunk_size):
+    """The n x n kernel of IntertwinerCKA for features H (n, C, P)."""
+    n, C, P = H.shape
+    if group == "invertible_linear":
+        rows = H.transpose(0, 2, 1).reshape(n * P, C)
+        U, _, _ = orthonormal_basis(rows - rows.mean(axis=0))
+        F = U.reshape(n, -1)  # per sample: its whitened rows, concatenated
+        K = F @ F.T
+        np.fill_diagonal(K, 0.0)
+        return K
+    return channel_kernel(_cka_features(H, group), estimator, chunk_size)
+
+
+@register("intertwiner_cka", aliases=("g_cka",))
+class IntertwinerCKA(Metric):
+    """G_sigma-CKA: CKA with the paper's max-over-channels kernel (Godfrey et al. 2022,
+    "G_ReLU-CKA"), for the intertwiner group of any activation.
+
+    1. Per channel c: centre over samples and positions; for groups with a per-neuron scale
+       (ReLU: positive scaled permutations; abs, x^d: scaled permutations) also divide by the
+       channel's L2 norm (silent channels stay 0), as in the paper.
+    2. Kernel between samples (:func:`channel_kernel`)::
+
+           K_ab = max_c  sum_p H[a, c, p] H[b, c, p]        ("median": median over c)
+
+       with zero diagonal.
+    3. CKA with the unbiased HSIC of Song et al. 2012 (:func:`simmetrics.hsic.hsic_unbiased`):
+       HSIC1(K, L) / sqrt(HSIC1(K, K) HSIC1(L, L)). The paper's code builds K with a zero
+       diagonal and its HSIC1 does not zero it again; ``hsic_unbiased`` zeroes diagonals
+       itself, so the two agree.
+
+    Which transformations leave the value unchanged (each verified in the tests):
+
+    - any channel permutation (max and median are symmetric functions of the channels);
+    - sign flips of single channels, for every activation: the per-channel term
+      H[a, c] . H[b, c] is even in channel c, so a flip cancels. For ReLU and GELU this is an
+      invariance beyond G_sigma (inherent to any per-channel product kernel);
+    - per-channel positive or negative scalings only where the channels are normalised (ReLU,
+      abs, x^d): the invariance group is then the scaled permutations. For tanh, sin and
+      GELU-like activations (signed permutations, permutations) the channels are only centred,
+      so a non-uniform rescaling of the neurons changes the value, as it should;
+    - isotropic scaling (K scales by c^2, which CKA ignores) and translations (the centring);
+    - identity activation (G = GL_n): the max kernel cannot be invariant to rotations, so the
+      kernel is instead the linear kernel of the whitened (centred) features, the projection
+      onto their column space; invariant to every invertible linear map (``estimator`` is not
+      used). Needs n_samples (rows) > n_neurons to be informative.
+
+    Not invariant to a general orthogonal map of the neurons for any non-linear activation:
+    that is the paper's point. An exactly G-invariant CKA would need a quadratic assignment
+    problem; the max-over-channels kernel is the paper's tractable substitute.
+
+    Rows and positions: by default (``positions="rows"``) each row of the validated matrix is a
+    stimulus, the package's convention for every layout (conv features with
+    ``layout="nchw"`` give n * h * w rows). ``positions="sum"`` is the paper's conv kernel:
+    the stimuli are the n samples, and each channel's inner product sums over the positions
+    (h * w, or tokens for "ntd"); X and Y may then have different spatial sizes.
+
+    Memory and time: the kernel is built in tiles of ``chunk_size`` x ``chunk_size`` samples
+    (:func:`channel_kernel`), about ``8 * chunk_size**2 * C`` bytes per tile (twice for
+    "median"), plus about five n x n float64 matrices (K, L and the copies inside the HSIC);
+    ``chunk_size=None`` uses tiles of about 8 MiB. At n = 10,000 the n x n matrices take about
+    4 GB. Time is O(n^2 C) (n^2 P C with positions summed).
+
+    A **similarity** in [-1, 1] (the unbiased HSIC is an inner product of U-centred kernels, so
+    Cauchy-Schwarz applies); 1 for X and X g, g in the invariance group. Needs n >= 4 samples.
+    Not a metric.
+
+    Parameters
+    ----------
+    activation : str, (str, number), torch.nn.Module, callable, default "relu"
+        The activation whose intertwiner group is used, or a name from
+        :data:`INTERTWINER_GROUPS`.
+    estimator : {"max", "median"}, default "max"
+        How the per-channel kernels are combined.
+    positions : {"rows", "sum"}, default "rows"
+        "rows": every row (sample and position) is a stimulus; "sum": the stimuli are the
+        samples, and positions are summed inside each channel's inner product (the paper).
+    chunk_size : int or None, default None
+        Samples per side of a tile of the kernel computation.
+    layout : {None, "nchw", "nhwc", "ntd", "flatten"}, default None
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> X = np.maximum(rng.normal(size=(100, 8)), 0.0)
+    >>> PD = np.eye(8)[rng.permutation(8)] * rng.uniform(0.5, 2.0, size=8)
+    >>> round(IntertwinerCKA().fit_score(X, X @ PD), 10)
+    1.0
+    >>> Q, _ = np.linalg.qr(rng.normal(size=(8, 8)))
+    >>> round(IntertwinerCKA().fit_score(X, X @ Q), 4)
+    0.7012
+    """
+
+    kind = "similarity"
+    bounds = (-1.0, 1.0)
+    is_metric = False
+    invariances = param_dependent(_cka_invariances)
+    min_samples = 4
+    same_width = False
+    reference = _REFERENCE + "; unbiased HSIC: Song et al. 2012"
+
+    def __init__(self, activation="relu", estimator="max", positions="rows", chunk_size=None,
+                 layout=None):
+        self.activation = activation
+        self.estimator = estimator
+        self.positions = positions
+        self.chunk_size = chunk_size
+        self.layout = layout
+
+    def _check_params(self):
+        if self.estimator not in _CKA_ESTIMATORS:
+            raise ValueError(f"estimator must be one of {_CKA_ESTIMATORS}, got {self.estimator!r}")
+        if self.positions not in _CKA_POSITIONS:
+            raise ValueError(f"positions must be one of {_CKA_POSITIONS}, got {self.positions!r}")
+        _check_chunk_size(self.chunk_size)
+        return intertwiner_group_name(self.activation)
+
+    def _validate(self, X, Y):
+        """Rows mode: the package's validation. Sum mode: each input validated on its own and
+        returned as (n, C, P) so that positions stay grouped by sample."""
+        self._check_params()
+        if self.positions == "rows":
+            return super()._validate(X, Y)
+        out = []
+        for name, A in (("X", X), ("Y", Y)):
+            A = as_float_array(A, name)
+            M = check_representation(A, name, layout=self.layout, min_samples=1)
+            n = A.shape[0]
+            if n < self.min_samples:
+                raise ValueError(
+                    f"{name} has {n} samples, but this estimator needs at least "
+                    f"{self.min_samples}"
+                )
+            # every layout orders the rows sample by sample
+            out.append(np.ascontiguousarray(M.reshape(n, -1, M.shape[1]).transpose(0, 2, 1)))
+        if out[0].shape[0] != out[1].shape[0]:
+            raise ValueError(
+                "X and Y must have the same number of samples: "
+                f"X has {out[0].shape[0]}, Y has {out[1].shape[0]}"
+            )
+        return out[0], out[1]
+
+    def _score(self, X, Y):
+        group = self._check_params()
+        kernels = []
+        for name, H in (("X", X), ("Y", Y)):
+            if H.ndim == 2:
+                H = H[:, :, None]
+            check_nonconstant(H.transpose(0, 2, 1).reshape(-1, H.shape[1]), name)
+            kernels.append(_intertwiner_kernel(H, group, self.estimator, self.chunk_size))
+        K, L = kernels
+        kk, ll = hsic_unbiased(K, K), hsic_unbiased(L, L)
+        if kk <= 0.0 or ll <= 0.0:
+            which = "X" if kk <= 0.0 else "Y"
+            raise ValueError(
+                f"the unbiased HSIC of {which}'s kernel with itself is not positive "
+                f"({min(kk, ll):.3g}), so CKA is undefined: {which} has too few samples or its "
+                "kernel is (almost) constant"
+            )
+        return hsic_unbiased(K, L) / np.sqrt(kk * ll)
+
+
+# -- the paper's functions -------------------------------------------------------------------
+def paper_grelu_procrustes_similarity(H1, H2):
+    """The paper's G_ReLU-Procrustes similarity 1 - d (pnnl/modelsym ``wreath_procrustes``).
+
+    H1, H2 are (N, C) or (N, C, H, W) features (channels = neurons; samples and positions
+    together are the rows). Unequal widths: zero-pad with silent channels; unequal spatial
+    sizes: nearest-neighbour upsampling by an integer factor. Each channel is divided by its
+    L2 norm, C = H1'H2, pi = linear_sum_assignment(C, maximize=True) and::
+
+        d^2 = (||H1||^2 + ||H2||^2 - 2 sum_i C_{i, pi(i)}) / (4 n),   n = max(C1, C2)
+
+    Equal to ``IntertwinerProcrustes("relu", score_method="paper").fit_score(H1, H2)``, which
+    this function calls; the difference A - B' is formed explicitly, so X and X P D give
+    exactly 1 up to rounding, never a square root of a rounding error.
+
+    Returns
+    -------
+    float
+        A **similarity** in [0, 1].
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> H = np.maximum(rng.normal(size=(10, 4, 3, 3)), 0.0)
+    >>> paper_grelu_procrustes_similarity(H, 5.0 * H[:, ::-1])
+    1.0
+    """
+    return IntertwinerProcrustes("positive_scaled_permutation", score_method="paper") \
+        .fit_score(H1, H2)
+
+
+def paper_ortho_procrustes_similarity(H1, H2):
+    """The paper's orthogonal Procrustes baseline 1 - d (pnnl/modelsym ``ortho_procrustes``).
+
+    H1, H2 are (N, C) or (N, C, H, W) features, padded and upsampled as in
+    :func:`paper_grelu_procrustes_similarity`; each whole tensor is scaled to unit Frobenius
+    norm (no centring) and, with the rows being samples and positions::
+
+        d = sqrt( ||H1||^2 + ||H2||^2 - 2 ||H1' H2||_* ) / 2        (= sqrt(2 - 2 ||H1'H2||_*) / 2)
+
+    Computed as d = ||H1 - H2 R||_F / 2 with R the optimal rotation
+    (:func:`simmetrics.shape.procrustes_rotation`), which equals the formula above (the
+    minimum of ||H1 - H2 R||^2 over orthogonal R is the radicand) but is accurate where d is
+    near 0. The paper's code evaluates the radicand: where H2 = H1 Q (Q orthogonal) it is
+    2 - 2 ||H1'H2||_* = 2 - 2 (1 + rounding error), a tiny number of either sign, and its
+    unclipped square root is NaN when the rounding falls below 0 (the NaN of the reference
+    value for X and X Q); the correct value there is 1.
+
+    Returns
+    -------
+    float
+        A **similarity** in [0, 1].
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> H = rng.normal(size=(50, 6))
+    >>> Q, _ = np.linalg.qr(rng.normal(size=(6, 6)))
+    >>> round(paper_ortho_procrustes_similarity(H, 3.0 * H @ Q), 12)
+    1.0
+    """
+    A, B, layout = _prepare_conv(H1, H2, None, "nchw")
+    A, B = check_pair(A, B, layout=layout)
+    for name, M in (("H1", A), ("H2", B)):
+        if not M.any():
+            raise ValueError(f"{name} is all zeros, so its Frobenius normalisation is undefined")
+    width = max(A.shape[1], B.shape[1])
+    A = zero_pad(A, width) / np.linalg.norm(A)
+    B = zero_pad(B, width) / np.linalg.norm(B)
+    return float(1.0 - 0.5 * np.linalg.norm(A - B @ procrustes_rotation(A, B)))
+
+
+def paper_grelu_cka(H1, H2, estimator="max"):
+    """The paper's G_ReLU-CKA (pnnl/modelsym ``wreath_cka``) of (N, C) or (N, C, H, W)
+    features: per channel centred and L2-normalised over samples and positions, kernel
+    K_ab = max_c sum_{h,w} H[a, c, h, w] H[b, c, h, w] (or the median over c) with zero
+    diagonal, then CKA with the unbiased HSIC.
+
+    Equal to ``IntertwinerCKA("relu", estimator, positions="sum", layout="nchw")`` for 4-D input
+    (which this function calls); the spatial sizes of H1 and H2 may differ.
+
+    Returns
+    -------
+    float
+        A **similarity** in [-1, 1].
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> H = np.maximum(rng.normal(size=(20, 3, 2, 2)), 0.0)
+    >>> round(paper_grelu_cka(H, 2.0 * H[:, [2, 0, 1]]), 12)
+    1.0
+    """
+    ndim = max(np.ndim(as_float_array(H1, "H1")), np.ndim(as_float_array(H2, "H2")))
+    layout = "nchw" if ndim == 4 else None
+    metric = IntertwinerCKA("positive_scaled_permutation", estimator=estimator,
+                            positions="sum", layout=layout)
+    return metric.fit_score(H1, H2)
