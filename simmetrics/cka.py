@@ -21,7 +21,9 @@ from .hsic import (
 
 __all__ = ["LinearCKA", "KernelCKA", "linear_cka", "rbf_gram", "median_sigma"]
 
-_CKA_INVARIANCES = frozenset({"orthogonal", "permutation", "isotropic_scaling", "translation"})
+_CKA_INVARIANCES = frozenset(
+    {"orthogonal", "signed_permutation", "permutation", "isotropic_scaling", "translation"}
+)
 
 
 def _ratio(num, self_x, self_y, debiased):
