@@ -1,0 +1,50 @@
+"""The README tells the truth: its code runs, its numbers and tables are what the code gives,
+and its test command is the one CI runs."""
+
+import re
+from pathlib import Path
+
+import pytest
+
+import simmetrics
+from simmetrics.invariance import invariance_table
+
+ROOT = Path(__file__).resolve().parents[1]
+README = (ROOT / "README.md").read_text()
+
+
+def _blocks(lang):
+    return re.findall(rf"```{lang}\n(.*?)```", README, flags=re.S)
+
+
+def test_quick_start_runs_and_its_comments_are_true():
+    (code,) = _blocks("python")
+    namespace = {}
+    exec(compile(code, "README.md", "exec"), namespace)
+    X, Y = namespace["X"], namespace["Y"]
+    # the comments in the quick start state these values
+    assert round(simmetrics.LinearCKA().fit_score(X, Y), 2) == 0.31
+    assert namespace["g_procrustes"].fit_score(X, Y) == pytest.approx(1.0, abs=1e-12)
+
+
+def test_first_lines_are_the_two_commands_and_ci_runs_the_second():
+    bash = _blocks("bash")[0]
+    commands = [line for line in bash.splitlines() if line and not line.startswith("#")]
+    assert len(commands) == 2
+    assert commands[0].endswith("simmetrics demo")
+    assert commands[1].endswith("python -m pytest")
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert commands[1] in ci
+
+
+def test_invariance_table_is_current():
+    table = invariance_table().to_markdown()
+    assert table in README, "regenerate with: simmetrics invariances --markdown"
+
+
+def test_metric_table_lists_every_metric_with_its_kind():
+    for name in simmetrics.available_metrics():
+        cls = simmetrics.metric_class(name)
+        row = re.search(rf"^\| `{name}` \| `{cls.__name__}` \| (\w+) \|", README, flags=re.M)
+        assert row, f"{name} missing from the README's metric table"
+        assert row.group(1) == cls.kind
