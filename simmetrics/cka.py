@@ -14,6 +14,7 @@ from ._registry import register
 from ._validation import check_nonconstant
 from .base import Metric, param_dependent
 from .hsic import (
+    cka_from_hsic,
     hsic_biased,
     hsic_unbiased,
     linear_hsic_unbiased_features,
@@ -24,18 +25,6 @@ __all__ = ["LinearCKA", "KernelCKA", "linear_cka", "rbf_gram", "median_sigma"]
 _CKA_INVARIANCES = frozenset(
     {"orthogonal", "signed_permutation", "permutation", "isotropic_scaling", "translation"}
 )
-
-
-def _ratio(num, self_x, self_y, debiased):
-    if self_x <= 0.0 or self_y <= 0.0:
-        which = "X" if self_x <= 0.0 else "Y"
-        raise ValueError(
-            f"the {'unbiased' if debiased else 'biased'} HSIC of {which} with itself is not "
-            f"positive ({min(self_x, self_y):.3g}), so CKA is undefined: {which} has too few "
-            "samples or almost no variance for this estimator"
-            + ("; debiased=False is defined for any n >= 2" if debiased else "")
-        )
-    return num / np.sqrt(self_x * self_y)
 
 
 def linear_cka(X, Y, debiased=False):
@@ -65,12 +54,14 @@ def linear_cka(X, Y, debiased=False):
     if debiased:
         if gram_space:
             K, L = Xc @ Xc.T, Yc @ Yc.T
-            return _ratio(hsic_unbiased(K, L), hsic_unbiased(K, K), hsic_unbiased(L, L), True)
-        return _ratio(
+            return cka_from_hsic(
+                hsic_unbiased(K, L), hsic_unbiased(K, K), hsic_unbiased(L, L), "unbiased"
+            )
+        return cka_from_hsic(
             linear_hsic_unbiased_features(Xc, Yc),
             linear_hsic_unbiased_features(Xc, Xc),
             linear_hsic_unbiased_features(Yc, Yc),
-            True,
+            "unbiased",
         )
     if gram_space:
         K, L = Xc @ Xc.T, Yc @ Yc.T
@@ -79,7 +70,7 @@ def linear_cka(X, Y, debiased=False):
         xy = np.sum((Xc.T @ Yc) ** 2)
         xx = np.sum((Xc.T @ Xc) ** 2)
         yy = np.sum((Yc.T @ Yc) ** 2)
-    return _ratio(xy, xx, yy, False)
+    return cka_from_hsic(xy, xx, yy, "biased")
 
 
 @register("linear_cka", aliases=("cka",))
@@ -252,4 +243,6 @@ class KernelCKA(Metric):
         check_nonconstant(Y, "Y")
         K, L = self._gram(X, "X"), self._gram(Y, "Y")
         hsic = hsic_unbiased if self.debiased else hsic_biased
-        return _ratio(hsic(K, L), hsic(K, K), hsic(L, L), bool(self.debiased))
+        return cka_from_hsic(
+            hsic(K, L), hsic(K, K), hsic(L, L), "unbiased" if self.debiased else "biased"
+        )

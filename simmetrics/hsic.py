@@ -17,6 +17,7 @@ factors 1/(n-1)^2 cancel; they are kept here so that each function returns the e
 import numpy as np
 
 __all__ = [
+    "cka_from_hsic",
     "hsic_biased",
     "hsic_unbiased",
     "linear_hsic_biased_features",
@@ -122,3 +123,37 @@ def linear_hsic_unbiased_features(X, Y):
     return float(
         (trace + k_sum * l_sum / ((n - 1) * (n - 2)) - 2.0 / (n - 2) * cross) / (n * (n - 3))
     )
+
+
+def cka_from_hsic(cross, self_x, self_y, estimator="biased"):
+    """CKA = HSIC(K, L) / sqrt(HSIC(K, K) HSIC(L, L)) from the three HSIC values.
+
+    A self-term that is not positive makes CKA undefined (a constant kernel, or an unbiased
+    estimate that fell to or below 0 at small n): that raises a ``ValueError`` naming the input,
+    never a NaN from the square root of a negative number.
+
+    Parameters
+    ----------
+    cross, self_x, self_y : float
+        HSIC(K, L), HSIC(K, K), HSIC(L, L).
+    estimator : {"biased", "unbiased"}
+        Named in the error message.
+
+    Examples
+    --------
+    >>> cka_from_hsic(2.0, 4.0, 1.0)
+    1.0
+    >>> cka_from_hsic(0.1, -0.01, 1.0, "unbiased")
+    Traceback (most recent call last):
+    ...
+    ValueError: the unbiased HSIC of X with itself is not positive (-0.01), so CKA is undefined: ...
+    """
+    if self_x <= 0.0 or self_y <= 0.0:
+        which = "X" if self_x <= 0.0 else "Y"
+        raise ValueError(
+            f"the {estimator} HSIC of {which} with itself is not positive "
+            f"({min(self_x, self_y):.3g}), so CKA is undefined: {which} has too few samples or "
+            "almost no variance for this estimator (its kernel is nearly constant)"
+            + ("; the biased estimator is defined for any n >= 2" if estimator == "unbiased" else "")
+        )
+    return float(cross / np.sqrt(self_x * self_y))

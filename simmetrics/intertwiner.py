@@ -30,7 +30,7 @@ from ._linalg import orthonormal_basis
 from ._registry import register
 from ._validation import as_float_array, check_nonconstant, check_pair, check_representation
 from .base import GROUP_NAMES, AlignmentMetric, Metric, param_dependent
-from .hsic import hsic_unbiased
+from .hsic import cka_from_hsic, hsic_unbiased
 from .shape import angular_distance, optimal_permutation, procrustes_rotation, zero_pad
 
 __all__ = [
@@ -738,15 +738,9 @@ class IntertwinerCKA(Metric):
             check_nonconstant(H.transpose(0, 2, 1).reshape(-1, H.shape[1]), name)
             kernels.append(_intertwiner_kernel(H, group, self.estimator, self.chunk_size))
         K, L = kernels
-        kk, ll = hsic_unbiased(K, K), hsic_unbiased(L, L)
-        if kk <= 0.0 or ll <= 0.0:
-            which = "X" if kk <= 0.0 else "Y"
-            raise ValueError(
-                f"the unbiased HSIC of {which}'s kernel with itself is not positive "
-                f"({min(kk, ll):.3g}), so CKA is undefined: {which} has too few samples or its "
-                "kernel is (almost) constant"
-            )
-        return hsic_unbiased(K, L) / np.sqrt(kk * ll)
+        return cka_from_hsic(
+            hsic_unbiased(K, L), hsic_unbiased(K, K), hsic_unbiased(L, L), "unbiased"
+        )
 
 
 # -- the paper's functions -------------------------------------------------------------------
