@@ -14,16 +14,25 @@ Every metric is a scikit-learn style estimator over pairs of activation matrices
 from ._registry import available_metrics, get_metric, metric_class
 from ._validation import LAYOUTS
 from .base import GROUP_NAMES, AlignmentMetric, Metric
-from .cka import KernelCKA, LinearCKA
 
-# -- metric families (one line each) --
-from .cca import CCA, SVCCA, PWCCA
-from .shape import ShapeMetric, OrthogonalProcrustes, PermutationMetric, SoftMatching
+# metric families
+from .cka import KernelCKA, LinearCKA
+from .cca import CCA, PWCCA, SVCCA
+from .shape import OrthogonalProcrustes, PermutationMetric, ShapeMetric, SoftMatching
 from .rsa import RSA, MutualKNN
-from .groups import Group, available_groups, get_group, is_subgroup; from .intertwiners import (  # noqa: E702,E501
-    Intertwiner, homogeneity_defect, intertwiner_group); from .symmetry import (
-    apply_intertwiner, apply_intertwiner_)
-from .intertwiner import IntertwinerProcrustes, IntertwinerCKA
+from .intertwiner import IntertwinerCKA, IntertwinerProcrustes
+
+# symmetry groups, intertwiners, measured invariances
+from .groups import Group, available_groups, get_group, is_subgroup
+from .intertwiners import Intertwiner, homogeneity_defect, intertwiner_group
+from .symmetry import apply_intertwiner, apply_intertwiner_
+from .invariance import check_invariance, invariance_table
+
+# statistics, files, plots
+from .pairwise import pairwise
+from .stats import BootstrapResult, PermutationTestResult, bootstrap_ci, permutation_test
+from .io import load_representation
+from .plots import plot_invariance_table, plot_similarity_matrix, plot_stitching_penalties
 
 __version__ = "0.1.0"
 

@@ -1,17 +1,48 @@
 """The ``simmetrics`` command line.
 
-    simmetrics demo       two MLPs trained on digits, every metric, one table
-    simmetrics metrics    every metric's kind, bounds, is_metric, invariances and source
-    simmetrics invariances [--metric NAME ...] [--group NAME ...] [--markdown]
+    simmetrics score A B [--metric NAME ...] [--param NAME=VALUE ...] [--layout LAYOUT]
+                         [--key KEY] [--permutations N] [--bootstrap N] [--json | --csv]
+                          two representations (.npy, .npz, .pt/.pth, .csv) compared
+    simmetrics pairwise FILES... --metric NAME [--plot OUT.png] [--json | --csv]
+                          the matrix of one metric between every pair of representations
+    simmetrics demo [--epochs N] [--metric NAME ...]
+                          two MLPs trained on digits, every metric, one table
+    simmetrics metrics [--json]
+                          every metric's kind, bounds, is_metric, invariances and source
+    simmetrics invariances [--metric NAME ...] [--group NAME ...] [--markdown] [--plot OUT.png]
                           the measured invariance table
+
+Errors are one line on stderr and a non-zero exit status. Progress bars (pairwise, permutation
+tests, bootstrap) go to stderr when it is a terminal, unless ``--quiet``.
 """
 
 import argparse
+import ast
+import csv
+import io
+import json
+import math
+import re
 import sys
+from pathlib import Path
 
-from ._registry import available_metrics, metric_class
+from ._registry import available_metrics, get_metric, metric_class
 
-__all__ = ["main"]
+__all__ = ["main", "build_parser"]
+
+# Errors shown as one line; anything else is a bug and keeps its traceback.
+_USER_ERRORS = (ValueError, TypeError, OSError, ArithmeticError, ImportError)
+
+
+def _table(head, rows):
+    widths = [max(len(str(x)) for x in col) for col in zip(head, *rows)]
+    fmt = "  ".join("{:<%d}" % w for w in widths)
+    lines = [fmt.format(*head), fmt.format(*["-" * w for w in widths])]
+    return "\n".join(line.rstrip() for line in lines + [fmt.format(*r) for r in rows])
+
+
+def _range(bounds):
+    return "[{:.3g}, {:.3g}]".format(*bounds)
 
 
 def _metrics_table():
@@ -21,60 +52,454 @@ def _metrics_table():
         rows.append([
             name,
             cls.kind,
-            "[{:.3g}, {:.3g}]".format(*cls.bounds),
+            _range(cls.bounds),
             "yes" if cls.is_metric else "no",
             ", ".join(sorted(cls.invariances)) or "-",
             cls.reference,
         ])
     head = ["metric", "kind", "range", "metric axioms", "invariances (defaults)", "source"]
-    widths = [max(len(str(x)) for x in col) for col in zip(head, *rows)]
-    fmt = "  ".join("{:<%d}" % w for w in widths)
-    lines = [fmt.format(*head), fmt.format(*["-" * w for w in widths])]
-    return "\n".join(line.rstrip() for line in lines + [fmt.format(*r) for r in rows])
+    return _table(head, rows)
 
 
+def _finite_or_none(x):
+    return float(x) if math.isfinite(x) else None
+
+
+def _print_csv(head, rows):
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(head)
+    writer.writerows(rows)
+    sys.stdout.write(buffer.getvalue())
+
+
+def _show_progress(args):
+    return not args.quiet and sys.stderr.isatty()
+
+
+def _note(args, text):
+    if not getattr(args, "quiet", False):
+        print(f"simmetrics: {text}", file=sys.stderr)
+
+
+# -- inputs -----------------------------------------------------------------------------------
+def _checked(array, label, layout):
+    """Fail early, naming the file, on what no metric could use (NaN, wrong number of axes)."""
+    from ._validation import check_representation
+
+    check_representation(array, label, layout=layout, min_samples=1)
+    return array
+
+
+def _same_stimuli(labels, arrays):
+    n0 = arrays[0].shape[0]
+    for label, A in zip(labels, arrays):
+        if A.shape[0] != n0:
+            raise ValueError(
+                f"{labels[0]} has {n0} stimuli (first axis) but {label} has {A.shape[0]}; the "
+                "representations must hold the same stimuli in the same order"
+            )
+
+
+def _parse_param(text):
+    name, sep, raw = text.partition("=")
+    name = name.strip()
+    if not sep or not name:
+        raise ValueError(f"--param {text!r}: expected NAME=VALUE, e.g. --param debiased=True")
+    try:
+        value = ast.literal_eval(raw.strip())
+    except (ValueError, SyntaxError):
+        value = raw.strip()  # a bare word is a string: --param kernel=rbf
+    scope, _, name = name.rpartition(".")
+    return (metric_class(scope) if scope else None), name, value
+
+
+def _build_metrics(names, param_texts, layout):
+    """[(label, metric, user_params)] for the --metric names and --param settings."""
+    classes = list(dict.fromkeys(metric_class(n) for n in names))
+    params = {cls: {} for cls in classes}
+    for text in param_texts or ():
+        scope, name, value = _parse_param(text)
+        if scope is not None and scope not in params:
+            raise ValueError(f"--param {text!r}: {scope.name} is not one of the --metric names")
+        targets = [c for c in classes if scope in (None, c) and name in c().get_params()]
+        if not targets:
+            where = [scope] if scope is not None else classes
+            known = sorted({p for c in where for p in c().get_params()} - {"layout"})
+            raise ValueError(
+                f"--param {text!r}: {name!r} is not a parameter of "
+                f"{', '.join(c.name for c in where)} (parameters: {', '.join(known) or 'none'})"
+            )
+        for cls in targets:
+            params[cls][name] = value
+    out = []
+    for cls in classes:
+        given = params[cls]
+        label = cls.name
+        if given:
+            label += "(" + ", ".join(f"{k}={v!r}" for k, v in given.items()) + ")"
+        layout_param = {} if layout is None else {"layout": layout}
+        out.append((label, get_metric(cls.name, **given, **layout_param), given))
+    return out
+
+
+def _select(path, key):
+    """The arrays of ``path`` by name: all of them, or the one named ``key`` (a file holding a
+    single unnamed array ignores ``key``, so one --key can serve a .npz next to a .npy)."""
+    from .io import load_arrays, load_representation
+
+    arrays = load_arrays(path)
+    if key is None or list(arrays) == [""]:
+        return arrays
+    return {key: load_representation(path, key)}
+
+
+def _load_one(path, key, layout):
+    arrays = _select(path, key)
+    if len(arrays) > 1:
+        from .io import load_representation
+
+        load_representation(path)  # raises: names the arrays and asks for --key
+    return _checked(next(iter(arrays.values())), str(path), layout)
+
+
+def _load_many(paths, key, layout):
+    """Labels, sources (for messages) and arrays of every representation in ``paths``; a .npz
+    or saved dict holding several arrays contributes all of them (unless --key picks one)."""
+    stems = [Path(p).stem for p in paths]
+    unique = len(set(stems)) == len(stems)
+    labels, sources, arrays = [], [], []
+    for path, stem in zip(paths, stems):
+        base = stem if unique else str(path)
+        for name, array in _select(path, key).items():
+            if name and len(paths) == 1 and key is None:
+                label = name
+            else:
+                label = f"{base}:{name}" if name else base
+            source = f"{path}:{name}" if name else str(path)
+            labels.append(label)
+            sources.append(source)
+            arrays.append(_checked(array, source, layout))
+    return labels, sources, arrays
+
+
+# -- commands ---------------------------------------------------------------------------------
 def _cmd_demo(args):
     from .demo import format_demo, run_demo
 
-    print(format_demo(run_demo(epochs=args.epochs)))
+    # resolve the names first: a typo fails before any training
+    names = [metric_class(m).name for m in args.metric] if args.metric else None
+    print(format_demo(run_demo(epochs=args.epochs, metrics=names)))
 
 
 def _cmd_metrics(args):
-    print(_metrics_table())
+    if args.json:
+        records = []
+        for name in available_metrics():
+            cls = metric_class(name)
+            records.append({
+                "metric": name,
+                "kind": cls.kind,
+                "bounds": [_finite_or_none(b) for b in cls.bounds],
+                "is_metric": bool(cls.is_metric),
+                "invariances": sorted(cls.invariances),
+                "reference": cls.reference,
+            })
+        print(json.dumps(records, indent=2))
+    else:
+        print(_metrics_table())
+
+
+def _matplotlib():
+    try:
+        import matplotlib
+    except ImportError:
+        raise ImportError(
+            "--plot needs matplotlib, which is not installed: pip install 'simmetrics[plot]'"
+        ) from None
+    return matplotlib
+
+
+def _check_plot_path(path):
+    """Before any work: the folder exists, matplotlib is there and knows the format."""
+    if path is None:
+        return
+    _matplotlib()
+    from matplotlib.backend_bases import FigureCanvasBase
+
+    folder = Path(path).parent
+    if not folder.is_dir():
+        raise FileNotFoundError(f"--plot {path}: folder {str(folder)!r} does not exist")
+    formats = FigureCanvasBase.get_supported_filetypes()
+    suffix = Path(path).suffix.lower().lstrip(".")
+    if suffix not in formats:
+        raise ValueError(
+            f"--plot {path}: unknown image format {suffix!r}; use one of {', '.join(formats)}"
+        )
+
+
+def _save_plot(path, draw, *args, **kwargs):
+    _matplotlib().use("Agg")
+    import matplotlib.pyplot as plt
+
+    ax = draw(*args, **kwargs)
+    try:
+        ax.figure.savefig(path, dpi=150)
+    finally:
+        plt.close(ax.figure)
 
 
 def _cmd_invariances(args):
     from .invariance import invariance_table
 
+    _check_plot_path(args.plot)
     table = invariance_table(args.metric, args.group)
     print(table.to_markdown() if args.markdown else table)
+    if args.plot:
+        from .plots import plot_invariance_table
+
+        _save_plot(args.plot, plot_invariance_table, table)
+        _note(args, f"wrote {args.plot}")
+
+
+def _cmd_score(args):
+    from sklearn.base import clone
+
+    X = _load_one(args.a, args.key_a or args.key, args.layout)
+    Y = _load_one(args.b, args.key_b or args.key, args.layout)
+    _same_stimuli([args.a, args.b], [X, Y])
+    explicit = bool(args.metric)
+    metrics = _build_metrics(args.metric or available_metrics(), args.param, args.layout)
+    progress = _show_progress(args)
+    records, failures = [], []
+    for label, metric, given in metrics:
+        try:
+            value = clone(metric).fit_score(X, Y)
+        except (ValueError, TypeError) as exc:
+            if explicit:
+                raise type(exc)(f"{label}: {exc}") from None
+            failures.append((label, exc))
+            continue
+        record = {"metric": label, "kind": metric.kind, "bounds": metric.bounds,
+                  "value": value, "params": given}
+        if args.permutations:
+            from .stats import permutation_test
+
+            res = permutation_test(metric, X, Y, n_permutations=args.permutations,
+                                   random_state=args.seed, n_jobs=args.n_jobs,
+                                   progress=progress)
+            record.update(pvalue=res.pvalue, n_permutations=args.permutations)
+        if args.bootstrap:
+            from .stats import bootstrap_ci
+
+            res = bootstrap_ci(metric, X, Y, n_bootstraps=args.bootstrap,
+                               confidence=args.confidence, random_state=args.seed,
+                               n_jobs=args.n_jobs, progress=progress)
+            record.update(ci_low=res.low, ci_high=res.high, confidence=args.confidence)
+        records.append(record)
+    if not records:
+        label, exc = failures[0]
+        raise type(exc)(f"no metric could compare these inputs; {label}: {exc}")
+    for label, exc in failures:
+        _note(args, f"skipped {label}: {' '.join(str(exc).split())}")
+
+    stats_keys = [k for k in ("pvalue", "ci_low", "ci_high") if k in records[0]]
+    if args.json:
+        out = []
+        for r in records:
+            r = dict(r, bounds=[_finite_or_none(b) for b in r["bounds"]])
+            out.append(r)
+        print(json.dumps(out, indent=2))
+    elif args.csv:
+        _print_csv(["metric", "kind", "value"] + stats_keys,
+                   [[r["metric"], r["kind"], repr(r["value"])] + [repr(r[k]) for k in stats_keys]
+                    for r in records])
+    else:
+        head = ["metric", "kind", "range", "value"]
+        if "pvalue" in stats_keys:
+            head.append(f"p ({args.permutations} perm.)")
+        if "ci_low" in stats_keys:
+            head.append(f"{args.confidence:.0%} CI ({args.bootstrap} boot.)")
+        rows = []
+        for r in records:
+            row = [r["metric"], r["kind"], _range(r["bounds"]), f"{r['value']:.4f}"]
+            if "pvalue" in r:
+                row.append(f"{r['pvalue']:.3g}")
+            if "ci_low" in r:
+                row.append(f"[{r['ci_low']:.4f}, {r['ci_high']:.4f}]")
+            rows.append(row)
+        shape = lambda A: " x ".join(map(str, A.shape))  # noqa: E731
+        print(f"{args.a} ({shape(X)}) vs {args.b} ({shape(Y)})\n")
+        print(_table(head, rows))
+
+
+def _cmd_pairwise(args):
+    from .pairwise import pairwise
+
+    _check_plot_path(args.plot)
+    labels, sources, arrays = _load_many(args.files, args.key, args.layout)
+    if len(arrays) < 2:
+        raise ValueError(
+            f"pairwise needs at least two representations, got {len(arrays)} ({sources[0]}): "
+            "pass more files, or a .npz / .pt file holding several arrays"
+        )
+    _same_stimuli(sources, arrays)
+    [(label, metric, _)] = _build_metrics([args.metric], args.param, args.layout)
+    try:
+        M = pairwise(metric, arrays, n_jobs=args.n_jobs, progress=_show_progress(args))
+    except (ValueError, TypeError) as exc:  # name the files, not reps[i]
+        message = re.sub(r"reps\[(\d+)\]", lambda m: sources[int(m.group(1))], str(exc))
+        raise type(exc)(message) from None
+    if args.json:
+        print(json.dumps({"metric": label, "kind": metric.kind, "labels": labels,
+                          "matrix": M.tolist()}, indent=2))
+    elif args.csv:
+        _print_csv([""] + labels, [[lab] + [repr(float(v)) for v in row]
+                                   for lab, row in zip(labels, M)])
+    else:
+        print(f"{label} ({metric.kind}, range {_range(metric.bounds)}) between "
+              f"{len(labels)} representations of {arrays[0].shape[0]} stimuli\n")
+        print(_table([""] + labels, [[lab] + [f"{v:.4f}" for v in row]
+                                     for lab, row in zip(labels, M)]))
+    if args.plot:
+        from .plots import plot_similarity_matrix
+
+        cmap = "viridis" if metric.kind == "similarity" else "viridis_r"
+        _save_plot(args.plot, plot_similarity_matrix, M, labels, labels, cmap=cmap,
+                   title=f"{label} ({metric.kind})")
+        _note(args, f"wrote {args.plot}")
+
+
+# -- parser -----------------------------------------------------------------------------------
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors (no usage block)."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
+def _positive_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _add_input_options(p):
+    from ._validation import LAYOUTS
+
+    p.add_argument("--param", action="append", metavar="NAME=VALUE",
+                   help="a metric parameter, e.g. debiased=True or linear_cka.debiased=True "
+                        "(repeatable; values are Python literals, bare words are strings)")
+    p.add_argument("--layout", choices=LAYOUTS,
+                   help="how to read arrays with more than two axes (first axis = stimuli)")
+    p.add_argument("--key", help="which array of a .npz file or saved dict of tensors")
+    p.add_argument("--n-jobs", type=int, default=None, help="parallel jobs (joblib; -1: all)")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress bars or notes")
+    fmt = p.add_mutually_exclusive_group()
+    fmt.add_argument("--json", action="store_true", help="print JSON")
+    fmt.add_argument("--csv", action="store_true", help="print CSV")
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(
-        prog="simmetrics", description="Representation-similarity metrics."
+    """The argparse parser of the ``simmetrics`` command (one-line usage errors).
+
+    Examples
+    --------
+    >>> args = build_parser().parse_args(["score", "a.npy", "b.npy", "-m", "cka", "--json"])
+    >>> args.command, args.metric, args.json
+    ('score', ['cka'], True)
+    """
+    parser = _Parser(
+        prog="simmetrics",
+        description="Representation-similarity metrics. Inputs are .npy, .npz, .pt/.pth or "
+                    ".csv files of shape (n_stimuli, n_neurons) (or more axes with --layout).",
     )
     sub = parser.add_subparsers(dest="command", required=True)
+
+    score = sub.add_parser("score", help="compare two representations of the same stimuli")
+    score.add_argument("a", metavar="A", help="first representation file")
+    score.add_argument("b", metavar="B", help="second representation file")
+    score.add_argument("--metric", "-m", action="append",
+                       help="a metric name (repeatable; default: every metric that applies)")
+    _add_input_options(score)
+    score.add_argument("--key-a", help="--key for A only")
+    score.add_argument("--key-b", help="--key for B only")
+    score.add_argument("--permutations", type=_positive_int, metavar="N",
+                       help="add a permutation-test p-value from N shuffles of B's stimuli")
+    score.add_argument("--bootstrap", type=_positive_int, metavar="N",
+                       help="add a percentile bootstrap interval from N resamples of stimuli")
+    score.add_argument("--confidence", type=float, default=0.95,
+                       help="bootstrap confidence level (default 0.95)")
+    score.add_argument("--seed", type=int, default=0,
+                       help="random seed of --permutations and --bootstrap (default 0)")
+    score.set_defaults(func=_cmd_score)
+
+    pair = sub.add_parser("pairwise", help="one metric between every pair of representations")
+    pair.add_argument("files", nargs="+", metavar="FILE",
+                      help="representation files (a .npz or dict file holding several arrays "
+                           "contributes all of them)")
+    pair.add_argument("--metric", "-m", required=True, help="the metric name")
+    _add_input_options(pair)
+    pair.add_argument("--plot", metavar="OUT.png", help="also save a heatmap of the matrix")
+    pair.set_defaults(func=_cmd_pairwise)
+
     demo = sub.add_parser("demo", help="score two small digits networks with every metric")
     demo.add_argument("--epochs", type=int, default=60, help="training epochs (default 60)")
+    demo.add_argument("--metric", "-m", action="append",
+                      help="a metric name (repeatable; default every metric)")
     demo.set_defaults(func=_cmd_demo)
     metrics = sub.add_parser("metrics", help="list the metrics and what their numbers mean")
+    metrics.add_argument("--json", action="store_true", help="print JSON (null bound: none)")
     metrics.set_defaults(func=_cmd_metrics)
     inv = sub.add_parser("invariances", help="measure every metric against every group")
-    inv.add_argument("--metric", action="append", help="a metric name (repeatable; default all)")
+    inv.add_argument("--metric", "-m", action="append",
+                     help="a metric name (repeatable; default all)")
     inv.add_argument("--group", action="append", help="a group name (repeatable; default all)")
     inv.add_argument("--markdown", action="store_true", help="print a markdown table")
+    inv.add_argument("--plot", metavar="OUT.png", help="also save the table as a figure")
+    inv.add_argument("--quiet", "-q", action="store_true", help="no notes on stderr")
     inv.set_defaults(func=_cmd_invariances)
     return parser
 
 
 def main(argv=None):
-    """Entry point of the ``simmetrics`` console script; returns the exit status."""
-    args = build_parser().parse_args(argv)
+    """Entry point of the ``simmetrics`` console script; returns the exit status.
+
+    Parameters
+    ----------
+    argv : list of str, optional
+        The arguments (default ``sys.argv[1:]``).
+
+    Returns
+    -------
+    int
+        0 on success, 2 on a usage or input error (reported as one line on stderr), 130 when
+        interrupted.
+
+    Examples
+    --------
+    >>> main(["metrics"])  # doctest: +ELLIPSIS
+    metric ... source
+    ...
+    linear_cka ... similarity ...
+    ...
+    0
+    """
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exc:  # --help, or a usage error already reported on one line
+        return exc.code if isinstance(exc.code, int) else 0
     try:
         args.func(args)
-    except (ValueError, TypeError, OSError) as exc:
-        print(f"simmetrics: error: {exc}", file=sys.stderr)
+    except KeyboardInterrupt:
+        print("\nsimmetrics: interrupted", file=sys.stderr)
+        return 130
+    except _USER_ERRORS as exc:
+        print(f"simmetrics: error: {' '.join(str(exc).split())}", file=sys.stderr)
         return 2
     return 0
 

@@ -1,0 +1,187 @@
+"""simmetrics.pairwise: the matrix of one metric between every pair of representations, against
+direct metric calls, and the joblib / progress-bar helpers behind it."""
+
+import io
+
+import joblib
+import numpy as np
+import pytest
+import torch
+
+import simmetrics
+from simmetrics._parallel import Progress, parallel_map
+from simmetrics.base import Metric
+from simmetrics.pairwise import is_symmetric
+
+
+def _layers(rng, n=40, widths=(5, 4, 6, 3)):
+    X = rng.normal(size=(n, widths[0]))
+    out = [X]
+    for w in widths[1:]:
+        out.append(np.tanh(out[-1] @ rng.normal(size=(out[-1].shape[1], w))) + 0.3 * rng.normal(
+            size=(n, w)))
+    return out
+
+
+class _Recorder(Metric):
+    """Test metric: records every (X, Y) it scores; the value X[0, 0] - 2 Y[0, 0] tells the
+    orientation of a pair."""
+
+    kind = "similarity"
+    bounds = (-np.inf, np.inf)
+    reference = "test"
+    calls = []
+
+    def __init__(self, layout=None):
+        self.layout = layout
+
+    def _score(self, X, Y):
+        _Recorder.calls.append((X[0, 0], Y[0, 0]))
+        return X[0, 0] - 2.0 * Y[0, 0]
+
+
+class _SymmetricRecorder(_Recorder):
+    symmetric = True
+
+
+def _marked(L, n=5):
+    # representation i has X[0, 0] = i, so a recorded call says which pair it was
+    return [np.column_stack([np.r_[i, np.arange(1.0, n)], np.arange(n) ** 2.0]) for i in range(L)]
+
+
+def test_matrix_equals_direct_calls_for_every_ordered_pair(rng):
+    # Expected: one fit_score per ordered pair, computed here without pairwise.
+    layers = _layers(rng)
+    for name in ("linear_cka", "pwcca", "procrustes"):
+        M = simmetrics.pairwise(name, layers)
+        direct = np.array([[simmetrics.get_metric(name).fit_score(a, b) for b in layers]
+                           for a in layers])
+        assert M.shape == (4, 4)
+        np.testing.assert_allclose(M, direct, rtol=0, atol=1e-12)
+
+
+def test_symmetric_metric_is_mirrored_exactly_and_asymmetric_one_is_not(rng):
+    layers = _layers(rng)
+    M = simmetrics.pairwise("procrustes", layers)  # is_metric: computed once per pair
+    assert np.array_equal(M, M.T)
+    # PWCCA weights by X's side: the two orders differ, both are computed
+    P = simmetrics.pairwise("pwcca", layers)
+    assert np.abs(P - P.T).max() > 1e-3
+
+
+def test_each_unordered_pair_once_with_the_diagonal_when_declared_symmetric():
+    _Recorder.calls.clear()
+    M = simmetrics.pairwise(_SymmetricRecorder(), _marked(4))
+    pairs = sorted((int(x), int(y)) for x, y in _Recorder.calls)
+    assert pairs == [(i, j) for i in range(4) for j in range(i, 4)]  # diagonal included
+    # upper triangle from the calls, lower triangle mirrored
+    i, j = np.triu_indices(4)
+    np.testing.assert_array_equal(M[i, j], i - 2.0 * j)
+    np.testing.assert_array_equal(M, np.triu(M) + np.triu(M, 1).T)
+
+
+def test_every_ordered_pair_otherwise_with_row_as_x():
+    _Recorder.calls.clear()
+    M = simmetrics.pairwise(_Recorder(), _marked(3))
+    assert sorted((int(x), int(y)) for x, y in _Recorder.calls) == [
+        (i, j) for i in range(3) for j in range(3)
+    ]
+    i, j = np.indices((3, 3))
+    np.testing.assert_array_equal(M, i - 2.0 * j)  # M[i, j] = metric(reps[i], reps[j])
+
+
+def test_is_symmetric_reads_the_attribute_then_is_metric():
+    assert is_symmetric(simmetrics.OrthogonalProcrustes())
+    assert not is_symmetric(simmetrics.PWCCA())
+    assert not is_symmetric(_Recorder()) and is_symmetric(_SymmetricRecorder())
+
+    class NotSymmetric(_Recorder):
+        is_metric = True
+        symmetric = False
+
+    assert not is_symmetric(NotSymmetric())
+
+
+def test_two_lists_give_a_rectangular_matrix(rng):
+    first, second = _layers(rng)[:2], _layers(rng, widths=(3, 7, 2))
+    M = simmetrics.pairwise("linear_cka", first, second)
+    assert M.shape == (2, 3)
+    for i, a in enumerate(first):
+        for j, b in enumerate(second):
+            assert M[i, j] == simmetrics.LinearCKA().fit_score(a, b)
+
+
+def test_metric_instance_is_cloned_and_parameters_kept(rng):
+    layers = _layers(rng)
+    metric = simmetrics.LinearCKA(debiased=True)
+    M = simmetrics.pairwise(metric, layers)
+    assert M[0, 1] == simmetrics.LinearCKA(debiased=True).fit_score(layers[0], layers[1])
+    assert not hasattr(metric, "n_features_x_")  # the instance given was never fitted
+
+
+def test_torch_inputs_and_layouts(rng):
+    layers = _layers(rng)
+    M = simmetrics.pairwise("linear_cka", [torch.from_numpy(a) for a in layers])
+    np.testing.assert_array_equal(M, simmetrics.pairwise("linear_cka", layers))
+    conv = [rng.normal(size=(6, 3, 2, 2)), rng.normal(size=(6, 4, 2, 2))]
+    C = simmetrics.pairwise(simmetrics.LinearCKA(layout="nchw"), conv)
+    assert C[0, 1] == simmetrics.LinearCKA(layout="nchw").fit_score(*conv)
+
+
+def test_parallel_results_are_identical(rng):
+    layers = _layers(rng)
+    serial = simmetrics.pairwise("procrustes", layers)
+    np.testing.assert_array_equal(simmetrics.pairwise("procrustes", layers, n_jobs=2), serial)
+    with joblib.parallel_backend("threading", n_jobs=2):  # a backend context is honoured
+        np.testing.assert_array_equal(simmetrics.pairwise("procrustes", layers), serial)
+
+
+def test_progress_bar_on_stderr(rng, capsys):
+    simmetrics.pairwise("linear_cka", _layers(rng), progress=True)
+    err = capsys.readouterr().err
+    assert "100%" in err and "16/16" in err and err.endswith("\n")
+    simmetrics.pairwise("linear_cka", _layers(rng))
+    assert capsys.readouterr().err == ""
+
+
+def test_bad_input(rng):
+    layers = _layers(rng)
+    with pytest.raises(ValueError, match=r"same stimuli \(first axis\): reps\[0\] has 40, "
+                                         r"reps\[2\] has 39"):
+        simmetrics.pairwise("linear_cka", [layers[0], layers[1], layers[2][:-1]])
+    with pytest.raises(ValueError, match=r"reps2\[0\] has 10"):
+        simmetrics.pairwise("linear_cka", layers, [layers[0][:10]])
+    with pytest.raises(TypeError, match="reps must be a list of representations"):
+        simmetrics.pairwise("linear_cka", layers[0])
+    with pytest.raises(ValueError, match="reps is empty"):
+        simmetrics.pairwise("linear_cka", [])
+    with pytest.raises(ValueError, match="did you mean 'linear_cka'"):
+        simmetrics.pairwise("linear_ckaa", layers)
+    with pytest.raises(TypeError, match="metric must be"):
+        simmetrics.pairwise(42, layers)
+    # a pair the metric rejects is named: mutual_knn needs more stimuli than 5
+    small = [a[:5] for a in layers]
+    with pytest.raises(ValueError, match=r"reps\[0\] vs reps\[0\]: .*5 samples"):
+        simmetrics.pairwise("mutual_knn", small)
+
+
+def test_progress_helper_draws_only_when_enabled():
+    out = io.StringIO()
+    with Progress(3, "x", enabled=False, stream=out) as bar:
+        bar.update(3)
+    assert out.getvalue() == ""
+    with Progress(10, "job", enabled=True, stream=out, min_interval=0) as bar:
+        bar.update(4)
+        bar.update(100)  # clipped to the total
+    lines = out.getvalue().split("\r")
+    assert lines[-1].startswith("job: 100% |") and "10/10" in lines[-1]
+    assert any(x.startswith("job:  40% |") for x in lines)
+
+
+def test_parallel_map_keeps_task_order_with_progress(capsys):
+    # sizes advance the bar by the work each task holds
+    assert parallel_map(divmod, [(7, 2), (9, 4), (1, 1)], n_jobs=2, progress=True,
+                        desc="d", sizes=[5, 5, 5]) == [(3, 1), (2, 1), (1, 0)]
+    assert "15/15" in capsys.readouterr().err
+    with joblib.parallel_backend("multiprocessing", n_jobs=2):  # no generator: still works
+        assert parallel_map(divmod, [(7, 2), (9, 4)], progress=True) == [(3, 1), (2, 1)]
