@@ -28,6 +28,17 @@ from .intertwiners import Intertwiner, homogeneity_defect, intertwiner_group
 from .symmetry import apply_intertwiner, apply_intertwiner_
 from .invariance import check_invariance, invariance_table
 
+# many representations, large data
+from .moments import PairMoments, RepresentationMoments
+from .streaming import (
+    MinibatchCKA,
+    minibatch_cka,
+    score_from_moments,
+    stream_moments,
+    stream_score,
+    streaming_metrics,
+)
+
 # statistics, files, plots
 from .pairwise import pairwise
 from .stats import BootstrapResult, PermutationTestResult, bootstrap_ci, permutation_test

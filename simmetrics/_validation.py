@@ -48,7 +48,12 @@ def _to_numpy(X, name):
         if X.dtype == torch.bool:
             raise TypeError(f"{name} has boolean dtype; expected real numbers")
         if X.layout != torch.strided:
-            raise TypeError(f"{name} is a sparse tensor ({X.layout}); pass X.to_dense()")
+            raise TypeError(f"{name} is a sparse tensor ({X.layout}); pass {name}.to_dense()")
+        if X.device.type == "meta":
+            raise TypeError(
+                f"{name} is a tensor on the 'meta' device, which has a shape but no values; "
+                f"materialise it on a real device (cpu, cuda) first"
+            )
         X = X.detach()
         if X.dtype in (torch.float16, torch.bfloat16):
             X = X.to(torch.float32)
@@ -60,6 +65,14 @@ def _to_numpy(X, name):
         )
     if hasattr(X, "to_numpy") and module.startswith("pandas"):
         X = X.to_numpy()
+    if isinstance(X, np.ma.MaskedArray):
+        masked = int(np.ma.count_masked(X))
+        if masked:  # np.asarray would silently use the values under the mask
+            raise ValueError(
+                f"{name} is a masked array with {masked} masked entries; every value is needed: "
+                f"fill them ({name}.filled(...)) or drop those samples"
+            )
+        X = X.data
     try:
         return np.asarray(X)
     except (ValueError, TypeError) as exc:  # ragged lists and the like

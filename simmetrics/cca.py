@@ -13,6 +13,15 @@ ranks), never a NaN.
   (Raghu et al. 2017).
 - :class:`PWCCA`: canonical correlations weighted by how much of one representation's neurons
   each canonical variate accounts for (Morcos et al. 2018).
+
+**Two routes, on purpose.** ``fit``/``score`` on whole data take the SVD of the centred data;
+:func:`simmetrics.stream_score` has only second moments (:class:`simmetrics.PairMoments`) and
+takes the eigen-decomposition of the covariance matrices instead (``*_from_moments`` below):
+Ux = Xc V L^(-1/2), so Ux'Uy = L_x^(-1/2) V_x' (Xc'Yc) V_y L_y^(-1/2). The covariance squares
+the condition number: directions whose variance is below max(n, d) * eps of the largest cannot be
+told from rounding and are dropped (the SVD route resolves singular values down to
+max(n, d) * eps of the largest). On well-conditioned data both routes agree to 1e-10 (tested);
+on nearly rank-deficient data prefer the whole-data estimators.
 """
 
 import numbers
@@ -23,8 +32,11 @@ from ._linalg import center, orthonormal_basis
 from ._registry import register
 from ._validation import check_nonconstant
 from .base import GROUP_NAMES, Metric, param_dependent
+from .moments import check_nonconstant_moments, spectrum_from_gram
 
-__all__ = ["CCA", "SVCCA", "PWCCA", "canonical_correlations"]
+__all__ = [
+    "CCA", "SVCCA", "PWCCA", "canonical_correlations", "canonical_correlations_from_moments"
+]
 
 _STATISTICS = ("mean_rho", "mean_rho_sq")
 _SIDES = ("x", "y", "symmetric")
@@ -59,7 +71,12 @@ def _centred_basis(A):
 def _principal_angles(Ux, Uy):
     """SVD of Ux' Uy: left vectors (rx x m), cosines clipped to [0, 1] (m,) and right vectors
     (m x ry)."""
-    P, rho, Rt = np.linalg.svd(Ux.T @ Uy, full_matrices=False)
+    return _angles(Ux.T @ Uy)
+
+
+def _angles(M):
+    """SVD of M = Ux' Uy, the cosines clipped to [0, 1]."""
+    P, rho, Rt = np.linalg.svd(M, full_matrices=False)
     return P, np.clip(rho, 0.0, 1.0), Rt
 
 
@@ -176,6 +193,15 @@ class CCA(Metric):
     def _score(self, X, Y):
         return _summarise(self._correlations(X, Y), self.statistic)
 
+    # -- streaming: the covariance route (see the module text) ----------------------------
+    def _fit_from_moments(self, stats):
+        _check_statistic(self.statistic)
+        self.canonical_correlations_ = canonical_correlations_from_moments(stats)
+
+    def _score_from_moments(self, stats):
+        _check_statistic(self.statistic)
+        return _summarise(canonical_correlations_from_moments(stats), self.statistic)
+
 
 def _check_variance(variance):
     if isinstance(variance, bool) or not isinstance(variance, numbers.Real):
@@ -187,8 +213,12 @@ def _check_variance(variance):
 def _top_directions(U, s, variance):
     """The fewest leading columns of U whose squared singular values reach ``variance`` of the
     total (all of them for variance = 1)."""
+    if variance >= 1.0:
+        # every direction, even one whose s^2 is below eps * sum(s^2), where the cumulative
+        # share below already rounds to 1 (variance = 1 is plain CCA)
+        return U
     explained = np.cumsum(s**2)
-    explained /= explained[-1]  # the last entry is exactly 1, so variance = 1 keeps all
+    explained /= explained[-1]
     k = min(int(np.searchsorted(explained, variance, side="left")) + 1, s.size)
     return U[:, :k]
 
@@ -274,6 +304,24 @@ class SVCCA(Metric):
     def _score(self, X, Y):
         return _summarise(self._correlations(X, Y)[0], self.statistic)
 
+    # -- streaming: the covariance route (see the module text) ----------------------------
+    def _correlations_from_moments(self, stats):
+        _check_variance(self.variance)
+        _check_statistic(self.statistic)
+        (Wx, sx, _), (Wy, sy, _), C = _moments_bases(stats)
+        Wx = _top_directions(Wx, sx, float(self.variance))
+        Wy = _top_directions(Wy, sy, float(self.variance))
+        return _angles(Wx.T @ C @ Wy)[1], Wx.shape[1], Wy.shape[1]
+
+    def _fit_from_moments(self, stats):
+        rho, kx, ky = self._correlations_from_moments(stats)
+        self.canonical_correlations_ = rho
+        self.n_components_x_ = kx
+        self.n_components_y_ = ky
+
+    def _score_from_moments(self, stats):
+        return _summarise(self._correlations_from_moments(stats)[0], self.statistic)
+
 
 def _pwcca_parts(X, Y):
     """Canonical correlations and the projection weights of both sides.
@@ -284,7 +332,12 @@ def _pwcca_parts(X, Y):
     """
     Ux, sx, Vxt = _centred_basis(X)
     Uy, sy, Vyt = _centred_basis(Y)
-    P, rho, Rt = _principal_angles(Ux, Uy)
+    return _pwcca_weights(*_principal_angles(Ux, Uy), sx, Vxt, sy, Vyt)
+
+
+def _pwcca_weights(P, rho, Rt, sx, Vxt, sy, Vyt):
+    """The correlations and the projection weights of both sides, from the SVD P, rho, Rt of
+    Ux'Uy and the (s, V') of each side (any route that gives Ux' Xc = S V')."""
     weights = []
     for coords, s, Vt in ((P, sx, Vxt), (Rt.T, sy, Vyt)):
         w = np.abs(coords.T @ (s[:, None] * Vt)).sum(axis=1)
@@ -321,6 +374,14 @@ class PWCCA(Metric):
     A **similarity** in [0, 1], not symmetric for ``side="x"`` or ``"y"``; not a metric.
     Invariant to permutations and sign flips of the neurons, isotropic scaling and translation;
     not to rotations or per-neuron scaling of the weighting side, which change the weights.
+
+    **Tied correlations.** Within a group of equal canonical correlations the canonical
+    variates are any orthonormal basis of their span, and the L1 projection weights depend on
+    that choice, so the value is not uniquely defined (it can move by ~1e-3 under a permutation
+    of the neurons). This always happens when max(n_x, n_y) < n - 1 < n_x + n_y + 1: the two
+    column spaces of the centred data must then intersect, and several correlations are exactly
+    1. (With n - 1 <= max(n_x, n_y) every correlation is 1 and the value is exactly 1.) Use
+    n - 1 > n_x + n_y, or :class:`CCA` / :class:`SVCCA`, which do not weight.
 
     Parameters
     ----------
@@ -361,9 +422,12 @@ class PWCCA(Metric):
         self.side = side
         self.layout = layout
 
-    def _parts(self, X, Y):
+    def _check_side(self):
         if not isinstance(self.side, str) or self.side not in _SIDES:
             raise ValueError(f"side must be one of {_SIDES}, got {self.side!r}")
+
+    def _parts(self, X, Y):
+        self._check_side()
         check_nonconstant(X, "X")
         check_nonconstant(Y, "Y")
         return _pwcca_parts(X, Y)
@@ -372,10 +436,73 @@ class PWCCA(Metric):
         self.canonical_correlations_, self.weights_x_, self.weights_y_ = self._parts(X, Y)
 
     def _score(self, X, Y):
-        rho, wx, wy = self._parts(X, Y)
-        value_x, value_y = float(wx @ rho), float(wy @ rho)
+        return self._value(*self._parts(X, Y))
+
+    # -- streaming: the covariance route (see the module text) ----------------------------
+    def _parts_from_moments(self, stats):
+        self._check_side()
+        (Wx, sx, Vxt), (Wy, sy, Vyt), C = _moments_bases(stats)
+        return _pwcca_weights(*_angles(Wx.T @ C @ Wy), sx, Vxt, sy, Vyt)
+
+    def _fit_from_moments(self, stats):
+        self.canonical_correlations_, self.weights_x_, self.weights_y_ = \
+            self._parts_from_moments(stats)
+
+    def _score_from_moments(self, stats):
+        return self._value(*self._parts_from_moments(stats))
+
+    def _value(self, rho, wx, wy):
+        # weights summing to 1 times correlations <= 1: at most 1, but for rounding
+        value_x, value_y = min(float(wx @ rho), 1.0), min(float(wy @ rho), 1.0)
         if self.side == "x":
             return value_x
         if self.side == "y":
             return value_y
         return 0.5 * (value_x + value_y)
+
+
+# -- the covariance route, for statistics accumulated over batches ---------------------------
+def _covariance_basis(G, n):
+    """From a centred Gram matrix G = Xc'Xc (scaled to unit trace): the whitener W (d x r,
+    Xc W is an orthonormal basis of the column space), the singular values s of Xc and V'
+    (r x d), by :func:`simmetrics.moments.spectrum_from_gram`."""
+    s, Vt = spectrum_from_gram(G, n)
+    return Vt.T / s, s, Vt
+
+
+def _moments_bases(stats):
+    """The covariance bases of X and Y and the cross-product Xc'Yc, from
+    :class:`simmetrics.PairMoments`, scaled to unit total variance (nothing here depends on the
+    scale)."""
+    S = stats.to_numpy().centred()
+    check_nonconstant_moments(S.x, "X")
+    check_nonconstant_moments(S.y, "Y")
+    tx, ty = np.trace(S.x.gram), np.trace(S.y.gram)
+    for name, t in (("X", tx), ("Y", ty)):
+        if not t > 0.0:
+            raise ValueError(f"{name} has zero variance: every neuron is constant across samples")
+    return (
+        _covariance_basis(S.x.gram / tx, S.n),
+        _covariance_basis(S.y.gram / ty, S.n),
+        S.cross / np.sqrt(tx * ty),
+    )
+
+
+def canonical_correlations_from_moments(stats):
+    """Canonical correlations from second moments (:class:`simmetrics.PairMoments`): the
+    singular values of L_x^(-1/2) V_x' (Xc'Yc) V_y L_y^(-1/2), with V L V' the
+    eigen-decomposition of each centred covariance (see the module text for when this route is
+    less accurate than :func:`canonical_correlations`).
+
+    Examples
+    --------
+    >>> from simmetrics.moments import PairMoments
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.normal(size=(500, 4))
+    >>> Y = X @ rng.normal(size=(4, 3)) + rng.normal(size=(500, 3))
+    >>> rho = canonical_correlations_from_moments(PairMoments.from_arrays(X, Y))
+    >>> bool(np.allclose(rho, canonical_correlations(X, Y), rtol=1e-10, atol=0))
+    True
+    """
+    (Wx, _, _), (Wy, _, _), C = _moments_bases(stats)
+    return _angles(Wx.T @ C @ Wy)[1]

@@ -9,18 +9,28 @@ both self-terms (Nguyen, Raghu, Kornblith, ICLR 2021), never a mix of the two.
 
 import numpy as np
 
-from ._linalg import center
+from ._linalg import center, pow2_rescale
 from ._registry import register
 from ._validation import check_nonconstant
 from .base import Metric, param_dependent
 from .hsic import (
     cka_from_hsic,
     hsic_biased,
+    hsic_self,
     hsic_unbiased,
-    linear_hsic_unbiased_features,
+    linear_hsic_unbiased_sums,
+)
+from .moments import (
+    PairMoments,
+    _is_torch,
+    check_batch_pair,
+    check_nonconstant_array,
+    check_nonconstant_moments,
 )
 
-__all__ = ["LinearCKA", "KernelCKA", "linear_cka", "rbf_gram", "median_sigma"]
+__all__ = [
+    "LinearCKA", "KernelCKA", "linear_cka", "linear_cka_from_moments", "rbf_gram", "median_sigma"
+]
 
 _CKA_INVARIANCES = frozenset(
     {"orthogonal", "signed_permutation", "permutation", "isotropic_scaling", "translation"}
@@ -32,9 +42,12 @@ def linear_cka(X, Y, debiased=False):
 
     Feature space when that is cheaper (n >= d): biased CKA is
     ||Xc'Yc||_F^2 / (||Xc'Xc||_F ||Yc'Yc||_F), equal to the RV coefficient of Escoufier (1973);
-    the debiased form uses the exact feature-space unbiased HSIC of
-    :func:`simmetrics.hsic.linear_hsic_unbiased_features`. When n is smaller than the widths
-    the n x n Gram matrices are cheaper and are used instead; both routes give the same value.
+    the debiased form uses the exact feature-space unbiased HSIC
+    (:func:`simmetrics.hsic.linear_hsic_unbiased_sums`). Both are evaluated by
+    :func:`linear_cka_from_moments` on the data's second moments, the function streaming uses.
+    When n is smaller than the widths the n x n Gram matrices are cheaper and are used instead;
+    both routes give the same value. Torch tensors are kept on their device (feature space,
+    products in float64 there).
 
     Returns
     -------
@@ -42,35 +55,165 @@ def linear_cka(X, Y, debiased=False):
         In [0, 1] biased; in [-1, 1] debiased (the unbiased HSIC is an inner product of
         U-centred Gram matrices, so Cauchy-Schwarz bounds the ratio).
     """
-    Xc = center(X)
-    Yc = center(Y)
-    # CKA is invariant to isotropic scaling: unit Frobenius norm keeps the fourth powers below
-    # in range for inputs as large as 1e150 or as small as 1e-150.
+    if _is_torch(X) or _is_torch(Y):
+        return _linear_cka_torch(X, Y, debiased)
+    if not _gram_space(X.shape[0], X.shape[1], Y.shape[1]):
+        # feature space: the same function of the second moments that streaming uses
+        return linear_cka_from_moments(_feature_moments(X, Y, debiased), debiased)
+    # CKA is invariant to isotropic scaling: an exact power-of-two rescaling (largest entry in
+    # [0.5, 1)), then unit Frobenius norm, keeps the norms and the fourth powers below in range
+    # for activations of any magnitude (1e300 and 1e-300 included).
+    Xc = pow2_rescale(center(X))
+    Yc = pow2_rescale(center(Y))
     Xc /= np.linalg.norm(Xc)
     Yc /= np.linalg.norm(Yc)
-    n, dx = Xc.shape
-    dy = Yc.shape[1]
-    gram_space = n * n * (dx + dy) < n * (dx * dy + dx * dx + dy * dy)
+    K, L = Xc @ Xc.T, Yc @ Yc.T
     if debiased:
-        if gram_space:
-            K, L = Xc @ Xc.T, Yc @ Yc.T
-            return cka_from_hsic(
-                hsic_unbiased(K, L), hsic_unbiased(K, K), hsic_unbiased(L, L), "unbiased"
-            )
         return cka_from_hsic(
-            linear_hsic_unbiased_features(Xc, Yc),
-            linear_hsic_unbiased_features(Xc, Xc),
-            linear_hsic_unbiased_features(Yc, Yc),
-            "unbiased",
+            hsic_unbiased(K, L), hsic_unbiased(K, K), hsic_unbiased(L, L), "unbiased"
         )
-    if gram_space:
-        K, L = Xc @ Xc.T, Yc @ Yc.T
-        xy, xx, yy = np.sum(K * L), np.sum(K * K), np.sum(L * L)
-    else:
-        xy = np.sum((Xc.T @ Yc) ** 2)
-        xx = np.sum((Xc.T @ Xc) ** 2)
-        yy = np.sum((Yc.T @ Yc) ** 2)
-    return cka_from_hsic(xy, xx, yy, "biased")
+    return cka_from_hsic(np.sum(K * L), np.sum(K * K), np.sum(L * L), "biased")
+
+
+def _gram_space(n, dx, dy):
+    """Whether the n x n Gram matrices are cheaper than the d x d cross-products."""
+    return n * n * (dx + dy) < n * (dx * dy + dx * dx + dy * dy)
+
+
+# The spread (root mean square of the centred entries) inside which the statistics computed
+# directly from the data are trusted: their squares and fourth powers (the debiased HSIC's row
+# terms) then stay far inside the float64 range; outside it, the data are rescaled first.
+_SAFE_SPREAD = (2.0**-200, 2.0**200)
+
+
+def _feature_moments(X, Y, debiased):
+    """:class:`PairMoments` of X and Y for feature-space CKA, with as few passes over the data
+    as the products allow.
+
+    The fast path is one centring copy (about the one-pass mean: the statistics are moved to
+    the exact means analytically before use) and the products Z'Z, W'W, Z'W. The result is
+    checked afterwards: if a statistic is not finite, or a representation's spread is outside
+    [2^-200, 2^200] (squares or fourth powers may have over- or underflowed), the data are
+    centred and rescaled by an exact power of two, which CKA ignores, and the statistics
+    recomputed. The column extremes (LinearCKA's exact zero-variance test) are read only when a
+    representation's variance is small enough to be the rounding noise of constant columns.
+    """
+    with np.errstate(over="ignore", under="ignore", invalid="ignore"):
+        stats = PairMoments.from_arrays(X, Y, row_terms=bool(debiased), extrema=False)
+    if not _trusted(stats):
+        X, Y = pow2_rescale(center(X)), pow2_rescale(center(Y))
+        stats = PairMoments.from_arrays(X, Y, shift=0, row_terms=bool(debiased), extrema=False)
+    for rep, A in ((stats.x, X), (stats.y, Y)):
+        if not _clearly_varying(rep):
+            rep.minimum, rep.maximum = A.min(axis=0), A.max(axis=0)
+    return stats
+
+
+def _trusted(stats):
+    parts = [stats.cross, stats.row_cross, stats.x_row_y, stats.y_row_x]
+    for rep in (stats.x, stats.y):
+        parts += [rep.sum, rep.gram, rep.row_sq_sum, rep.row_sq_sq, rep.row_sq_first]
+        spread = np.sqrt(max(float(np.trace(rep.gram)), 0.0) / (rep.n * rep.width))
+        if not _SAFE_SPREAD[0] <= spread <= _SAFE_SPREAD[1]:
+            return False
+    return all(np.all(np.isfinite(p)) for p in parts if p is not None)
+
+
+def _clearly_varying(rep):
+    """Whether the centred variance of a representation exceeds what constant columns could
+    show by rounding: the one-pass mean of a constant column c is off by at most about
+    n eps |c|, so constant data give a total centred variance below n (4 n eps)^2 ||mean||^2."""
+    n = rep.n
+    centred = float(np.trace(rep.gram)) - float(rep.sum @ rep.sum) / n
+    mean = rep.mean
+    noise = n * (4.0 * n * np.finfo(np.float64).eps) ** 2 * float(mean @ mean)
+    return centred > noise and centred > 0.0
+
+
+def _linear_cka_torch(X, Y, debiased):
+    """:func:`linear_cka` of two validated float64 torch tensors, the O(n d^2) products on
+    their device (always in feature space); the d x d finalisation on the CPU."""
+    import torch
+
+    parts = []
+    for A in (X, Y):
+        A = torch.as_tensor(A, dtype=torch.float64)
+        Z = A - A.mean(0)  # one copy on the device; everything after it works in place
+        Z -= Z.mean(0)  # second pass of the mean, as _linalg.center
+        top = max(float(Z.amax()), -float(Z.amin()))
+        if top > 0.0:
+            Z *= 2.0 ** -int(np.frexp(top)[1])  # exact, as _linalg.pow2_rescale
+            Z /= torch.linalg.vector_norm(Z)
+        parts.append(Z)
+    stats = PairMoments.from_arrays(*parts, shift=0, row_terms=bool(debiased), extrema=False)
+    return linear_cka_from_moments(stats, debiased)
+
+
+def _unbiased_hsic_terms(S):
+    """HSIC1(X, Y), HSIC1(X, X), HSIC1(Y, Y) of linear kernels from :class:`PairMoments`."""
+    x, y = S.x, S.y
+    return (
+        linear_hsic_unbiased_sums(S.n, S.cross, S.row_cross, x.sum, y.sum, x.row_sq_sum,
+                                  y.row_sq_sum, S.x_row_y, S.y_row_x),
+        linear_hsic_unbiased_sums(S.n, x.gram, x.row_sq_sq, x.sum, x.sum, x.row_sq_sum,
+                                  x.row_sq_sum, x.row_sq_first, x.row_sq_first),
+        linear_hsic_unbiased_sums(S.n, y.gram, y.row_sq_sq, y.sum, y.sum, y.row_sq_sum,
+                                  y.row_sq_sum, y.row_sq_first, y.row_sq_first),
+    )
+
+
+def linear_cka_from_moments(stats, debiased=False):
+    """Linear CKA from the exact second-moment statistics of X and Y (:class:`PairMoments`).
+
+    The one implementation of feature-space linear CKA: :func:`linear_cka` (whole data) and
+    :func:`simmetrics.stream_score` (batches) both call it. The statistics are first moved to
+    the exact column means and scaled to unit total variance (CKA ignores both), then::
+
+        biased:    ||Xc'Yc||_F^2 / (||Xc'Xc||_F ||Yc'Yc||_F)
+        debiased:  HSIC1(X, Y) / sqrt(HSIC1(X, X) HSIC1(Y, Y)),  HSIC1 from
+                   :func:`simmetrics.hsic.linear_hsic_unbiased_sums`
+
+    Parameters
+    ----------
+    stats : PairMoments
+        With row terms when ``debiased``.
+    debiased : bool, default False
+
+    Returns
+    -------
+    float
+        A **similarity** in [0, 1] (biased) or [-1, 1] (debiased).
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.normal(size=(200, 5))
+    >>> Y = X @ rng.normal(size=(5, 3)) + rng.normal(size=(200, 3))
+    >>> stats = sum(PairMoments.from_arrays(X[i:i + 50], Y[i:i + 50]) for i in range(0, 200, 50))
+    >>> bool(abs(linear_cka_from_moments(stats) - linear_cka(X, Y)) < 1e-12)
+    True
+    """
+    if debiased and not stats.has_row_terms:
+        raise ValueError("the debiased CKA needs statistics with row_terms=True")
+    S = stats.to_numpy()
+    if debiased:
+        S = S.centred()
+        tx, ty = np.trace(S.x.gram), np.trace(S.y.gram)  # ||Xc||_F^2, ||Yc||_F^2
+        if tx > 0.0 and ty > 0.0:
+            S = S.scaled(1.0 / np.sqrt(tx), 1.0 / np.sqrt(ty))
+        return cka_from_hsic(*_unbiased_hsic_terms(S), "unbiased")
+    # centred products Xc'Yc = Z'W - s t'/n (the move to the exact means, in one step), each
+    # scaled to unit total variance in place, then three dot products: a few d x d passes
+    n, s, t = S.n, S.x.sum, S.y.sum
+    Gx = S.x.gram - np.outer(s, s / n)
+    Gy = S.y.gram - np.outer(t, t / n)
+    C = S.cross - np.outer(s, t / n)
+    tx, ty = np.trace(Gx), np.trace(Gy)
+    if tx > 0.0 and ty > 0.0:
+        Gx /= tx
+        Gy /= ty
+        C /= np.sqrt(tx) * np.sqrt(ty)
+    return cka_from_hsic(np.vdot(C, C), np.vdot(Gx, Gx), np.vdot(Gy, Gy), "biased")
 
 
 @register("linear_cka", aliases=("cka",))
@@ -87,7 +230,11 @@ class LinearCKA(Metric):
     independent data it is centred on 0), needs n >= 4 and can be slightly negative.
 
     Computed in feature space (the d x d cross-products), never through n x n Gram matrices
-    unless n is smaller than the widths. Memory O(d_x d_y + d_x^2 + d_y^2).
+    unless n is smaller than the widths. Memory O(d_x d_y + d_x^2 + d_y^2). The feature-space
+    value is :func:`linear_cka_from_moments` of the data's second moments, the same function
+    :func:`simmetrics.stream_score` applies to statistics accumulated over batches. Torch
+    tensors on an accelerator (CUDA, MPS) stay there: the products run on the device in float64
+    (float32 input is promoted there first), only the d x d results come to the CPU.
 
     A **similarity**: 1 for representations equal up to rotation, scale and translation.
     Range [0, 1] (biased) or [-1, 1] (debiased). Not a metric.
@@ -120,16 +267,46 @@ class LinearCKA(Metric):
         self.debiased = debiased
         self.layout = layout
 
+    def _validate(self, X, Y):
+        # torch tensors on an accelerator stay there (the products run on the device); CPU
+        # tensors and everything else become float64 numpy arrays as for every metric
+        if _on_accelerator(X) or _on_accelerator(Y):
+            return check_batch_pair(X, Y, layout=self.layout, min_samples=self.min_samples)
+        return super()._validate(X, Y)
+
     def _score(self, X, Y):
-        check_nonconstant(X, "X")
-        check_nonconstant(Y, "Y")
+        if not _is_torch(X) and not _gram_space(X.shape[0], X.shape[1], Y.shape[1]):
+            # the statistics carry the column extremes: the zero-variance test is made on them
+            return self._score_from_moments(_feature_moments(X, Y, bool(self.debiased)))
+        check = check_nonconstant_array if _is_torch(X) else check_nonconstant
+        check(X, "X")
+        check(Y, "Y")
         return linear_cka(X, Y, debiased=bool(self.debiased))
+
+    # -- streaming (simmetrics.stream_score) ----------------------------------------------
+    @property
+    def _moments_row_terms(self):
+        return bool(self.debiased)
+
+    def _score_from_moments(self, stats):
+        check_nonconstant_moments(stats.x, "X")
+        check_nonconstant_moments(stats.y, "Y")
+        return linear_cka_from_moments(stats, debiased=bool(self.debiased))
+
+
+def _on_accelerator(A):
+    # "meta" tensors hold no values: they go the standard way, whose validation says so
+    device = getattr(getattr(A, "device", None), "type", "cpu")
+    return _is_torch(A) and device not in ("cpu", "meta")
 
 
 def _squared_distances(X):
     sq = np.einsum("ij,ij->i", X, X)
     D = sq[:, None] + sq[None, :] - 2.0 * (X @ X.T)
-    np.maximum(D, 0.0, out=D)
+    # ||x_i||^2 + ||x_j||^2 - 2 x_i'x_j carries a rounding error of about d eps max ||x||^2:
+    # entries below it (duplicated samples, negative values) are zeros, exactly
+    tol = 4.0 * (X.shape[1] + 2) * np.finfo(np.float64).eps * (sq.max() if sq.size else 0.0)
+    D[D <= tol] = 0.0
     np.fill_diagonal(D, 0.0)
     return D
 
@@ -148,8 +325,18 @@ def median_sigma(X, threshold=0.8):
 
 
 def rbf_gram(X, sigma):
-    """RBF Gram matrix exp(-||x_i - x_j||^2 / (2 sigma^2)), shape (n, n)."""
-    return np.exp(-_squared_distances(X) / (2.0 * sigma**2))
+    """RBF Gram matrix exp(-||x_i - x_j||^2 / (2 sigma^2)), shape (n, n).
+
+    The exponent is formed as (D / (2 sigma)) / sigma, so a sigma below 1e-154 (whose square
+    underflows) still gives exp(-inf) = 0 off the diagonal rather than NaN.
+    """
+    return np.exp(_rbf_exponent(X, sigma))
+
+
+def _rbf_exponent(X, sigma):
+    D = _squared_distances(X)
+    with np.errstate(over="ignore"):  # -inf where sigma is tiny against D: exp gives 0
+        return -(D / (2.0 * sigma)) / sigma
 
 
 @register("kernel_cka", aliases=("rbf_cka",))
@@ -219,10 +406,18 @@ class KernelCKA(Metric):
             if not np.isfinite(K).all():
                 raise ValueError(f"kernel({name}) returned NaN or infinite values")
             return K
+        if self.kernel not in ("linear", "rbf"):
+            raise ValueError(f"kernel must be 'rbf', 'linear' or a callable, got {self.kernel!r}")
+        # Distances and the centred linear kernel do not change under a translation, and CKA
+        # does not change when a kernel is rescaled, or when the data are rescaled together with
+        # sigma. So centre first (large means would otherwise cancel catastrophically in
+        # ||x_i||^2 + ||x_j||^2 - 2 x_i'x_j and in the centring of K), and rescale by an exact
+        # power of two 2^-e (sigma too), so that activations of any magnitude stay in range.
+        Ac = center(A)
+        A = pow2_rescale(Ac)
+        e = int(np.frexp(np.max(np.abs(Ac)))[1])
         if self.kernel == "linear":
             return A @ A.T
-        if self.kernel != "rbf":
-            raise ValueError(f"kernel must be 'rbf', 'linear' or a callable, got {self.kernel!r}")
         if self.sigma is None:
             if not self.threshold > 0:
                 raise ValueError(f"threshold must be positive, got {self.threshold!r}")
@@ -236,13 +431,21 @@ class KernelCKA(Metric):
             sigma = float(self.sigma)
             if not sigma > 0:
                 raise ValueError(f"sigma must be positive, got {self.sigma!r}")
-        return rbf_gram(A, sigma)
+            # in the units of the rescaled data; at least the smallest normal number, so that
+            # a sigma tiny against the data gives the identity kernel, not 0 / 0
+            sigma = max(float(np.ldexp(sigma, -e)), np.finfo(np.float64).tiny)
+        # K - 11' = expm1(-D / 2 sigma^2), which both HSIC estimators treat exactly as K (they
+        # are invariant to adding a constant to the kernel): when sigma is large against the
+        # distances, K = 1 - tiny and exp would round the information away before the centring
+        return np.expm1(_rbf_exponent(A, sigma))
 
     def _score(self, X, Y):
         check_nonconstant(X, "X")
         check_nonconstant(Y, "Y")
         K, L = self._gram(X, "X"), self._gram(Y, "Y")
+        estimator = "unbiased" if self.debiased else "biased"
         hsic = hsic_unbiased if self.debiased else hsic_biased
-        return cka_from_hsic(
-            hsic(K, L), hsic(K, K), hsic(L, L), "unbiased" if self.debiased else "biased"
-        )
+        # hsic_self: a self-term that is 0 up to rounding (a callable kernel the centring
+        # removes) raises in cka_from_hsic instead of giving a ratio of noise
+        return cka_from_hsic(hsic(K, L), hsic_self(K, estimator), hsic_self(L, estimator),
+                             estimator)

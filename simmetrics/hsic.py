@@ -19,9 +19,11 @@ import numpy as np
 __all__ = [
     "cka_from_hsic",
     "hsic_biased",
+    "hsic_self",
     "hsic_unbiased",
     "linear_hsic_biased_features",
     "linear_hsic_unbiased_features",
+    "linear_hsic_unbiased_sums",
 ]
 
 
@@ -73,16 +75,48 @@ def hsic_unbiased(K, L):
     n = K.shape[0]
     if n < 4:
         raise ValueError(f"the unbiased HSIC needs at least 4 samples, got {n}")
-    Kt = K.copy()
-    Lt = L.copy()
-    np.fill_diagonal(Kt, 0.0)
-    np.fill_diagonal(Lt, 0.0)
-    k1 = Kt.sum(axis=1)
-    l1 = Lt.sum(axis=1)
-    trace = float(np.einsum("ij,ij->", Kt, Lt))
+    # K~ = K - diag(K) is never formed (no n x n copies: at n = 10,000 each is 800 MB): its row
+    # sums and tr(K~ L~) = sum_ij K_ij L_ij - sum_i K_ii L_ii follow from K and its diagonal
+    dk, dl = np.diagonal(K), np.diagonal(L)
+    k1 = K.sum(axis=1) - dk
+    l1 = L.sum(axis=1) - dl
+    trace = float(np.einsum("ij,ij->", K, L)) - float(dk @ dl)
     return (trace + k1.sum() * l1.sum() / ((n - 1) * (n - 2)) - 2.0 / (n - 2) * (k1 @ l1)) / (
         n * (n - 3)
     )
+
+
+def hsic_self(K, estimator="biased"):
+    """HSIC(K, K), with rounding noise returned as exactly 0.
+
+    HSIC of a kernel with itself is a squared norm (of HKH, or of the U-centred K for the
+    unbiased estimator), so it is never negative; it is 0 for a kernel that the centring
+    removes entirely (K_ij = a_i + a_j + c, which a callable kernel or a whitened kernel with
+    n - 1 <= d can give). Computed, such a 0 comes out as rounding noise of either sign, about
+    n eps sum(K^2) / normaliser; a CKA formed from it would be noise. Values below
+    16 n eps sum(K^2) / normaliser are therefore returned as 0 (negative values unchanged), and
+    :func:`cka_from_hsic` raises on them.
+
+    Parameters
+    ----------
+    K : numpy.ndarray, shape (n, n)
+    estimator : {"biased", "unbiased"}
+
+    Examples
+    --------
+    >>> a = np.arange(6.0)[:, None]
+    >>> hsic_self(a + a.T, "unbiased") <= 0.0      # removed by the U-centring: 0
+    True
+    >>> bool(hsic_self(a @ a.T, "unbiased") > 0.0)
+    True
+    """
+    n = K.shape[0]
+    if estimator == "unbiased":
+        value, norm = hsic_unbiased(K, K), n * (n - 3)
+    else:
+        value, norm = hsic_biased(K, K), (n - 1) ** 2
+    floor = 16.0 * n * np.finfo(np.float64).eps * float(np.sum(K * K)) / norm
+    return float(min(value, 0.0) if value <= floor else value)
 
 
 def linear_hsic_biased_features(X, Y):
@@ -114,14 +148,60 @@ def linear_hsic_unbiased_features(X, Y):
         raise ValueError(f"the unbiased HSIC needs at least 4 samples, got {n}")
     k = np.einsum("ij,ij->i", X, X)
     l = np.einsum("ij,ij->i", Y, Y)
-    s = X.sum(axis=0)
-    t = Y.sum(axis=0)
-    trace = float(np.sum((X.T @ Y) ** 2)) - k @ l
-    k_sum = s @ s - k.sum()
-    l_sum = t @ t - l.sum()
-    cross = (X @ s - k) @ (Y @ t - l)
+    return linear_hsic_unbiased_sums(
+        n, X.T @ Y, k @ l, X.sum(axis=0), Y.sum(axis=0), k.sum(), l.sum(), X.T @ l, Y.T @ k
+    )
+
+
+def linear_hsic_unbiased_sums(n, cross, row_cross, x_sum, y_sum, x_row_sq, y_row_sq, x_row_y,
+                              y_row_x):
+    """Unbiased HSIC of linear kernels from sums over the rows (Song et al. 2012).
+
+    With k_i = ||x_i||^2, l_i = ||y_i||^2, s = X'1, t = Y'1, the terms of
+    :func:`linear_hsic_unbiased_features` expand into sums that batches can accumulate::
+
+        tr(K~ L~)   = ||X'Y||_F^2 - k'l
+        1'K~1       = ||s||^2 - 1'k,          1'L~1 = ||t||^2 - 1'l
+        1'K~ L~ 1   = s'(X'Y)t - s'(X'l) - t'(Y'k) + k'l
+
+    This is the one implementation of the feature-space formula: the function above and the
+    streaming statistics of :class:`simmetrics.PairMoments` both call it. The HSIC is
+    invariant to translations of X or Y, so the sums may be taken about any shift.
+
+    Parameters
+    ----------
+    n : int
+        Number of rows (at least 4).
+    cross : array (d_x, d_y)
+        X'Y.
+    row_cross : float
+        k'l.
+    x_sum, y_sum : arrays (d_x,), (d_y,)
+        s and t.
+    x_row_sq, y_row_sq : float
+        1'k and 1'l.
+    x_row_y, y_row_x : arrays (d_x,), (d_y,)
+        X'l and Y'k.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> X, Y = rng.normal(size=(30, 3)), rng.normal(size=(30, 2))
+    >>> k, l = (X**2).sum(1), (Y**2).sum(1)
+    >>> value = linear_hsic_unbiased_sums(30, X.T @ Y, k @ l, X.sum(0), Y.sum(0), k.sum(),
+    ...                                   l.sum(), X.T @ l, Y.T @ k)
+    >>> bool(abs(value - hsic_unbiased(X @ X.T, Y @ Y.T)) < 1e-12)
+    True
+    """
+    if n < 4:
+        raise ValueError(f"the unbiased HSIC needs at least 4 samples, got {n}")
+    trace = float(np.sum(cross**2)) - row_cross
+    k_sum = x_sum @ x_sum - x_row_sq
+    l_sum = y_sum @ y_sum - y_row_sq
+    cross_term = x_sum @ cross @ y_sum - x_sum @ x_row_y - y_sum @ y_row_x + row_cross
     return float(
-        (trace + k_sum * l_sum / ((n - 1) * (n - 2)) - 2.0 / (n - 2) * cross) / (n * (n - 3))
+        (trace + k_sum * l_sum / ((n - 1) * (n - 2)) - 2.0 / (n - 2) * cross_term)
+        / (n * (n - 3))
     )
 
 
@@ -156,4 +236,6 @@ def cka_from_hsic(cross, self_x, self_y, estimator="biased"):
             "almost no variance for this estimator (its kernel is nearly constant)"
             + ("; the biased estimator is defined for any n >= 2" if estimator == "unbiased" else "")
         )
-    return float(cross / np.sqrt(self_x * self_y))
+    # |cross| <= sqrt(self_x self_y) by Cauchy-Schwarz; rounding can exceed it by an ulp or
+    # two (1.0000000000000002 for equal inputs), which would leave the declared bounds
+    return float(np.clip(cross / np.sqrt(self_x * self_y), -1.0, 1.0))

@@ -17,6 +17,7 @@ import numpy as np
 from scipy import stats
 from scipy.spatial.distance import pdist
 
+from ._linalg import pow2_rescale as _pow2_rescale
 from ._registry import register
 from .base import Metric, param_dependent
 
@@ -46,19 +47,6 @@ _KNN_INVARIANCES = frozenset(
 #: How many similarity entries one chunk of the mutual kNN search holds (rows x n); about
 #: 32 MB per float64 array.
 _KNN_CHUNK_ENTRIES = 2**22
-
-
-def _pow2_rescale(X):
-    """``X`` times the power of two that brings its largest magnitude into [0.5, 1).
-
-    Multiplying by a power of two is exact in floating point, so every quantity that is
-    invariant to isotropic scaling is computed bit for bit as on ``X``, while squares of very
-    large or very small activations no longer overflow or underflow.
-    """
-    top = np.max(np.abs(X))
-    if top == 0.0:
-        return X
-    return np.ldexp(X, -int(np.frexp(top)[1]))
 
 
 # -- RSA ----------------------------------------------------------------------------------
@@ -183,7 +171,8 @@ def compare_rdms(a, b, method="spearman", names=("X", "Y"), scale=0.0):
         return float(stats.kendalltau(a, b).statistic)
     if method == "spearman":
         a, b = stats.rankdata(a), stats.rankdata(b)
-    return float(_pearson(a, b))
+    # a correlation, in [-1, 1] but for rounding (1.0000000000000002 for equal RDMs)
+    return float(np.clip(_pearson(a, b), -1.0, 1.0))
 
 
 @register("rsa")

@@ -18,10 +18,11 @@ compared by zero-padding the narrower one.
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from ._linalg import center, orthonormal_basis
+from ._linalg import center, frobenius_norm, orthonormal_basis, pow2_rescale
 from ._registry import register
 from ._validation import check_nonconstant
 from .base import AlignmentMetric, param_dependent
+from .moments import _numpy, check_nonconstant_moments, spectrum_from_gram
 
 __all__ = [
     "ShapeMetric",
@@ -80,7 +81,16 @@ def angular_distance(A, B):
     >>> round(float(angular_distance(A, 3 * A)), 12), round(float(angular_distance(A, -A)), 12)
     (0.0, 3.14159265359)
     """
-    na, nb = np.linalg.norm(A), np.linalg.norm(B)
+    # The fast path: three passes over the data and no copies, for norms inside the float
+    # range (their squares neither overflowed nor underflowed). Where the cosine is not near
+    # +-1, arccos of it is accurate (its error is that of the cosine over sin(angle)).
+    with np.errstate(over="ignore", under="ignore"):  # out of the window: the slow path
+        na, nb = np.linalg.norm(A), np.linalg.norm(B)
+    if _SAFE_LOW <= na <= _SAFE_HIGH and _SAFE_LOW <= nb <= _SAFE_HIGH:
+        cos = float(np.vdot(A, B)) / na / nb
+        if abs(cos) < 0.99:
+            return float(np.arccos(cos))
+    na, nb = frobenius_norm(A), frobenius_norm(B)  # no overflow at 1e300, no underflow
     for name, norm in (("X", na), ("Y", nb)):
         if norm == 0.0:
             raise ValueError(
@@ -91,10 +101,15 @@ def angular_distance(A, B):
     return 2.0 * np.arctan2(np.linalg.norm(a - b), np.linalg.norm(a + b))
 
 
+# Magnitudes of norms and cross-products computed without rescaling that are trusted: inside
+# this window no square or product of the entries that matter has overflowed or underflowed.
+_SAFE_LOW, _SAFE_HIGH = 2.0**-400, 2.0**400
+
+
 def _distance(A, B, score_method):
     if score_method == "angular":
         return angular_distance(A, B)
-    return np.linalg.norm(A - B)
+    return frobenius_norm(A - B)
 
 
 def partial_whitener(Xc, alpha):
@@ -130,11 +145,17 @@ def partial_whitener(Xc, alpha):
     if alpha == 1.0:
         return None
     _, s, Vt = orthonormal_basis(Xc)
-    d = Xc.shape[1]
+    return _whitener_from_spectrum(s, Vt, alpha)
+
+
+def _whitener_from_spectrum(s, Vt, alpha):
+    """:func:`partial_whitener` from the singular values s and right vectors V' of Xc (from
+    its SVD, or from the eigen-decomposition of Xc'Xc when streaming)."""
+    d = Vt.shape[1]
     Z = ((1.0 - alpha) * (Vt.T / s)) @ Vt
     Z[np.diag_indices(d)] += alpha
-    new_var = np.sum((alpha * s + (1.0 - alpha)) ** 2)
-    Z *= np.sqrt(np.sum(s**2) / new_var)
+    # sqrt(sum s^2 / new_var) as a ratio of norms, which neither overflows nor underflows
+    Z *= frobenius_norm(s) / frobenius_norm(alpha * s + (1.0 - alpha))
     return Z
 
 
@@ -152,7 +173,28 @@ def procrustes_rotation(A, B):
     >>> np.allclose(procrustes_rotation(A, A @ R.T), R)
     True
     """
-    U, _, Vt = np.linalg.svd(B.T @ A)
+    # Q does not change when A or B is scaled by a positive number: rescale both by a power
+    # of two so that B'A neither overflows (entries of 1e300) nor underflows (1e-300). Data in
+    # range skip the two copies: B'A is computed as is and redone rescaled only if it left the
+    # window (there the rescaling is exact and would change nothing)
+    return _rotation_from_cross(_cross_in_range(B, A))
+
+
+def _cross_in_range(A, B):
+    """A'B, computed as is when it lands inside the trusted window (no over- or underflow that
+    matters), else from power-of-two rescaled A and B (exact: for the scale-free uses here, the
+    rotation and the assignment, the result is the same). Skips two copies of the data."""
+    with np.errstate(over="ignore", under="ignore", invalid="ignore"):  # redone below
+        M = A.T @ B
+    top = float(np.max(np.abs(M))) if M.size else 0.0
+    if not _SAFE_LOW <= top <= _SAFE_HIGH:
+        M = pow2_rescale(A).T @ pow2_rescale(B)
+    return M
+
+
+def _rotation_from_cross(M):
+    """U V' from the SVD U S V' of M = B'A: the rotation of :func:`procrustes_rotation`."""
+    U, _, Vt = np.linalg.svd(M)
     return U @ Vt
 
 
@@ -167,8 +209,14 @@ def optimal_permutation(A, B):
     >>> optimal_permutation(A, A[:, [2, 0, 1]]).tolist()
     [1, 2, 0]
     """
-    rows, cols = linear_sum_assignment(A.T @ B, maximize=True)
-    perm = np.empty(A.shape[1], dtype=np.intp)
+    # invariant to positive scalings of A and B: rescaled where A'B would leave the range
+    return _assignment_from_cross(_cross_in_range(A, B))
+
+
+def _assignment_from_cross(C):
+    """The permutation of :func:`optimal_permutation` from the cross-product C = A'B."""
+    rows, cols = linear_sum_assignment(C, maximize=True)
+    perm = np.empty(C.shape[0], dtype=np.intp)
     perm[rows] = cols
     return perm
 
@@ -186,12 +234,23 @@ def soft_matching_plan(A, B):
     >>> (soft_matching_plan(A, A[:, ::-1]) * 2).tolist()
     [[0.0, 1.0], [1.0, 0.0]]
     """
-    import ot
-
-    nx, ny = A.shape[1], B.shape[1]
+    # one common power of two for both (exact): the cost is multiplied by a constant, which
+    # does not change the optimal plan, and its squares stay in range at 1e300 and 1e-300
+    top = max(np.max(np.abs(A)), np.max(np.abs(B)))
+    if top > 0.0:
+        e = int(np.frexp(top)[1])
+        A, B = np.ldexp(A, -e), np.ldexp(B, -e)
     sq_a = np.einsum("ij,ij->j", A, A)
     sq_b = np.einsum("ij,ij->j", B, B)
-    cost = sq_a[:, None] + sq_b[None, :] - 2.0 * (A.T @ B)
+    return _plan_from_cost(sq_a[:, None] + sq_b[None, :] - 2.0 * (A.T @ B))
+
+
+def _plan_from_cost(cost):
+    """The exact optimal plan of :func:`soft_matching_plan` for the cost matrix
+    ||a_i||^2 + ||b_j||^2 - 2 a_i'b_j (negative rounding residues clipped to 0)."""
+    import ot
+
+    nx, ny = cost.shape
     np.maximum(cost, 0.0, out=cost)
     plan, log = ot.emd(
         np.full(nx, 1.0 / nx), np.full(ny, 1.0 / ny), cost, numItermax=10_000_000, log=True
@@ -229,9 +288,13 @@ class _CenteredAlignment(AlignmentMetric):
         self._check_data(X, Y)
         if self.center_columns:
             self.mean_x_, self.mean_y_ = X.mean(axis=0), Y.mean(axis=0)
+            # the alignment is learned on accurately centred data (two passes, see
+            # simmetrics._linalg.center): with large means, X - mean_x_ keeps a constant
+            # rounding residual that the whitening would take for a direction of the data
+            self._fit_alignment(center(X), center(Y))
         else:
             self.mean_x_, self.mean_y_ = np.zeros(X.shape[1]), np.zeros(Y.shape[1])
-        self._fit_alignment(X - self.mean_x_, Y - self.mean_y_)
+            self._fit_alignment(X, Y)
 
     def _transform(self, X, Y):
         return self._align(X - self.mean_x_, Y - self.mean_y_)
@@ -240,6 +303,60 @@ class _CenteredAlignment(AlignmentMetric):
         self._check_params()
         self._check_data(X, Y)
         return _distance(*self._transform(X, Y), self.score_method)
+
+    # -- streaming (simmetrics.stream_score): the same fit and score from second moments ----
+    # Both need only Xc'Xc, Yc'Yc and Xc'Yc about the fitted means. The whole-data route is
+    # kept for whole data: its SVD of the data (whitening) is better conditioned than the
+    # eigen-decomposition of Xc'Xc, and its angle 2 atan2(||a - b||, ||a + b||) is accurate
+    # near 0, where arccos of a cosine formed from moments has an error of about sqrt(eps).
+    def _check_moments(self, stats):
+        for name, rep in (("X", stats.x), ("Y", stats.y)):
+            if self.center_columns:
+                check_nonconstant_moments(rep, name)
+            elif rep.minimum is not None and not (
+                np.any(_numpy(rep.minimum) != 0.0) or np.any(_numpy(rep.maximum) != 0.0)
+            ):
+                raise ValueError(f"{name} is all zeros, so its shape is undefined")
+
+    def _fit_from_moments(self, stats):
+        self._check_params()
+        S = stats.to_numpy()
+        self._check_moments(S)
+        if self.center_columns:
+            self.mean_x_, self.mean_y_ = S.x.mean, S.y.mean
+        else:
+            self.mean_x_, self.mean_y_ = np.zeros(S.x.width), np.zeros(S.y.width)
+        self._fit_alignment_from_moments(S.shifted(self.mean_x_, self.mean_y_))
+
+    def _score_from_moments(self, stats):
+        self._check_params()
+        S = stats.to_numpy()
+        self._check_moments(S)
+        return self._distance_from_moments(S.shifted(self.mean_x_, self.mean_y_))
+
+    def _distance_from_moments(self, S):
+        return _distance_from_products(*self._aligned_products(S), self.score_method)
+
+
+def _distance_from_products(aa, bb, ab, score_method):
+    """:func:`_distance` of aligned A, B from ||A||^2, ||B||^2 and <A, B>: arccos of the
+    cosine, or sqrt(||A||^2 + ||B||^2 - 2 <A, B>)."""
+    if score_method == "angular":
+        for name, sq in (("X", aa), ("Y", bb)):
+            if not sq > 0.0:
+                raise ValueError(
+                    f"the aligned {name} is zero (no variance left after centring with the "
+                    "fitted means and whitening), so the angular distance is undefined"
+                )
+        return float(np.arccos(np.clip(ab / np.sqrt(aa) / np.sqrt(bb), -1.0, 1.0)))
+    return float(np.sqrt(max(aa + bb - 2.0 * ab, 0.0)))
+
+
+def _pad2(M, rows, cols):
+    """M with zero rows and columns appended up to (rows, cols)."""
+    out = np.zeros((rows, cols))
+    out[: M.shape[0], : M.shape[1]] = M
+    return out
 
 
 def _shape_invariances(self):
@@ -350,6 +467,34 @@ class ShapeMetric(_CenteredAlignment):
         Xw = zero_pad(self._whiten(Xc, self.whitener_x_), width)
         Yw = zero_pad(self._whiten(Yc, self.whitener_y_), width)
         return Xw, Yw @ self.rotation_
+
+    def _whitened_moments(self, S):
+        """Xw'Xw, Yw'Yw and Xw'Yw (zero-padded to the common width) from centred moments."""
+        Zx, Zy = self.whitener_x_, self.whitener_y_
+        Gx = S.x.gram if Zx is None else Zx.T @ S.x.gram @ Zx
+        Gy = S.y.gram if Zy is None else Zy.T @ S.y.gram @ Zy
+        C = S.cross
+        if Zx is not None:
+            C = Zx.T @ C
+        if Zy is not None:
+            C = C @ Zy
+        return Gx, Gy, C
+
+    def _fit_alignment_from_moments(self, S):
+        alpha = float(self.alpha)
+        self.whitener_x_ = self.whitener_y_ = None
+        if alpha != 1.0:
+            self.whitener_x_ = _whitener_from_spectrum(*spectrum_from_gram(S.x.gram, S.n), alpha)
+            self.whitener_y_ = _whitener_from_spectrum(*spectrum_from_gram(S.y.gram, S.n), alpha)
+        width = max(S.x.width, S.y.width)
+        C = _pad2(self._whitened_moments(S)[2], width, width)
+        self.rotation_ = _rotation_from_cross(pow2_rescale(C.T))
+
+    def _aligned_products(self, S):
+        Gx, Gy, C = self._whitened_moments(S)
+        width = self.rotation_.shape[0]
+        # <Xw, Yw Q> = tr(Xw'Yw Q); ||Yw Q|| = ||Yw||
+        return np.trace(Gx), np.trace(Gy), float(np.sum(_pad2(C, width, width) * self.rotation_.T))
 
 
 @register("procrustes", aliases=("orthogonal_procrustes",))
@@ -468,6 +613,17 @@ class PermutationMetric(_CenteredAlignment):
         width = self.permutation_.size
         return zero_pad(Xc, width), zero_pad(Yc, width)[:, self.permutation_]
 
+    def _fit_alignment_from_moments(self, S):
+        width = max(S.x.width, S.y.width)
+        self.permutation_ = _assignment_from_cross(pow2_rescale(_pad2(S.cross, width, width)))
+
+    def _aligned_products(self, S):
+        width = self.permutation_.size
+        C = _pad2(S.cross, width, width)
+        return np.trace(S.x.gram), np.trace(S.y.gram), float(
+            C[np.arange(width), self.permutation_].sum()
+        )
+
 
 @register("soft_matching")
 class SoftMatching(_CenteredAlignment):
@@ -548,3 +704,16 @@ class SoftMatching(_CenteredAlignment):
         rows, cols = np.nonzero(self.plan_)
         weights = np.sqrt(self.plan_[rows, cols])
         return Xc[:, rows] * weights, Yc[:, cols] * weights
+
+    @staticmethod
+    def _cost_from_moments(S):
+        """||x_i - y_j||^2 between the centred neurons, from centred moments."""
+        cost = np.diag(S.x.gram)[:, None] + np.diag(S.y.gram)[None, :] - 2.0 * S.cross
+        return np.maximum(cost, 0.0)
+
+    def _fit_alignment_from_moments(self, S):
+        self.plan_ = _plan_from_cost(pow2_rescale(self._cost_from_moments(S)))
+
+    def _distance_from_moments(self, S):
+        # ||X' - Y'||^2 = sum_ij P_ij ||x_i - y_j||^2
+        return float(np.sqrt(np.sum(self.plan_ * self._cost_from_moments(S))))

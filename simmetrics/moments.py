@@ -1,0 +1,698 @@
+"""Exact sufficient statistics (second moments) of representations, accumulated over batches.
+
+Every linear metric (linear CKA biased and debiased, CCA, SVCCA, PWCCA, the shape metrics,
+Procrustes, the permutation metric, IntertwinerProcrustes) depends on the data only through a few
+sums over the rows. For a representation X (rows x_i) and a *shift* c (any fixed vector; the
+statistics are exact for every c, and accurate when c is near the mean), write z_i = x_i - c and
+k_i = ||z_i||^2. :class:`RepresentationMoments` holds::
+
+    n                  the number of rows
+    sum       = sum_i z_i                  (d,)
+    gram      = sum_i z_i z_i'             (d, d)      Z'Z
+    row_sq_sum   = sum_i k_i               ()          for the debiased HSIC only
+    row_sq_sq    = sum_i k_i^2             ()          "
+    row_sq_first = sum_i k_i z_i           (d,)        "     (Z'k)
+    minimum, maximum                       (d,)        column extremes of x (zero-variance test)
+
+and :class:`PairMoments` adds, for a second representation Y (w_i = y_i - e, l_i = ||w_i||^2)::
+
+    cross     = sum_i z_i w_i'             (d_x, d_y)  Z'W
+    row_cross = sum_i k_i l_i              ()          k'l
+    x_row_y   = sum_i l_i z_i              (d_x,)      Z'l
+    y_row_x   = sum_i k_i w_i              (d_y,)      W'k
+
+These are all the unbiased HSIC of Song et al. 2012 needs in feature space (see
+:func:`simmetrics.hsic.linear_hsic_unbiased_sums`), and X'X, Y'Y, X'Y, the column sums are all
+the others need. Memory is O(d_x^2 + d_y^2 + d_x d_y) whatever the number of rows.
+
+**Accuracy.** A batch's statistics are taken about the batch's own mean (so they are sums of
+centred terms, never a raw sum of squares minus a large square). Two sets of statistics merge
+(``a + b``) by moving both to their pooled mean and adding: the pairwise update of Chan, Golub
+and LeVeque (1979), extended exactly to the row-norm terms by the polynomial identities of
+:meth:`RepresentationMoments.shifted`. So the result does not depend on how large the means are,
+and statistics computed by separate workers in any order add up to those of the whole data.
+
+**torch.** Statistics of torch tensors are torch tensors on the input's device, in float64
+whatever the input's dtype (float32/float16 batches are promoted on the device before the
+products), so a GPU computes the O(n d^2) products; :meth:`to_numpy` brings the d x d results to
+the CPU for the final decompositions.
+"""
+
+import numpy as np
+
+from ._validation import LAYOUTS, check_pair, check_representation
+
+__all__ = [
+    "RepresentationMoments",
+    "PairMoments",
+    "moments",
+    "check_batch_pair",
+    "check_nonconstant_array",
+    "check_nonconstant_moments",
+    "spectrum_from_gram",
+]
+
+_EXPECTED_NDIM = {"nchw": 4, "nhwc": 4, "ntd": 3}
+
+
+# -- array backend: numpy arrays or torch tensors, one code path ---------------------------
+def _is_torch(A):
+    return type(A).__module__.startswith("torch")
+
+
+def _row_sq(Z):
+    """k_i = ||z_i||^2 for every row."""
+    if _is_torch(Z):
+        import torch
+
+        return torch.einsum("ij,ij->i", Z, Z)
+    return np.einsum("ij,ij->i", Z, Z)
+
+
+def _columns(u, v):
+    """The (n, 2) matrix [u v]."""
+    if _is_torch(u):
+        import torch
+
+        return torch.stack((u, v), dim=1)
+    return np.stack((u, v), axis=1)
+
+
+def _colmin(A):
+    return A.amin(0) if _is_torch(A) else A.min(axis=0)
+
+
+def _colmax(A):
+    return A.amax(0) if _is_torch(A) else A.max(axis=0)
+
+
+def _numpy(A):
+    """A numpy float64 array (or Python float for 0-d) from a numpy value or a torch tensor."""
+    if A is None:
+        return None
+    if _is_torch(A):
+        A = A.detach().cpu().numpy()
+    A = np.asarray(A, dtype=np.float64)
+    return float(A) if A.ndim == 0 else A
+
+
+def _like(value, ref):
+    """``value`` (array, tensor or number) as float64 in the backend and on the device of
+    ``ref``."""
+    if _is_torch(ref):
+        import torch
+
+        if _is_torch(value):
+            return value.to(device=ref.device, dtype=torch.float64)
+        return torch.as_tensor(np.asarray(value, dtype=np.float64), device=ref.device)
+    return np.asarray(_numpy(value) if _is_torch(value) else value, dtype=np.float64)
+
+
+# -- batch validation: numpy through the package's check_pair, torch kept on its device ------
+def _torch_matrix(A, name, layout, min_samples):
+    """A validated float64 (n, d) torch tensor on ``A``'s device. Only the accepting path is
+    device-specific: whenever something is wrong, the tensor goes through the package's
+    :func:`simmetrics._validation.check_representation`, which raises the standard message."""
+    import torch
+
+    good = (
+        isinstance(A, torch.Tensor)
+        and A.layout == torch.strided
+        and not A.is_complex()
+        and A.dtype != torch.bool
+        and A.device.type != "meta"  # a shape without values
+        and (layout is None or layout in LAYOUTS)
+    )
+    if good:
+        A = A.detach()
+        want = 2 if layout is None else _EXPECTED_NDIM.get(layout)
+        good = (A.ndim == want) if want is not None else A.ndim >= 2
+    if good:
+        if layout == "flatten":
+            A = A.reshape(A.shape[0], -1)
+        elif layout is not None:
+            if layout == "nchw":
+                A = torch.movedim(A, 1, -1)
+            A = A.reshape(-1, A.shape[-1])
+        n, d = A.shape
+        good = n >= max(min_samples, 1) and d >= 1
+        if good:
+            A = A.to(torch.float64)
+            good = bool(torch.isfinite(A).all())
+    if not good:
+        # raises the package's message for this input
+        check_representation(A, name, layout=layout, min_samples=min_samples)
+        raise AssertionError(f"{name} was rejected on its device but accepted on the CPU")
+    return A
+
+
+def check_batch_pair(X, Y, layout=None, min_samples=1, same_width=False):
+    """Validate one batch (X, Y): numpy input through :func:`simmetrics._validation.check_pair`
+    (float64 numpy matrices), torch input kept as float64 tensors on the tensor's device (a
+    numpy partner is moved there). Errors carry the package's standard messages.
+
+    Examples
+    --------
+    >>> X, Y = check_batch_pair(np.ones((2, 3, 2, 2)), np.zeros((2, 3, 2, 2)), layout="nchw")
+    >>> X.shape, X.dtype
+    ((8, 3), dtype('float64'))
+    """
+    if not (_is_torch(X) or _is_torch(Y)):
+        return check_pair(X, Y, layout=layout, min_samples=min_samples, same_width=same_width)
+    import torch
+
+    device = (X if _is_torch(X) else Y).device
+    out = []
+    for name, A in (("X", X), ("Y", Y)):
+        if not _is_torch(A):
+            A = torch.from_numpy(check_representation(A, name, layout=layout,
+                                                      min_samples=min_samples)).to(device)
+        out.append(_torch_matrix(A, name, layout, min_samples))
+    A, B = out
+    if A.shape[0] != B.shape[0]:
+        raise ValueError(
+            "X and Y must have the same number of samples (rows): "
+            f"X has {A.shape[0]}, Y has {B.shape[0]}"
+        )
+    if same_width and A.shape[1] != B.shape[1]:
+        raise ValueError(
+            f"X and Y must have the same number of neurons for this metric: X has {A.shape[1]}, "
+            f"Y has {B.shape[1]}"
+        )
+    return A, B
+
+
+# -- one representation ----------------------------------------------------------------------
+class RepresentationMoments:
+    """Exact sufficient statistics of one representation about a shift (see the module text).
+
+    Build with :meth:`from_array`; combine with ``+`` (or :meth:`merge`); read the centred
+    quantities with :attr:`mean` and :meth:`centred`. The per-representation part of
+    :class:`PairMoments`, so that one layer's statistics can be reused across many pairs.
+
+    Attributes
+    ----------
+    n : int
+    shift, sum, gram, minimum, maximum : array (numpy or torch)
+    row_sq_sum, row_sq_sq, row_sq_first : array or None
+        The row-norm terms (only with ``row_terms=True``).
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.normal(size=(100, 3)) + 1e6          # a large mean costs no digits
+    >>> m = RepresentationMoments.from_array(X[:40]) + RepresentationMoments.from_array(X[40:])
+    >>> Xc = X - X.mean(axis=0)
+    >>> bool(np.allclose(m.centred().gram, Xc.T @ Xc, rtol=1e-12, atol=0))
+    True
+    """
+
+    def __init__(self, n, shift, sum, gram, minimum=None, maximum=None, row_sq_sum=None,
+                 row_sq_sq=None, row_sq_first=None):
+        self.n = int(n)
+        self.shift = shift
+        self.sum = sum
+        self.gram = gram
+        self.minimum = minimum
+        self.maximum = maximum
+        self.row_sq_sum = row_sq_sum
+        self.row_sq_sq = row_sq_sq
+        self.row_sq_first = row_sq_first
+
+    @classmethod
+    def _from_shifted(cls, X, Z, shift, row_terms, extrema, first=True):
+        """Statistics of Z = X - shift, and k; ``first=False`` leaves Z'k to the caller (who
+        computes it together with Z'l in one pass)."""
+        k = _row_sq(Z) if row_terms else None
+        return cls(
+            X.shape[0],
+            shift,
+            Z.sum(0),
+            Z.T @ Z,  # numpy detects Z'Z and uses a symmetric rank-k update (half the flops)
+            _colmin(X) if extrema else None,
+            _colmax(X) if extrema else None,
+            k.sum() if row_terms else None,
+            (k @ k) if row_terms else None,
+            (Z.T @ k) if row_terms and first else None,
+        ), k
+
+    @classmethod
+    def from_array(cls, X, shift="mean", row_terms=False, extrema=True):
+        """Statistics of a validated float64 matrix (numpy array or torch tensor), shape (n, d).
+
+        Parameters
+        ----------
+        X : numpy.ndarray or torch.Tensor, float64, shape (n, d)
+        shift : "mean", 0 or array of shape (d,), default "mean"
+            About what to take the sums: the column mean of ``X`` (the accurate choice), zero
+            (no copy of ``X``; for data already centred), or a given vector.
+        row_terms : bool, default False
+            Also accumulate the row-norm terms the debiased HSIC needs.
+        extrema : bool, default True
+            Also record the column minima and maxima (used for the exact zero-variance test).
+        """
+        shift, Z = _shift_of(X, shift)
+        return cls._from_shifted(X, Z, shift, row_terms, extrema)[0]
+
+    # -- derived quantities --------------------------------------------------------------
+    @property
+    def width(self):
+        return int(self.gram.shape[0])
+
+    @property
+    def has_row_terms(self):
+        return self.row_sq_sum is not None
+
+    @property
+    def mean(self):
+        """The column means of the data."""
+        return self.shift + self.sum / self.n
+
+    def to_numpy(self):
+        """The same statistics as numpy float64 arrays (torch tensors are copied to the CPU)."""
+        return type(self)(self.n, *(_numpy(getattr(self, f)) for f in _REP_FIELDS))
+
+    def shifted(self, shift):
+        """The same data's statistics about another shift (exact identities, O(d^2)).
+
+        With z' = z + delta, delta = old shift - new shift, and k' = k + 2 delta'z + |delta|^2::
+
+            sum'  = sum + n delta
+            gram' = gram + sum delta' + delta sum' + n delta delta'
+            sum k'   = sum k + 2 delta'sum + n |delta|^2
+            sum k'^2 = sum k^2 + 4 delta'Z'k + 2 |delta|^2 sum k + 4 delta'gram delta
+                       + 4 |delta|^2 delta'sum + n |delta|^4
+            Z''k' = Z'k + 2 gram delta + |delta|^2 sum + delta sum k + 2 delta (delta'sum)
+                    + n |delta|^2 delta
+        """
+        shift = _like(shift, self.gram)
+        delta = self.shift - shift
+        return self._moved(delta, shift)
+
+    def _moved(self, delta, shift):
+        n, s, G = self.n, self.sum, self.gram
+        dd = delta @ delta
+        ds = delta @ s
+        new = type(self)(
+            n,
+            shift,
+            s + n * delta,
+            G + s[:, None] * delta[None, :] + delta[:, None] * s[None, :]
+            + n * (delta[:, None] * delta[None, :]),
+            self.minimum,
+            self.maximum,
+        )
+        if self.has_row_terms:
+            q1, q2, zk = self.row_sq_sum, self.row_sq_sq, self.row_sq_first
+            Gd = G @ delta
+            new.row_sq_sum = q1 + 2.0 * ds + n * dd
+            new.row_sq_sq = (q2 + 4.0 * (delta @ zk) + 2.0 * dd * q1 + 4.0 * (delta @ Gd)
+                             + 4.0 * dd * ds + n * dd * dd)
+            new.row_sq_first = zk + 2.0 * Gd + dd * s + (q1 + 2.0 * ds + n * dd) * delta
+        return new
+
+    def centred(self):
+        """The statistics about the exact column means (``sum`` is then zero up to rounding).
+
+        The move is delta = -sum / n, applied exactly by the identities of :meth:`shifted`;
+        the mean itself need not be representable (a mean of 1e8 is only known to 1.5e-8 as a
+        float, which against a spread of 1e-4 would leave an offset): ``shift`` becomes the
+        nearest float to it, a label that the statistics no longer depend on.
+        """
+        delta = -self.sum / self.n
+        return self._moved(delta, self.shift + delta)
+
+    def scaled(self, a):
+        """The statistics of ``a * X`` (a > 0)."""
+        a = float(a)
+        new = type(self)(self.n, self.shift * a, self.sum * a, self.gram * (a * a),
+                         None if self.minimum is None else self.minimum * a,
+                         None if self.maximum is None else self.maximum * a)
+        if self.has_row_terms:
+            new.row_sq_sum = self.row_sq_sum * a**2
+            new.row_sq_sq = self.row_sq_sq * a**4
+            new.row_sq_first = self.row_sq_first * a**3
+        return new
+
+    # -- merging ----------------------------------------------------------------------------
+    def merge(self, other):
+        """Statistics of the rows of both (Chan et al.'s pairwise update, generalised)."""
+        return _merge(self, other)
+
+    def __add__(self, other):
+        if isinstance(other, (int, float)) and other == 0:  # sum([]) is 0
+            return self
+        return self.merge(other)
+
+    def __radd__(self, other):
+        if isinstance(other, (int, float)) and other == 0:  # so that sum(list) works
+            return self
+        return NotImplemented
+
+    def __repr__(self):
+        return (f"{type(self).__name__}(n={self.n}, width={self.width}, "
+                f"row_terms={self.has_row_terms})")
+
+
+_REP_FIELDS = ("shift", "sum", "gram", "minimum", "maximum", "row_sq_sum", "row_sq_sq",
+               "row_sq_first")
+
+
+def _shift_of(X, shift):
+    """(shift vector, X - shift) in X's backend; shift 0 returns X itself (no copy)."""
+    if isinstance(shift, str):
+        if shift != "mean":
+            raise ValueError(f"shift must be 'mean', 0 or an array, got {shift!r}")
+        c = X.mean(0)
+        return c, X - c
+    if np.ndim(shift) == 0 and float(shift) == 0.0:
+        zero = X[0] * 0.0
+        return zero, X
+    c = _like(shift, X)
+    return c, X - c
+
+
+def _pooled_shift(a, b):
+    """The pooled mean of two sets of statistics, in a's backend."""
+    ma, mb = a.mean, b.mean
+    return ma + (mb - ma) * (b.n / (a.n + b.n))
+
+
+def _both_numpy_or_same(a, b, field="gram"):
+    """Statistics on different devices (or numpy and torch) are both brought to numpy."""
+    u, v = getattr(a, field), getattr(b, field)
+    if _is_torch(u) != _is_torch(v) or (_is_torch(u) and u.device != v.device):
+        return a.to_numpy(), b.to_numpy()
+    return a, b
+
+
+def _merge(a, b):
+    if not isinstance(b, type(a)):
+        return NotImplemented
+    if a.width != b.width:
+        raise ValueError(f"cannot merge statistics of widths {a.width} and {b.width}")
+    a, b = _both_numpy_or_same(a, b)
+    shift = _pooled_shift(a, b)
+    return _sum_aligned(a.shifted(shift), b.shifted(shift))
+
+
+def _sum_aligned(a, b):
+    """Statistics of the rows of both, for two sets taken about the same shift."""
+    shift = a.shift
+    lo = None if a.minimum is None or b.minimum is None else _elementwise(min, a.minimum, b.minimum)
+    hi = None if a.maximum is None or b.maximum is None else _elementwise(max, a.maximum, b.maximum)
+    out = type(a)(a.n + b.n, shift, a.sum + b.sum, a.gram + b.gram, lo, hi)
+    if a.has_row_terms and b.has_row_terms:
+        out.row_sq_sum = a.row_sq_sum + b.row_sq_sum
+        out.row_sq_sq = a.row_sq_sq + b.row_sq_sq
+        out.row_sq_first = a.row_sq_first + b.row_sq_first
+    return out
+
+
+def _elementwise(fn, u, v):
+    if _is_torch(u):
+        import torch
+
+        return torch.minimum(u, v) if fn is min else torch.maximum(u, v)
+    return np.minimum(u, v) if fn is min else np.maximum(u, v)
+
+
+def spectrum_from_gram(G, n):
+    """Singular values s (descending) and right singular vectors V' of a matrix Xc with
+    Xc'Xc = G, from the eigen-decomposition of G: the route available when only second moments
+    are known.
+
+    The eigenvalues are the squares of the singular values, so rounding hides the directions
+    whose eigenvalue is below about d * eps of the largest: those below max(n, d) * eps * lam_max
+    are dropped (the SVD of the data itself resolves singular values, i.e. square roots, down to
+    that relative level, which is why the whole-data estimators keep their SVD route).
+
+    Parameters
+    ----------
+    G : numpy.ndarray, shape (d, d)
+        Symmetric positive semi-definite, not all zero.
+    n : int
+        Number of rows behind G (enters the tolerance).
+
+    Returns
+    -------
+    s : numpy.ndarray, shape (r,)
+    Vt : numpy.ndarray, shape (r, d)
+
+    Examples
+    --------
+    >>> Xc = np.array([[1.0, 0.0], [-1.0, 0.0], [0.0, 2.0], [0.0, -2.0]])
+    >>> s, Vt = spectrum_from_gram(Xc.T @ Xc, 4)
+    >>> s.round(12).tolist(), bool(np.allclose(np.abs(Vt), [[0, 1], [1, 0]]))
+    ([2.828427124746, 1.414213562373], True)
+    """
+    lam, V = np.linalg.eigh(G)
+    lam, V = lam[::-1], V[:, ::-1]
+    keep = lam > max(n, G.shape[0]) * np.finfo(np.float64).eps * lam[0]
+    return np.sqrt(lam[keep]), V[:, keep].T
+
+
+def check_nonconstant_array(A, name):
+    """:func:`simmetrics._validation.check_nonconstant` for a numpy array or a torch tensor
+    (on its device): the same exact test (every column's range is zero) and message.
+
+    Examples
+    --------
+    >>> check_nonconstant_array(np.ones((3, 2)), "X")
+    Traceback (most recent call last):
+    ...
+    ValueError: X has zero variance: every neuron is constant across samples
+    """
+    if float((_colmax(A) - _colmin(A)).max()) == 0.0:
+        raise ValueError(f"{name} has zero variance: every neuron is constant across samples")
+    return A
+
+
+def check_nonconstant_moments(rep, name):
+    """Raise the package's zero-variance error if every column was constant over all batches
+    (exact: from the recorded column extremes, as :func:`simmetrics._validation.
+    check_nonconstant` does on the data).
+
+    Examples
+    --------
+    >>> m = RepresentationMoments.from_array(np.ones((3, 2)))
+    >>> check_nonconstant_moments(m, "Y")
+    Traceback (most recent call last):
+    ...
+    ValueError: Y has zero variance: every neuron is constant across samples
+    """
+    if rep.minimum is None:
+        return rep
+    if float(np.max(_numpy(rep.maximum) - _numpy(rep.minimum))) == 0.0:
+        raise ValueError(f"{name} has zero variance: every neuron is constant across samples")
+    return rep
+
+
+# -- a pair of representations ---------------------------------------------------------------
+class PairMoments:
+    """Exact sufficient statistics of two representations of the same stimuli.
+
+    ``x`` and ``y`` are the :class:`RepresentationMoments` of X and Y; ``cross`` is Z'W and,
+    with ``row_terms``, ``row_cross`` = k'l, ``x_row_y`` = Z'l, ``y_row_x`` = W'k (see the
+    module text). Statistics of disjoint sets of rows add: ``a + b`` (or ``sum(parts)``) gives
+    those of all the rows, whatever the order and however the rows were split, so batches and
+    workers can be combined freely.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.normal(size=(300, 4)) + 50.0
+    >>> Y = X[:, :2] ** 2 + rng.normal(size=(300, 2))
+    >>> parts = [PairMoments.from_arrays(X[i:i + 70], Y[i:i + 70]) for i in range(0, 300, 70)]
+    >>> total = sum(parts).centred()
+    >>> Xc, Yc = X - X.mean(axis=0), Y - Y.mean(axis=0)
+    >>> bool(np.allclose(total.cross, Xc.T @ Yc, rtol=1e-12, atol=0)), total.n
+    (True, 300)
+    """
+
+    def __init__(self, x, y, cross, row_cross=None, x_row_y=None, y_row_x=None):
+        self.x = x
+        self.y = y
+        self.cross = cross
+        self.row_cross = row_cross
+        self.x_row_y = x_row_y
+        self.y_row_x = y_row_x
+
+    @classmethod
+    def from_arrays(cls, X, Y, shift="mean", row_terms=False, extrema=True, x_moments=None,
+                    y_moments=None):
+        """Statistics of two validated float64 matrices with the same rows (numpy or torch).
+
+        Parameters
+        ----------
+        X, Y : numpy.ndarray or torch.Tensor, float64, shapes (n, d_x) and (n, d_y)
+        shift : "mean", 0 or (array, array), default "mean"
+            See :meth:`RepresentationMoments.from_array`; a pair gives the two shifts.
+        row_terms : bool, default False
+            Also accumulate the row-norm terms of the debiased HSIC.
+        extrema : bool, default True
+        x_moments, y_moments : RepresentationMoments, optional
+            Statistics of X or Y already computed (about the shift they carry), reused rather
+            than recomputed: for many pairs of the same layers only the cross terms are new.
+        """
+        sx, sy = shift if isinstance(shift, tuple) else (shift, shift)
+        parts, ks, zs = [], [], []
+        for A, s, given in ((X, sx, x_moments), (Y, sy, y_moments)):
+            if given is not None:
+                s = given.shift
+            c, Z = _shift_of(A, s)
+            if given is not None and (not row_terms or given.has_row_terms):
+                k = _row_sq(Z) if row_terms else None
+                parts.append(given)
+            else:
+                m, k = RepresentationMoments._from_shifted(A, Z, c, row_terms, extrema,
+                                                           first=False)
+                parts.append(m)
+            ks.append(k)
+            zs.append(Z)
+        (Z, W), (k, l) = zs, ks
+        out = cls(parts[0], parts[1], Z.T @ W)
+        if row_terms:
+            out.row_cross = k @ l
+            kl = _columns(k, l)
+            # one pass over each matrix gives both of its row-norm products: Z'[k l], W'[k l]
+            for rep, A, own, name in ((out.x, Z, 0, "x_row_y"), (out.y, W, 1, "y_row_x")):
+                both = A.T @ kl
+                if rep.row_sq_first is None:  # freshly computed here (never a reused one)
+                    rep.row_sq_first = both[:, own]
+                setattr(out, name, both[:, 1 - own])
+        return out
+
+    @property
+    def n(self):
+        return self.x.n
+
+    @property
+    def has_row_terms(self):
+        return self.row_cross is not None and self.x.has_row_terms and self.y.has_row_terms
+
+    def to_numpy(self):
+        """The same statistics as numpy float64 arrays."""
+        return type(self)(self.x.to_numpy(), self.y.to_numpy(), _numpy(self.cross),
+                          _numpy(self.row_cross), _numpy(self.x_row_y), _numpy(self.y_row_x))
+
+    def shifted(self, shift_x, shift_y):
+        """The statistics about other shifts (exact identities; see
+        :meth:`RepresentationMoments.shifted`). With delta, epsilon the changes of z and w::
+
+            cross' = cross + sum_z eps' + delta sum_w' + n delta eps'
+            k'l'   = k'l + 2 eps'W'k + |eps|^2 sum k + 2 delta'Z'l + 4 delta'cross eps
+                     + 2 |eps|^2 delta'sum_z + |delta|^2 sum l + 2 |delta|^2 eps'sum_w
+                     + n |delta|^2 |eps|^2
+            Z''l'  = Z'l + 2 cross eps + |eps|^2 sum_z + (sum l + 2 eps'sum_w + n |eps|^2) delta
+        """
+        shift_x = _like(shift_x, self.cross)
+        shift_y = _like(shift_y, self.cross)
+        return self._moved(self.x.shift - shift_x, shift_x, self.y.shift - shift_y, shift_y)
+
+    def _moved(self, delta, shift_x, eps, shift_y):
+        n, C = self.n, self.cross
+        s, t = self.x.sum, self.y.sum
+        out = type(self)(
+            self.x._moved(delta, shift_x),
+            self.y._moved(eps, shift_y),
+            C + s[:, None] * eps[None, :] + delta[:, None] * t[None, :]
+            + n * (delta[:, None] * eps[None, :]),
+        )
+        if self.has_row_terms:
+            dd, ee = delta @ delta, eps @ eps
+            ds, et = delta @ s, eps @ t
+            q1x, q1y = self.x.row_sq_sum, self.y.row_sq_sum
+            Ce = C @ eps
+            Ctd = C.T @ delta
+            out.row_cross = (self.row_cross + 2.0 * (eps @ self.y_row_x) + ee * q1x
+                             + 2.0 * (delta @ self.x_row_y) + 4.0 * (delta @ Ce)
+                             + 2.0 * ee * ds + dd * q1y + 2.0 * dd * et + n * dd * ee)
+            out.x_row_y = self.x_row_y + 2.0 * Ce + ee * s + (q1y + 2.0 * et + n * ee) * delta
+            out.y_row_x = self.y_row_x + 2.0 * Ctd + dd * t + (q1x + 2.0 * ds + n * dd) * eps
+        return out
+
+    def centred(self):
+        """The statistics about the exact column means of X and Y (see
+        :meth:`RepresentationMoments.centred`)."""
+        dx, dy = -self.x.sum / self.n, -self.y.sum / self.n
+        return self._moved(dx, self.x.shift + dx, dy, self.y.shift + dy)
+
+    def scaled(self, a, b):
+        """The statistics of ``(a X, b Y)`` (a, b > 0)."""
+        a, b = float(a), float(b)
+        out = type(self)(self.x.scaled(a), self.y.scaled(b), self.cross * (a * b))
+        if self.has_row_terms:
+            out.row_cross = self.row_cross * (a * a * b * b)
+            out.x_row_y = self.x_row_y * (a * b * b)
+            out.y_row_x = self.y_row_x * (b * a * a)
+        return out
+
+    def swapped(self):
+        """The statistics of (Y, X)."""
+        C = self.cross
+        return type(self)(self.y, self.x, C.T, self.row_cross, self.y_row_x, self.x_row_y)
+
+    def merge(self, other):
+        """Statistics of the rows of both (see :class:`RepresentationMoments`)."""
+        if not isinstance(other, PairMoments):
+            return NotImplemented
+        a, b = self, other
+        if (a.x.width, a.y.width) != (b.x.width, b.y.width):
+            raise ValueError(
+                f"cannot merge statistics of widths {(a.x.width, a.y.width)} and "
+                f"{(b.x.width, b.y.width)}"
+            )
+        a, b = _both_numpy_or_same(a, b, "cross")
+        sx, sy = _pooled_shift(a.x, b.x), _pooled_shift(a.y, b.y)
+        a, b = a.shifted(sx, sy), b.shifted(sx, sy)
+        out = type(self)(_sum_aligned(a.x, b.x), _sum_aligned(a.y, b.y), a.cross + b.cross)
+        if a.has_row_terms and b.has_row_terms:
+            out.row_cross = a.row_cross + b.row_cross
+            out.x_row_y = a.x_row_y + b.x_row_y
+            out.y_row_x = a.y_row_x + b.y_row_x
+        return out
+
+    def __add__(self, other):
+        if isinstance(other, (int, float)) and other == 0:  # sum([]) is 0
+            return self
+        return self.merge(other)
+
+    def __radd__(self, other):
+        if isinstance(other, (int, float)) and other == 0:
+            return self
+        return NotImplemented
+
+    def __repr__(self):
+        return (f"PairMoments(n={self.n}, widths=({self.x.width}, {self.y.width}), "
+                f"row_terms={self.has_row_terms})")
+
+
+def moments(X, Y, layout=None, row_terms=True):
+    """The :class:`PairMoments` of one batch of representations, validated first.
+
+    Parameters
+    ----------
+    X, Y : array-like or torch.Tensor
+        Activations of the same stimuli, (n, d) or with ``layout``; torch tensors stay on
+        their device (statistics in float64 there).
+    layout : {None, "nchw", "nhwc", "ntd", "flatten"}
+    row_terms : bool, default True
+        Include the row-norm terms the debiased HSIC needs.
+
+    Returns
+    -------
+    PairMoments
+        Add those of separate batches or workers with ``+``; score them with
+        :func:`simmetrics.score_from_moments`.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.normal(size=(50, 3))
+    >>> m = moments(X[:20], X[:20]) + moments(X[20:], X[20:])
+    >>> m.n, bool(np.allclose(m.centred().cross, np.cov(X.T) * 49))
+    (50, True)
+    """
+    A, B = check_batch_pair(X, Y, layout=layout, min_samples=1)
+    return PairMoments.from_arrays(A, B, row_terms=row_terms)

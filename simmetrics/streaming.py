@@ -1,0 +1,361 @@
+"""Scores from batches: exact streaming estimators, and the minibatch CKA of Nguyen et al. 2021.
+
+:func:`stream_score` gives a metric's **full-data value** from an iterable of batches
+``(X_batch, Y_batch)`` (rows of the same stimuli), in O(d^2) memory whatever the number of rows:
+every metric whose value depends on the data only through second moments accumulates exact
+sufficient statistics (:class:`simmetrics.PairMoments`) and evaluates the metric on them. The
+result equals ``metric.fit_score(X, Y)`` on the concatenated batches up to rounding (1e-10
+relative in float64, tested), not an approximation. Torch batches stay on their device.
+
+:func:`minibatch_cka` (and :class:`MinibatchCKA`) is something else: the estimator of Nguyen,
+Raghu and Kornblith, ICLR 2021, which averages the unbiased HSIC over minibatches and then takes
+the ratio. It estimates the same population quantity as debiased CKA but is **not** the CKA of
+the full data: its value depends on how the rows are split into batches.
+"""
+
+from ._registry import available_metrics, get_metric, metric_class
+from .base import AlignmentMetric, Metric
+from .cka import _unbiased_hsic_terms
+from .hsic import cka_from_hsic
+from .moments import PairMoments, check_batch_pair
+
+__all__ = [
+    "stream_score",
+    "stream_moments",
+    "score_from_moments",
+    "streaming_metrics",
+    "MinibatchCKA",
+    "minibatch_cka",
+]
+
+
+def streaming_metrics():
+    """Names of the registered metrics that :func:`stream_score` computes exactly.
+
+    Examples
+    --------
+    >>> "linear_cka" in streaming_metrics(), "rsa" in streaming_metrics()
+    (True, False)
+    """
+    return [name for name in available_metrics()
+            if hasattr(metric_class(name), "_score_from_moments")]
+
+
+def _as_streaming_metric(metric):
+    if isinstance(metric, str):
+        metric = get_metric(metric)
+    if not isinstance(metric, Metric):
+        raise TypeError(
+            f"metric must be a simmetrics metric or a registered name, got {type(metric).__name__}"
+        )
+    if not hasattr(metric, "_score_from_moments"):
+        names = ", ".join(metric_class(n).__name__ for n in streaming_metrics())
+        raise TypeError(
+            f"{type(metric).__name__} cannot be computed from batches: its value is not a "
+            "function of the second moments of X and Y (it needs the rows themselves, e.g. "
+            f"n x n Gram matrices). Metrics that stream: {names}"
+        )
+    return metric
+
+
+def _pairs(batches):
+    try:
+        iterator = iter(batches)
+    except TypeError:
+        raise TypeError(
+            f"batches must be an iterable of (X_batch, Y_batch) pairs, got "
+            f"{type(batches).__name__}"
+        ) from None
+    for i, item in enumerate(iterator):
+        if isinstance(item, (str, bytes)) or not hasattr(item, "__len__") or len(item) != 2:
+            raise TypeError(
+                f"batch {i} must be a pair (X_batch, Y_batch), got {type(item).__name__}"
+            )
+        yield i, item[0], item[1]
+
+
+def _accumulate(batches, layout, row_terms, metric=None):
+    total = None
+    same_width = bool(getattr(metric, "same_width", False))
+    prepare = getattr(metric, "_batch_layout", None)
+    for i, X, Y in _pairs(batches):
+        try:
+            batch_layout = layout
+            if prepare is not None:
+                X, Y, batch_layout = prepare(X, Y)
+            A, B = check_batch_pair(X, Y, layout=batch_layout, min_samples=1,
+                                    same_width=same_width)
+        except (TypeError, ValueError) as exc:
+            raise type(exc)(f"batch {i}: {exc}") from exc
+        part = PairMoments.from_arrays(A, B, row_terms=row_terms)
+        if total is not None and (part.x.width, part.y.width) != (total.x.width, total.y.width):
+            raise ValueError(
+                f"batch {i}: X and Y have {part.x.width} and {part.y.width} neurons, but the "
+                f"earlier batches have {total.x.width} and {total.y.width}"
+            )
+        total = part if total is None else total + part
+    if total is None:
+        raise ValueError("batches is empty: pass at least one (X_batch, Y_batch) pair")
+    return total
+
+
+def stream_moments(batches, layout=None, row_terms=True):
+    """Accumulate the exact second-moment statistics of a stream of batches.
+
+    Parameters
+    ----------
+    batches : iterable of (X_batch, Y_batch)
+        Numpy arrays, torch tensors (kept on their device) or anything array-like, each pair
+        holding the same stimuli (rows); read once, so a generator works.
+    layout : {None, "nchw", "nhwc", "ntd", "flatten"}
+        How to read batches with more than two axes (see :data:`simmetrics.LAYOUTS`).
+    row_terms : bool, default True
+        Include the row-norm terms that the debiased CKA needs.
+
+    Returns
+    -------
+    PairMoments
+        Statistics of every row; those of separate streams (workers) add with ``+``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.normal(size=(100, 4))
+    >>> stats = stream_moments((X[i:i + 30], X[i:i + 30, :2]) for i in range(0, 100, 30))
+    >>> stats.n, stats.cross.shape
+    (100, (4, 2))
+    """
+    return _accumulate(batches, layout, bool(row_terms))
+
+
+def score_from_moments(metric, stats, fit=True):
+    """A metric's value from second-moment statistics (:class:`simmetrics.PairMoments`).
+
+    Parameters
+    ----------
+    metric : Metric or str
+        One of :func:`streaming_metrics` (an instance or a registered name).
+    stats : PairMoments
+        From :func:`stream_moments`, :func:`simmetrics.moments.moments`, or sums of them
+        (e.g. one per worker or per dask chunk).
+    fit : bool, default True
+        Fit the metric on these statistics first (as ``fit_score``). ``fit=False`` scores
+        with the alignment fitted earlier (held-out stimuli), as ``score``.
+
+    Returns
+    -------
+    float
+
+    Raises
+    ------
+    TypeError
+        The metric has no exact streaming path.
+    ValueError
+        Too few samples for the estimator; zero variance; widths that do not match a fitted
+        alignment.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from simmetrics import LinearCKA
+    >>> from simmetrics.moments import moments
+    >>> rng = np.random.default_rng(0)
+    >>> X, Y = rng.normal(size=(80, 3)), rng.normal(size=(80, 2))
+    >>> stats = moments(X[:50], Y[:50]) + moments(X[50:], Y[50:])   # two workers
+    >>> bool(abs(score_from_moments("linear_cka", stats) - LinearCKA().fit_score(X, Y)) < 1e-12)
+    True
+    """
+    metric = _as_streaming_metric(metric)
+    if not isinstance(stats, PairMoments):
+        raise TypeError(f"stats must be PairMoments, got {type(stats).__name__}")
+    if stats.n < metric.min_samples:
+        raise ValueError(
+            f"the batches hold {stats.n} samples, but this estimator needs at least "
+            f"{metric.min_samples}"
+        )
+    if metric.same_width and stats.x.width != stats.y.width:
+        raise ValueError(
+            f"X and Y must have the same number of neurons for this metric: X has "
+            f"{stats.x.width}, Y has {stats.y.width}"
+        )
+    if getattr(metric, "_moments_row_terms", False) and not stats.has_row_terms:
+        raise ValueError(
+            f"{type(metric).__name__} with these parameters needs the row-norm statistics: "
+            "accumulate them with row_terms=True"
+        )
+    if fit:
+        if hasattr(metric, "_fit_from_moments"):
+            metric._fit_from_moments(stats)
+        metric.n_features_x_ = stats.x.width
+        metric.n_features_y_ = stats.y.width
+    elif isinstance(metric, AlignmentMetric):
+        # the grams are (d, d): their second axis is the width, as a data matrix's is
+        metric._check_fitted(stats.x.gram, stats.y.gram)
+    return metric._finish(metric._score_from_moments(stats))
+
+
+def stream_score(metric, batches, fit=True):
+    """The full-data value of ``metric`` from a stream of batches, in O(d^2) memory.
+
+    Accumulates exact sufficient statistics over the batches (X'X, Y'Y, X'Y, column sums and
+    extremes, and the row-norm terms of the debiased HSIC where needed; see
+    :class:`simmetrics.PairMoments`), then evaluates the metric on them. The value equals
+    ``metric.fit_score(X, Y)`` on the concatenated batches (to about 1e-12 relative in
+    float64; the CCA family and the whitening shape metrics use the eigen-decomposition of the
+    covariance there, see :mod:`simmetrics.cca`), whatever the batch sizes and order.
+
+    Torch batches stay on their device: the O(n d^2) products run there in float64 (float32,
+    float16 and bfloat16 batches are promoted on the device first, so the result matches
+    float64 numpy to about 1e-12, far inside 1e-6); only the d x d statistics come to the CPU.
+
+    Parameters
+    ----------
+    metric : Metric or str
+        One of :func:`streaming_metrics`: linear CKA (biased and debiased), CCA, SVCCA,
+        PWCCA, the shape metrics, orthogonal Procrustes, the permutation metric, soft matching
+        and IntertwinerProcrustes. Alignment metrics are fitted on the stream (``fit=True``),
+        like ``fit_score``; their fitted attributes (rotation_, permutation_, ...) are set.
+    batches : iterable of (X_batch, Y_batch)
+        Read once (a generator works). Any layout the metric takes (its ``layout`` parameter
+        applies to every batch); numpy, torch or array-like.
+    fit : bool, default True
+        ``False`` scores with an alignment fitted before (on other stimuli), like ``score``.
+
+    Returns
+    -------
+    float
+
+    Raises
+    ------
+    TypeError
+        The metric has no exact streaming path (the message lists those that have), or a batch
+        is not a pair.
+    ValueError
+        Bad batches (named by their index), no batches, too few samples in total.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from simmetrics import LinearCKA
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.normal(size=(1000, 8))
+    >>> Y = np.tanh(X @ rng.normal(size=(8, 5)))
+    >>> batches = ((X[i:i + 128], Y[i:i + 128]) for i in range(0, 1000, 128))
+    >>> value = stream_score(LinearCKA(debiased=True), batches)
+    >>> bool(abs(value - LinearCKA(debiased=True).fit_score(X, Y)) < 1e-12)
+    True
+    """
+    metric = _as_streaming_metric(metric)
+    row_terms = bool(getattr(metric, "_moments_row_terms", False))
+    stats = _accumulate(batches, getattr(metric, "layout", None), row_terms, metric)
+    return score_from_moments(metric, stats, fit=fit)
+
+
+class MinibatchCKA:
+    """Minibatch CKA of Nguyen, Raghu, Kornblith, "Do Wide and Deep Networks Learn the Same
+    Things?", ICLR 2021 (their eq. 3): average the unbiased HSIC over k minibatches, then take
+    the ratio::
+
+        CKA_mb = mean_b HSIC1(X_b X_b', Y_b Y_b')
+                 / sqrt( mean_b HSIC1(X_b X_b', X_b X_b') mean_b HSIC1(Y_b Y_b', Y_b Y_b') )
+
+    with HSIC1 the unbiased estimator of Song et al. 2012 on linear kernels, computed in
+    feature space from each batch's statistics (:func:`simmetrics.hsic.linear_hsic_unbiased_sums`,
+    the function the exact debiased CKA uses).
+
+    **Not the full-data CKA.** Each HSIC1 is unbiased for the population HSIC, so CKA_mb is a
+    consistent estimator of population CKA as the number of batches grows; but for a finite
+    data set its value depends on the batch size and on how rows are grouped, and differs from
+    ``LinearCKA(debiased=True)`` of all the rows (which :func:`stream_score` computes exactly).
+    With a single batch the two coincide. Use it where the rows of X and Y cannot be kept
+    together (e.g. new augmentations per batch); otherwise prefer :func:`stream_score`.
+
+    A **similarity** in [-1, 1] (each HSIC1 is an inner product of U-centred kernels; the
+    averages keep Cauchy-Schwarz). Every batch needs at least 4 rows.
+
+    Parameters
+    ----------
+    layout : {None, "nchw", "nhwc", "ntd", "flatten"}, default None
+
+    Attributes
+    ----------
+    n_batches_ : int
+    hsic_xy_, hsic_xx_, hsic_yy_ : float
+        Running sums of the three HSIC1 values.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.normal(size=(512, 6))
+    >>> Y = X @ rng.normal(size=(6, 4)) + rng.normal(size=(512, 4))
+    >>> mb = MinibatchCKA()
+    >>> for i in range(0, 512, 64):
+    ...     _ = mb.update(X[i:i + 64], Y[i:i + 64])
+    >>> from simmetrics import LinearCKA                  # the CKA of all 512 rows differs
+    >>> mb.n_batches_, round(mb.value, 3), round(LinearCKA(debiased=True).fit_score(X, Y), 3)
+    (8, 0.621, 0.604)
+    """
+
+    def __init__(self, layout=None):
+        self.layout = layout
+        self.reset()
+
+    def reset(self):
+        """Forget every batch seen."""
+        self.n_batches_ = 0
+        self.hsic_xy_ = self.hsic_xx_ = self.hsic_yy_ = 0.0
+        return self
+
+    def update(self, X, Y):
+        """Add one minibatch (X, Y) of at least 4 rows; returns self."""
+        A, B = check_batch_pair(X, Y, layout=self.layout, min_samples=4)
+        stats = PairMoments.from_arrays(A, B, row_terms=True, extrema=False)
+        xy, xx, yy = _unbiased_hsic_terms(stats.to_numpy().centred())
+        self.hsic_xy_ += xy
+        self.hsic_xx_ += xx
+        self.hsic_yy_ += yy
+        self.n_batches_ += 1
+        return self
+
+    @property
+    def value(self):
+        """The minibatch CKA of the batches seen so far."""
+        if self.n_batches_ == 0:
+            raise ValueError("MinibatchCKA has seen no batch yet; call update(X, Y) first")
+        k = self.n_batches_
+        return cka_from_hsic(self.hsic_xy_ / k, self.hsic_xx_ / k, self.hsic_yy_ / k, "unbiased")
+
+
+def minibatch_cka(batches, layout=None):
+    """The minibatch CKA of Nguyen et al. 2021 over ``batches`` (see :class:`MinibatchCKA`):
+    an estimator of population CKA, **not** the CKA of the full data (for that, use
+    ``stream_score(LinearCKA(debiased=True), batches)``).
+
+    Parameters
+    ----------
+    batches : iterable of (X_batch, Y_batch)
+        Each with at least 4 rows.
+    layout : {None, "nchw", "nhwc", "ntd", "flatten"}
+
+    Returns
+    -------
+    float
+        A **similarity** in [-1, 1].
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.normal(size=(400, 5))
+    >>> round(minibatch_cka((X[i:i + 100], 2 * X[i:i + 100] + 1) for i in range(0, 400, 100)), 12)
+    1.0
+    """
+    estimator = MinibatchCKA(layout=layout)
+    for i, X, Y in _pairs(batches):
+        try:
+            estimator.update(X, Y)
+        except (TypeError, ValueError) as exc:
+            raise type(exc)(f"batch {i}: {exc}") from exc
+    return estimator.value
