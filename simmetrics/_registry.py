@@ -37,7 +37,17 @@ def available_metrics():
 
 def metric_class(name):
     """The class registered under ``name`` or one of its aliases; a ``ValueError`` with a
-    did-you-mean suggestion otherwise."""
+    did-you-mean suggestion otherwise.
+
+    Examples
+    --------
+    >>> metric_class("cka").__name__
+    'LinearCKA'
+    >>> metric_class("procrustez")
+    Traceback (most recent call last):
+    ...
+    ValueError: unknown metric 'procrustez'; did you mean 'procrustes'? ...
+    """
     if not isinstance(name, str):
         raise TypeError(f"metric name must be a str, got {type(name).__name__}")
     key = name.strip().lower().replace("-", "_")

@@ -87,6 +87,28 @@ class Metric(BaseEstimator):
         Whether X and Y must have the same number of neurons.
     reference : str
         The paper the definition comes from.
+
+    Examples
+    --------
+    A new metric needs its declarations and ``_score``; validation, ``fit``, ``score``,
+    ``fit_score`` and scikit-learn's ``clone`` come from the base class:
+
+    >>> import numpy as np
+    >>> class MeanActivationGap(Metric):
+    ...     kind = "distance"
+    ...     bounds = (0.0, float("inf"))
+    ...     invariances = frozenset({"permutation"})
+    ...     reference = "an example"
+    ...     def __init__(self, layout=None):
+    ...         self.layout = layout
+    ...     def _score(self, X, Y):
+    ...         return abs(X.mean() - Y.mean())
+    >>> MeanActivationGap().fit_score(np.ones((3, 2)), np.zeros((3, 4)))
+    1.0
+    >>> MeanActivationGap().score([[1.0], [np.nan]], [[0.0], [1.0]])
+    Traceback (most recent call last):
+    ...
+    ValueError: X contains 1 NaN and 0 infinite values
     """
 
     kind = "similarity"
@@ -174,6 +196,17 @@ class AlignmentMetric(Metric):
 
     ``score`` and ``transform`` use the fitted alignment and raise ``NotFittedError`` before
     ``fit``; the widths seen in ``score`` must equal those seen in ``fit``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from simmetrics import OrthogonalProcrustes
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.normal(size=(60, 3))
+    >>> metric = OrthogonalProcrustes().fit(X[:40], X[:40] @ np.diag([1.0, -1.0, 1.0]))
+    >>> Xa, Ya = metric.transform(X[40:], X[40:] @ np.diag([1.0, -1.0, 1.0]))
+    >>> bool(np.allclose(Xa, Ya)), round(metric.score(X[40:], X[40:] @ np.diag([1, -1, 1])), 8)
+    (True, 0.0)
     """
 
     def _check_fitted(self, X, Y):

@@ -199,6 +199,15 @@ class Group:
     linear : bool
         True for matrix groups (elements are n x n matrices), False for translations
         (elements are length-n vectors).
+
+    Examples
+    --------
+    >>> G = get_group("positive_scaled_permutation")
+    >>> A = G.sample(4, random_state=0)
+    >>> G.contains(A), get_group("permutation").contains(A)
+    (True, False)
+    >>> G.act(np.ones((2, 4)), A).shape
+    (2, 4)
     """
 
     name = ""
