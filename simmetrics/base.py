@@ -182,10 +182,16 @@ class Metric(BaseEstimator):
     def fit_score(self, X, Y):
         """``fit(X, Y)`` then ``score(X, Y)``, validating the inputs once."""
         X, Y = self._validate(X, Y)
-        self._fit(X, Y)
+        value = self._fit_score(X, Y)
         self.n_features_x_ = X.shape[1]
         self.n_features_y_ = Y.shape[1]
-        return self._finish(self._score(X, Y))
+        return self._finish(value)
+
+    def _fit_score(self, X, Y):
+        """Fit, then score on the same data; metrics whose fit already computes the value
+        override this so the work is done once."""
+        self._fit(X, Y)
+        return self._score(X, Y)
 
     def _score(self, X, Y):  # pragma: no cover - abstract
         raise NotImplementedError

@@ -193,6 +193,10 @@ class CCA(Metric):
     def _score(self, X, Y):
         return _summarise(self._correlations(X, Y), self.statistic)
 
+    def _fit_score(self, X, Y):
+        self._fit(X, Y)
+        return _summarise(self.canonical_correlations_, self.statistic)
+
     # -- streaming: the covariance route (see the module text) ----------------------------
     def _fit_from_moments(self, stats):
         _check_statistic(self.statistic)
@@ -303,6 +307,10 @@ class SVCCA(Metric):
 
     def _score(self, X, Y):
         return _summarise(self._correlations(X, Y)[0], self.statistic)
+
+    def _fit_score(self, X, Y):
+        self._fit(X, Y)
+        return _summarise(self.canonical_correlations_, self.statistic)
 
     # -- streaming: the covariance route (see the module text) ----------------------------
     def _correlations_from_moments(self, stats):
@@ -437,6 +445,10 @@ class PWCCA(Metric):
 
     def _score(self, X, Y):
         return self._value(*self._parts(X, Y))
+
+    def _fit_score(self, X, Y):
+        self._fit(X, Y)
+        return self._value(self.canonical_correlations_, self.weights_x_, self.weights_y_)
 
     # -- streaming: the covariance route (see the module text) ----------------------------
     def _parts_from_moments(self, stats):
