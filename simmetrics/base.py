@@ -182,10 +182,9 @@ class Metric(BaseEstimator):
     def fit_score(self, X, Y):
         """``fit(X, Y)`` then ``score(X, Y)``, validating the inputs once."""
         X, Y = self._validate(X, Y)
-        value = self._fit_score(X, Y)
         self.n_features_x_ = X.shape[1]
         self.n_features_y_ = Y.shape[1]
-        return self._finish(value)
+        return self._finish(self._fit_score(X, Y))
 
     def _fit_score(self, X, Y):
         """Fit, then score on the same data; metrics whose fit already computes the value

@@ -26,14 +26,15 @@ import numbers
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from ._linalg import orthonormal_basis, pow2_rescale
+from ._linalg import center, frobenius_norm, orthonormal_basis, pow2_rescale
 from ._registry import register
 from ._validation import as_float_array, check_nonconstant, check_pair, check_representation
 from .base import GROUP_NAMES, AlignmentMetric, Metric, param_dependent
-from .hsic import cka_from_hsic, hsic_unbiased
+from .hsic import cka_from_hsic, hsic_self, hsic_unbiased
 from .moments import check_nonconstant_moments, spectrum_from_gram
 from .shape import (
     _assignment_from_cross,
+    _cross_in_range,
     _distance_from_products,
     _pad2,
     _rotation_from_cross,
@@ -155,7 +156,7 @@ def optimal_signed_permutation(A, B):
     >>> perm.tolist(), signs.tolist()
     ([1, 2, 0], [-1.0, -1.0, -1.0])
     """
-    return _signed_assignment_from_cross(A.T @ B)
+    return _signed_assignment_from_cross(_cross_in_range(A, B))
 
 
 def _signed_assignment_from_cross(C):
@@ -167,9 +168,26 @@ def _signed_assignment_from_cross(C):
     return perm, signs
 
 
+def _column_squares(X):
+    """(sum of squares of every column of 2**-e X, e): each column scaled by the power of two
+    that brings its largest magnitude into [0.5, 1) (exact), so the squares neither overflow
+    nor underflow at 1e300 or 1e-300."""
+    top = np.max(np.abs(X), axis=0) if X.shape[0] else np.zeros(X.shape[1])
+    e = np.where(top > 0.0, np.frexp(top)[1], 0)
+    scaled = np.ldexp(X, -e[None, :])
+    return np.einsum("ij,ij->j", scaled, scaled), e
+
+
+def _column_norms(X):
+    """The L2 norm of every column of X (no overflow or underflow)."""
+    squares, e = _column_squares(X)
+    return np.ldexp(np.sqrt(squares), e)
+
+
 def _neuron_rms(X):
-    """Root mean square of every column (neuron) of X."""
-    return np.sqrt(np.einsum("ij,ij->j", X, X) / X.shape[0])
+    """Root mean square of every column (neuron) of X (no overflow or underflow)."""
+    squares, e = _column_squares(X)
+    return np.ldexp(np.sqrt(squares / X.shape[0]), e)
 
 
 def _reciprocal(s):
@@ -423,8 +441,13 @@ class IntertwinerProcrustes(AlignmentMetric):
     representatives. It is not min_g ||X - Y g||_F on the raw data: that quantity is neither
     symmetric nor invariant to G acting on X (the paper's normalisation makes the same choice).
     Because c is G-equivariant and h ranges over a group of isometries, d is invariant to G on
-    either side, symmetric and satisfies the triangle inequality (a metric on the orbit space;
-    zero exactly when X and Y lie in the same G-orbit).
+    either side, symmetric and, for equal widths, satisfies the triangle inequality (a metric
+    on the orbit space; zero exactly when X and Y lie in the same G-orbit).
+
+    Different widths: zero-padding pairs the surplus neurons of the wider layer with silent
+    neurons (as :class:`simmetrics.PermutationMetric` does), and the triangle inequality can
+    then fail (x -> [x/2, -x/2] -> -x is shorter than x -> -x: pi/2 + 0 against pi for
+    ReLU). ``is_metric`` is therefore declared for equal widths only.
 
     Reported, on the aligned matrices A, B' = c(Y) h (m rows)::
 
@@ -547,9 +570,13 @@ class IntertwinerProcrustes(AlignmentMetric):
         check_nonconstant(Y, "Y")
         if self.center:
             self.mean_x_, self.mean_y_ = X.mean(axis=0), Y.mean(axis=0)
+            # the alignment is learned on accurately centred data (two passes,
+            # simmetrics._linalg.center): with large means, X - mean_x_ keeps a constant
+            # rounding residual that the whitening would take for a direction of the data
+            Xc, Yc = center(X), center(Y)
         else:
             self.mean_x_, self.mean_y_ = np.zeros(X.shape[1]), np.zeros(Y.shape[1])
-        Xc, Yc = X - self.mean_x_, Y - self.mean_y_
+            Xc, Yc = X, Y
         self._wx = self._whitener(Xc)
         self._wy = self._whitener(Yc)
         width = max(X.shape[1], Y.shape[1])
@@ -586,7 +613,8 @@ class IntertwinerProcrustes(AlignmentMetric):
 
     # -- alignment and score ---------------------------------------------------------------
     def _transform(self, X, Y):
-        width = max(self.n_features_x_, self.n_features_y_)
+        # the fitted widths, from the fitted maps (set inside fit, before n_features_x_)
+        width = max(self._wx.shape[0], self._wy.shape[0])
         A = zero_pad(self._canonicalize(X - self.mean_x_, self._wx), width)
         B = zero_pad(self._canonicalize(Y - self.mean_y_, self._wy), width)
         if self.group_ == "invertible_linear":
@@ -600,7 +628,7 @@ class IntertwinerProcrustes(AlignmentMetric):
         A, B = self._transform(X, Y)
         if self.score_method == "angular":
             return angular_distance(A, B)
-        rms = np.linalg.norm(A - B) / np.sqrt(A.size)
+        rms = frobenius_norm(A - B) / np.sqrt(A.size)  # no overflow or underflow at 1e+-300
         return rms if self.score_method == "euclidean" else 1.0 - 0.5 * rms
 
     # -- streaming (simmetrics.stream_score): fit and score from second moments --------------
@@ -699,11 +727,15 @@ def _cka_invariances(self):
 def _cka_features(H, group):
     """Centre each channel over samples and positions, then normalise: per channel for groups
     with a per-neuron scale, globally (which CKA ignores) otherwise."""
-    H = H - H.mean(axis=(0, 2), keepdims=True)
+    n, C, P = H.shape
+    # two-pass centring of every channel over the rows (samples and positions), on
+    # power-of-two rescaled data (exact), so that squares neither overflow nor underflow
+    rows = center(pow2_rescale(H.transpose(0, 2, 1).reshape(n * P, C)))
+    H = rows.reshape(n, P, C).transpose(0, 2, 1)
     if group in _SCALED:
-        norms = np.sqrt(np.einsum("ncp,ncp->c", H, H))
+        norms = _column_norms(rows)
         return H * _reciprocal(norms)[None, :, None]
-    total = np.linalg.norm(H)
+    total = frobenius_norm(H)
     return H / total if total > 0.0 else H
 
 
@@ -712,7 +744,7 @@ def _intertwiner_kernel(H, group, estimator, chunk_size):
     n, C, P = H.shape
     if group == "invertible_linear":
         rows = H.transpose(0, 2, 1).reshape(n * P, C)
-        U, _, _ = orthonormal_basis(rows - rows.mean(axis=0))
+        U, _, _ = orthonormal_basis(center(pow2_rescale(rows)))
         F = U.reshape(n, -1)  # per sample: its whitened rows, concatenated
         K = F @ F.T
         np.fill_diagonal(K, 0.0)
@@ -858,8 +890,10 @@ class IntertwinerCKA(Metric):
             check_nonconstant(H.transpose(0, 2, 1).reshape(-1, H.shape[1]), name)
             kernels.append(_intertwiner_kernel(H, group, self.estimator, self.chunk_size))
         K, L = kernels
+        # self-terms through hsic_self: a kernel that the U-centring removes (the whitened
+        # kernel with n - 1 <= d) gives rounding noise, returned as 0 so CKA raises
         return cka_from_hsic(
-            hsic_unbiased(K, L), hsic_unbiased(K, K), hsic_unbiased(L, L), "unbiased"
+            hsic_unbiased(K, L), hsic_self(K, "unbiased"), hsic_self(L, "unbiased"), "unbiased"
         )
 
 

@@ -235,16 +235,8 @@ def test_requires_grad_tensor_keeps_its_graph_untouched():
 # Huge values: squares of 1e300 overflow float64. A metric whose value ignores the scale must
 # give exactly what it gives at scale 1 (test_stability.py covers 1e-300, the homogeneous
 # distances and the metrics with no such invariance).
-_INTERTWINER_OVERFLOW = pytest.mark.xfail(strict=True, reason=(
-    "intertwiner.py overflows at 1e300 (wrong error or value); see test_stability.py"))
-
-
 def _huge_params():
-    return [
-        pytest.param(m, id=repr(m), marks=[_INTERTWINER_OVERFLOW] if isinstance(
-            m, (simmetrics.IntertwinerProcrustes, simmetrics.IntertwinerCKA)) else [])
-        for m in METRICS if "isotropic_scaling" in m.invariances
-    ]
+    return [pytest.param(m, id=repr(m)) for m in METRICS if "isotropic_scaling" in m.invariances]
 
 
 @pytest.mark.parametrize("metric", _huge_params())

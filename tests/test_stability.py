@@ -169,11 +169,9 @@ def test_degenerate_data_give_a_value_or_a_documented_error(metric, case):
             clone(metric).fit_score(X, Y)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "intertwiner.py: IntertwinerCKA(activation='identity') with n - 1 <= d forms CKA from "
-    "self-HSIC rounding noise (+-1e-18) when the noise is positive: returns ~1e-8 instead of "
-    "raising (fix: hsic.hsic_self for the self-terms)"))
 def test_intertwiner_cka_identity_never_returns_rounding_noise():
+    # n - 1 = 42 <= 57: the whitened kernel of X is removed entirely by the U-centring, so its
+    # self-HSIC is 0 (hsic.hsic_self returns the rounding noise as 0) and CKA is undefined
     rng = np.random.default_rng(0)
     X, Y = rng.normal(size=(43, 57)) + 5.0, rng.normal(size=(43, 14))
     with pytest.raises(ValueError, match="with itself is not positive"):
@@ -182,11 +180,7 @@ def test_intertwiner_cka_identity_never_returns_rounding_noise():
 
 @pytest.mark.parametrize("metric", [
     simmetrics.ShapeMetric(alpha=0.0),
-    pytest.param(simmetrics.IntertwinerProcrustes(activation="identity", center=True),
-                 marks=pytest.mark.xfail(strict=True, reason=(
-                     "intertwiner.py: centres with one-pass means (X.mean), whose rounding "
-                     "residual becomes a spurious whitened direction: 0.32 instead of 0; fit on "
-                     "simmetrics._linalg.center(X) as ShapeMetric does"))),
+    simmetrics.IntertwinerProcrustes(activation="identity", center=True),
 ], ids=repr)
 def test_whitening_after_centring_large_means_finds_no_spurious_direction(metric):
     # n - 1 = 9 <= both widths: both centred representations span the whole centred sample
@@ -300,22 +294,9 @@ def test_a_near_zero_neuron_still_counts_in_cca(metric):
 HOMOGENEOUS = (simmetrics.SoftMatching, simmetrics.PermutationMetric, simmetrics.ShapeMetric)
 
 
-def _intertwiner_magnitude_bug(metric):
-    """intertwiner.py (not ours to change) loses the data at 1e+-300; reported."""
-    if not isinstance(metric, (simmetrics.IntertwinerProcrustes, simmetrics.IntertwinerCKA)):
-        return False
-    return metric.activation != "identity"
-
-
 def _magnitude_params():
-    bug = pytest.mark.xfail(strict=True, reason=(
-        "intertwiner.py: per-neuron rms, channel kernel and assignment products over- or "
-        "underflow at 1e+-300: wrong error ('the aligned X is zero', 'matrix contains invalid "
-        "numeric entries', 'HSIC ... not positive') or a wrong value (0, 1, or 1.43 instead "
-        "of 1.12 for tanh at 1e-300)"))
     return [
-        pytest.param(metric, scale, id=f"{metric!r}-{scale:g}",
-                     marks=[bug] if _intertwiner_magnitude_bug(metric) else [])
+        pytest.param(metric, scale, id=f"{metric!r}-{scale:g}")
         for metric in CONFIGS for scale in (1e300, 1e-300)
     ]
 
