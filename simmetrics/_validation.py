@@ -16,6 +16,7 @@ __all__ = [
     "check_representation",
     "check_pair",
     "check_nonconstant",
+    "check_matching_shapes",
     "check_random_state",
 ]
 
@@ -215,17 +216,22 @@ def check_pair(X, Y, layout=None, min_samples=2, same_width=False):
     """
     X = check_representation(X, "X", layout=layout, min_samples=min_samples)
     Y = check_representation(Y, "Y", layout=layout, min_samples=min_samples)
-    if X.shape[0] != Y.shape[0]:
+    check_matching_shapes(X.shape, Y.shape, same_width)
+    return X, Y
+
+
+def check_matching_shapes(x_shape, y_shape, same_width=False):
+    """Raise unless two (n, d) shapes have the same n (and, with ``same_width``, the same d)."""
+    if x_shape[0] != y_shape[0]:
         raise ValueError(
             "X and Y must have the same number of samples (rows): "
-            f"X has {X.shape[0]}, Y has {Y.shape[0]}"
+            f"X has {x_shape[0]}, Y has {y_shape[0]}"
         )
-    if same_width and X.shape[1] != Y.shape[1]:
+    if same_width and x_shape[1] != y_shape[1]:
         raise ValueError(
-            f"X and Y must have the same number of neurons for this metric: X has {X.shape[1]}, "
-            f"Y has {Y.shape[1]}"
+            f"X and Y must have the same number of neurons for this metric: X has {x_shape[1]}, "
+            f"Y has {y_shape[1]}"
         )
-    return X, Y
 
 
 def check_nonconstant(X, name):

@@ -40,7 +40,7 @@ the CPU for the final decompositions.
 
 import numpy as np
 
-from ._validation import LAYOUTS, check_pair, check_representation
+from ._validation import LAYOUTS, check_matching_shapes, check_pair, check_representation
 
 __all__ = [
     "RepresentationMoments",
@@ -169,16 +169,7 @@ def check_batch_pair(X, Y, layout=None, min_samples=1, same_width=False):
                                                       min_samples=min_samples)).to(device)
         out.append(_torch_matrix(A, name, layout, min_samples))
     A, B = out
-    if A.shape[0] != B.shape[0]:
-        raise ValueError(
-            "X and Y must have the same number of samples (rows): "
-            f"X has {A.shape[0]}, Y has {B.shape[0]}"
-        )
-    if same_width and A.shape[1] != B.shape[1]:
-        raise ValueError(
-            f"X and Y must have the same number of neurons for this metric: X has {A.shape[1]}, "
-            f"Y has {B.shape[1]}"
-        )
+    check_matching_shapes(tuple(A.shape), tuple(B.shape), same_width)
     return A, B
 
 
