@@ -123,7 +123,8 @@ REJECTED = [
 
 
 def _frame(A):
-    pd = pytest.importorskip("pandas")
+    import pandas as pd  # a test dependency (pyproject's "test" extra)
+
     return pd.DataFrame(A, columns=[f"n{i}" for i in range(A.shape[1])])
 
 
