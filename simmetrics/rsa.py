@@ -19,6 +19,7 @@ from scipy.spatial.distance import pdist
 
 from ._linalg import pow2_rescale as _pow2_rescale
 from ._registry import register
+from ._validation import check_pair
 from .base import Metric, param_dependent
 
 __all__ = ["RSA", "MutualKNN", "rdm", "compare_rdms", "mutual_knn"]
@@ -445,16 +446,17 @@ class MutualKNN(Metric):
     def _validate(self, X, Y):
         if not _valid_k(self.k):
             raise ValueError(f"k must be a positive integer, got {self.k!r}")
-        try:
-            return super()._validate(X, Y)
-        except ValueError as exc:
-            # min_samples is k + 1: say that it is k that asks for them.
-            if "samples, but this estimator needs at least" in str(exc):
-                raise ValueError(
-                    f"k={self.k} must be smaller than the number of samples, since each "
-                    f"sample's neighbours are the other n - 1 samples: {exc}"
-                ) from exc
-            raise
+        # Every other check first; then the sample count, in words that name k (min_samples is
+        # k + 1 because each sample's neighbours are the other n - 1 samples).
+        X, Y = check_pair(X, Y, layout=self.layout, min_samples=1)
+        n = X.shape[0]
+        if n < self.min_samples:
+            raise ValueError(
+                f"k={self.k} must be smaller than the number of samples, since each sample's "
+                f"neighbours are the other n - 1 samples: X has {n} samples, but this estimator "
+                f"needs at least {self.min_samples}"
+            )
+        return X, Y
 
     def _score(self, X, Y):
         return mutual_knn(X, Y, int(self.k))
