@@ -38,6 +38,8 @@ products), so a GPU computes the O(n d^2) products; :meth:`to_numpy` brings the 
 the CPU for the final decompositions.
 """
 
+import copy
+
 import numpy as np
 
 from ._validation import LAYOUTS, check_matching_shapes, check_pair, check_representation
@@ -45,6 +47,9 @@ from ._validation import LAYOUTS, check_matching_shapes, check_pair, check_repre
 __all__ = [
     "RepresentationMoments",
     "PairMoments",
+    "Side",
+    "side",
+    "pair_from_sides",
     "moments",
     "check_batch_pair",
     "check_nonconstant_array",
@@ -510,8 +515,7 @@ class PairMoments:
         self.y_row_x = y_row_x
 
     @classmethod
-    def from_arrays(cls, X, Y, shift="mean", row_terms=False, extrema=True, x_moments=None,
-                    y_moments=None):
+    def from_arrays(cls, X, Y, shift="mean", row_terms=False, extrema=True):
         """Statistics of two validated float64 matrices with the same rows (numpy or torch).
 
         Parameters
@@ -522,37 +526,14 @@ class PairMoments:
         row_terms : bool, default False
             Also accumulate the row-norm terms of the debiased HSIC.
         extrema : bool, default True
-        x_moments, y_moments : RepresentationMoments, optional
-            Statistics of X or Y already computed (about the shift they carry), reused rather
-            than recomputed: for many pairs of the same layers only the cross terms are new.
+
+        See Also
+        --------
+        side, pair_from_sides : the same statistics in two steps, the first per representation
+            (so that many pairs of the same layers compute only their cross terms).
         """
         sx, sy = shift if isinstance(shift, tuple) else (shift, shift)
-        parts, ks, zs = [], [], []
-        for A, s, given in ((X, sx, x_moments), (Y, sy, y_moments)):
-            if given is not None:
-                s = given.shift
-            c, Z = _shift_of(A, s)
-            if given is not None and (not row_terms or given.has_row_terms):
-                k = _row_sq(Z) if row_terms else None
-                parts.append(given)
-            else:
-                m, k = RepresentationMoments._from_shifted(A, Z, c, row_terms, extrema,
-                                                           first=False)
-                parts.append(m)
-            ks.append(k)
-            zs.append(Z)
-        (Z, W), (k, l) = zs, ks
-        out = cls(parts[0], parts[1], Z.T @ W)
-        if row_terms:
-            out.row_cross = k @ l
-            kl = _columns(k, l)
-            # one pass over each matrix gives both of its row-norm products: Z'[k l], W'[k l]
-            for rep, A, own, name in ((out.x, Z, 0, "x_row_y"), (out.y, W, 1, "y_row_x")):
-                both = A.T @ kl
-                if rep.row_sq_first is None:  # freshly computed here (never a reused one)
-                    rep.row_sq_first = both[:, own]
-                setattr(out, name, both[:, 1 - own])
-        return out
+        return pair_from_sides(side(X, sx, row_terms, extrema), side(Y, sy, row_terms, extrema))
 
     @property
     def n(self):
@@ -657,6 +638,81 @@ class PairMoments:
     def __repr__(self):
         return (f"PairMoments(n={self.n}, widths=({self.x.width}, {self.y.width}), "
                 f"row_terms={self.has_row_terms})")
+
+
+class Side:
+    """One representation's half of :class:`PairMoments`: the shifted data, its
+    :class:`RepresentationMoments` and its row norms, computed once and reused for every pair
+    it is part of (:func:`pair_from_sides` adds only the cross terms).
+
+    Attributes
+    ----------
+    data : array (numpy or torch), shape (n, d)
+        Z = X - shift (X itself for shift 0: no copy).
+    moments : RepresentationMoments
+        Without ``row_sq_first`` (Z'k), which :func:`pair_from_sides` computes together with
+        the cross term Z'l in one pass over Z.
+    row_sq : array or None
+        k_i = ||z_i||^2 (with ``row_terms`` only).
+    """
+
+    __slots__ = ("data", "moments", "row_sq")
+
+    def __init__(self, data, moments, row_sq):
+        self.data = data
+        self.moments = moments
+        self.row_sq = row_sq
+
+    @property
+    def has_row_terms(self):
+        return self.row_sq is not None
+
+    def to_numpy(self):
+        """The same side with numpy float64 arrays (torch tensors copied to the CPU)."""
+        return Side(_numpy(self.data), self.moments.to_numpy(), _numpy(self.row_sq))
+
+
+def side(X, shift="mean", row_terms=False, extrema=True):
+    """The per-representation part of the statistics of X (see :class:`Side`).
+
+    Parameters are those of :meth:`RepresentationMoments.from_array`.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> layers = [rng.normal(size=(50, w)) for w in (3, 4, 2)]
+    >>> sides = [side(A, row_terms=True) for A in layers]   # once per layer
+    >>> S = pair_from_sides(sides[0], sides[2])               # then only the cross terms
+    >>> bool(np.allclose(S.centred().cross, PairMoments.from_arrays(*layers[::2]).centred().cross))
+    True
+    """
+    shift, Z = _shift_of(X, shift)
+    m, k = RepresentationMoments._from_shifted(X, Z, shift, row_terms, extrema, first=False)
+    return Side(Z, m, k)
+
+
+def pair_from_sides(a, b):
+    """:class:`PairMoments` of two representations of the same rows from the :class:`Side` of
+    each: the cross product Z'W and, where both sides have row norms, the row-norm terms k'l,
+    Z'l, W'k (with Z'k and W'l, computed in the same pass). The sides are not
+    modified, so one side can serve any number of pairs."""
+    Z, W = a.data, b.data
+    if Z.shape[0] != W.shape[0]:
+        raise ValueError(f"the sides hold {Z.shape[0]} and {W.shape[0]} rows")
+    if _is_torch(Z) != _is_torch(W) or (_is_torch(Z) and Z.device != W.device):
+        a, b = a.to_numpy(), b.to_numpy()  # different devices: meet on the CPU
+        Z, W = a.data, b.data
+    out = PairMoments(copy.copy(a.moments), copy.copy(b.moments), Z.T @ W)
+    if a.has_row_terms and b.has_row_terms:
+        k, l = a.row_sq, b.row_sq
+        out.row_cross = k @ l
+        kl = _columns(k, l)
+        # one pass over each matrix gives both of its row-norm products: Z'[k l], W'[k l]
+        for rep, A, own, name in ((out.x, Z, 0, "x_row_y"), (out.y, W, 1, "y_row_x")):
+            both = A.T @ kl
+            rep.row_sq_first = both[:, own]
+            setattr(out, name, both[:, 1 - own])
+    return out
 
 
 def moments(X, Y, layout=None, row_terms=True):

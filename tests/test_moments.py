@@ -12,6 +12,8 @@ from simmetrics.moments import (
     check_nonconstant_array,
     check_nonconstant_moments,
     moments,
+    pair_from_sides,
+    side,
     spectrum_from_gram,
 )
 
@@ -97,14 +99,21 @@ def test_large_means_cost_no_digits(rng):
     assert np.max(np.abs(naive - expected)) > 1e-3 * np.max(np.abs(expected))
 
 
-def test_per_representation_statistics_are_reused_for_pairs(pair):
-    # expected: the statistics computed from scratch (pairwise can reuse X'X across pairs)
+def test_per_representation_sides_are_reused_for_pairs(pair, rng):
+    # expected: the statistics computed from scratch (pairwise reuses one side per layer)
     X, Y = pair
-    mx = RepresentationMoments.from_array(X, row_terms=True)
-    reused = PairMoments.from_arrays(X, Y, row_terms=True, x_moments=mx)
-    assert reused.x is mx
-    _assert_close(reused.shifted(X.mean(0), Y.mean(0)),
-                  _explicit(X, Y, X.mean(0), Y.mean(0)), rtol=1e-12)
+    Z = rng.normal(size=(X.shape[0], 2)) + 3.0
+    sx = side(X, row_terms=True)
+    before = sx.moments.row_sq_first, sx.moments.gram.copy()
+    for other in (Y, Z):
+        reused = pair_from_sides(sx, side(other, row_terms=True))
+        _assert_close(reused.shifted(X.mean(0), other.mean(0)),
+                      _explicit(X, other, X.mean(0), other.mean(0)), rtol=1e-12)
+        assert reused.x is not sx.moments  # the side itself is never modified
+    assert before[0] is None and sx.moments.row_sq_first is None
+    np.testing.assert_array_equal(sx.moments.gram, before[1])
+    with pytest.raises(ValueError, match="hold 300 and 299 rows"):
+        pair_from_sides(sx, side(Y[:-1]))
 
 
 def test_scaled_and_swapped(pair):
