@@ -2,7 +2,11 @@
 
 import numpy as np
 
-__all__ = ["center", "orthonormal_basis", "pow2_rescale", "frobenius_norm"]
+__all__ = [
+    "center", "orthonormal_basis", "pow2_rescale", "frobenius_norm", "near_centred",
+    "looks_near_centred",
+    "clearly_varying",
+]
 
 
 def center(X):
@@ -87,3 +91,62 @@ def orthonormal_basis(Xc, rtol=None):
         rtol = max(Xc.shape) * np.finfo(Xc.dtype).eps
     keep = s > rtol * (s[0] if s.size else 0.0)
     return U[:, keep], s[keep], Vt[keep]
+
+
+def near_centred(raw, sums, n, limit):
+    """Whether products of data taken about 0 can be moved to the column means without losing
+    digits that matter: every column's raw sum of squares is at most ``limit`` times its centred
+    one (raw - sum^2 / n). The move X'Y - s t' / n cancels digits in proportion to that ratio
+    (its square for fourth-order terms), so a limit of 4 to 16 costs a few units of rounding.
+    All-zero columns are centred; constant non-zero columns are not.
+
+    Parameters
+    ----------
+    raw : float or numpy.ndarray
+        Raw sums of squares: per column, or one total (then ``sums`` is the vector of column
+        sums and the test is on the totals).
+    sums : numpy.ndarray
+        Column sums.
+    n : int
+        Rows.
+    limit : float
+
+    Examples
+    --------
+    >>> def check(X):
+    ...     return near_centred((X**2).sum(axis=0), X.sum(axis=0), len(X), 16.0)
+    >>> X = np.array([[1.0, 0.0], [-1.0, 0.0], [3.0, 0.0]])  # a silent neuron is centred
+    >>> check(X), check(X + [0.0, 1.0]), check(X + [10.0, 0.0])
+    (True, False, False)
+    """
+    with np.errstate(over="ignore", invalid="ignore"):  # inf or NaN: not centred
+        sq = sums * sums / n
+        if np.ndim(raw) == 0:
+            sq = float(np.sum(sq))
+        centred = raw - sq
+        return bool(np.all((raw == 0.0) | ((centred > 0.0) & (raw <= limit * centred))))
+
+
+def looks_near_centred(A, limit, rows=1024):
+    """:func:`near_centred` on an evenly spaced subsample of about ``rows`` rows of ``A`` (a
+    cheap guess, to be confirmed on the exact statistics)."""
+    sample = A[:: max(1, A.shape[0] // rows)]
+    with np.errstate(over="ignore", invalid="ignore"):
+        squares, sums = np.einsum("ij,ij->j", sample, sample), sample.sum(axis=0)
+    return near_centred(squares, sums, sample.shape[0], limit)
+
+
+def clearly_varying(centred_sq, mean, n):
+    """Whether a representation's centred sum of squares (over all its neurons) exceeds what
+    constant columns could show by rounding: the one-pass mean of a constant column c is off
+    by at most about n eps |c|, so constant data give at most n (4 n eps)^2 ||mean||^2. When
+    this is False, only an exact test (column ranges) can tell.
+
+    Examples
+    --------
+    >>> clearly_varying(1e-20, np.array([1e3]), 100), clearly_varying(1.0, np.array([1e3]), 100)
+    (False, True)
+    """
+    with np.errstate(over="ignore", invalid="ignore"):  # huge means: only exactly
+        noise = n * (4.0 * n * np.finfo(np.float64).eps) ** 2 * float(mean @ mean)
+        return bool(np.isfinite(centred_sq) and centred_sq > noise and centred_sq > 0.0)

@@ -103,8 +103,9 @@ def parallel_map(fn, tasks, n_jobs=None, progress=False, desc="", sizes=None):
     n_jobs : int or None
         As in joblib: None means one job unless a ``joblib.parallel_backend`` context says
         otherwise, -1 all cores.
-    progress : bool
-        Draw a :class:`Progress` bar on stderr while the results come in.
+    progress : bool or Progress
+        Draw a :class:`Progress` bar on stderr while the results come in, or advance the
+        given one (so that several calls share one bar).
     desc : str
         The bar's label.
     sizes : list of int, optional
@@ -126,13 +127,19 @@ def parallel_map(fn, tasks, n_jobs=None, progress=False, desc="", sizes=None):
     calls = (delayed(fn)(*task) for task in tasks)
     if not progress:
         return list(Parallel(n_jobs=n_jobs)(calls))
-    results = []
+    if isinstance(progress, Progress):
+        return _collect(calls, sizes, n_jobs, progress)
     with Progress(sum(sizes), desc, enabled=True) as bar:
-        try:  # results as they arrive, where the backend can hand them over one by one
-            parallel = Parallel(n_jobs=n_jobs, return_as="generator")
-        except ValueError:  # e.g. the multiprocessing backend: everything at the end
-            parallel = Parallel(n_jobs=n_jobs)
-        for size, result in zip(sizes, parallel(calls)):
-            results.append(result)
-            bar.update(size)
+        return _collect(calls, sizes, n_jobs, bar)
+
+
+def _collect(calls, sizes, n_jobs, bar):
+    results = []
+    try:  # results as they arrive, where the backend can hand them over one by one
+        parallel = Parallel(n_jobs=n_jobs, return_as="generator")
+    except ValueError:  # e.g. the multiprocessing backend: everything at the end
+        parallel = Parallel(n_jobs=n_jobs)
+    for size, result in zip(sizes, parallel(calls)):
+        results.append(result)
+        bar.update(size)
     return results

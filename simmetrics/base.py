@@ -18,7 +18,7 @@ import numpy as np
 from sklearn.base import BaseEstimator
 from sklearn.exceptions import NotFittedError
 
-from ._validation import check_pair
+from ._validation import check_matching_shapes, check_representation
 
 __all__ = ["Metric", "AlignmentMetric", "KINDS", "GROUP_NAMES", "param_dependent"]
 
@@ -81,6 +81,10 @@ class Metric(BaseEstimator):
         the diagonal) on the orbit space of its invariance group.
     invariances : frozenset of str
         Groups that leave the value unchanged when they act on either input.
+    symmetric : bool or None
+        Whether the value is the same for (X, Y) and (Y, X); None (the default) means "as
+        ``is_metric``" (symmetry is a metric axiom). Measured by the test suite;
+        :func:`simmetrics.pairwise` computes half the pairs of a symmetric metric.
     min_samples : int
         The fewest stimuli the estimator is defined for.
     same_width : bool
@@ -115,6 +119,7 @@ class Metric(BaseEstimator):
     bounds = (0.0, 1.0)
     is_metric = False
     invariances = frozenset()
+    symmetric = None
     min_samples = 2
     same_width = False
     reference = ""
@@ -131,14 +136,17 @@ class Metric(BaseEstimator):
             raise TypeError(f"{cls.__name__}.invariances names unknown groups {sorted(unknown)}")
 
     # -- validation -------------------------------------------------------------------------
-    def _validate(self, X, Y):
-        return check_pair(
-            X,
-            Y,
-            layout=getattr(self, "layout", None),
-            min_samples=self.min_samples,
-            same_width=self.same_width,
+    def _validate_one(self, A, name):
+        """One representation as the metric reads it (a float64 (n, d) matrix by default);
+        :func:`simmetrics.pairwise` validates each representation once with it."""
+        return check_representation(
+            A, name, layout=getattr(self, "layout", None), min_samples=self.min_samples
         )
+
+    def _validate(self, X, Y):
+        X, Y = self._validate_one(X, "X"), self._validate_one(Y, "Y")
+        check_matching_shapes(X.shape, Y.shape, self.same_width)
+        return X, Y
 
     def _finish(self, value):
         value = float(value)
@@ -187,10 +195,24 @@ class Metric(BaseEstimator):
         return self._finish(self._fit_score(X, Y))
 
     def _fit_score(self, X, Y):
-        """Fit, then score on the same data; metrics whose fit already computes the value
-        override this so the work is done once."""
+        """Fit, then score on the same data. A metric with a :meth:`_prepare` step runs it on
+        each input and then :meth:`_fit_score_prepared`, the same two steps
+        :func:`simmetrics.pairwise` runs (so its matrix holds exactly these values)."""
+        if self._prepare is not None:
+            return self._fit_score_prepared(self._prepare(X, "X"), self._prepare(Y, "Y"))
         self._fit(X, Y)
         return self._score(X, Y)
+
+    # -- work per representation (simmetrics.pairwise) -----------------------------------
+    #: ``_prepare(A, name) -> state``: the work that depends on one representation only
+    #: (centring, bases, whitening, Gram matrices, neighbour lists), on a validated input;
+    #: ``_fit_score_prepared(state_x, state_y) -> value`` then fits and scores the pair from two
+    #: states. Metrics that split this way define both; ``None`` means fit_score works on the
+    #: pair directly. The states must not be modified by the pair step: pairwise reuses them.
+    _prepare = None
+
+    def _fit_score_prepared(self, a, b):  # pragma: no cover - defined with _prepare
+        raise NotImplementedError
 
     def _score(self, X, Y):  # pragma: no cover - abstract
         raise NotImplementedError

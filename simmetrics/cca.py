@@ -27,6 +27,7 @@ on nearly rank-deficient data prefer the whole-data estimators.
 import numbers
 
 import numpy as np
+from sklearn.base import clone
 
 from ._linalg import center, orthonormal_basis
 from ._registry import register
@@ -177,25 +178,29 @@ class CCA(Metric):
     invariances = _CCA_INVARIANCES
     min_samples = 2
     same_width = False
+    symmetric = True
     reference = "Hotelling 1936, Biometrika; Yanai's R^2: Yanai 1974, Kornblith et al. 2019"
 
     def __init__(self, statistic="mean_rho", layout=None):
         self.statistic = statistic
         self.layout = layout
 
-    def _correlations(self, X, Y):
+    # the per-representation step (simmetrics.pairwise): an orthonormal basis of the centred
+    # data; the pair step: the singular values of Ux'Uy
+    def _prepare(self, A, name):
         _check_statistic(self.statistic)
-        return canonical_correlations(X, Y)
+        check_nonconstant(A, name)
+        return _centred_basis(A)
+
+    def _fit_score_prepared(self, a, b):
+        self.canonical_correlations_ = _principal_angles(a[0], b[0])[1]
+        return _summarise(self.canonical_correlations_, self.statistic)
 
     def _fit(self, X, Y):
-        self.canonical_correlations_ = self._correlations(X, Y)
+        self._fit_score(X, Y)
 
     def _score(self, X, Y):
-        return _summarise(self._correlations(X, Y), self.statistic)
-
-    def _fit_score(self, X, Y):
-        self._fit(X, Y)
-        return _summarise(self.canonical_correlations_, self.statistic)
+        return clone(self)._fit_score(X, Y)  # stateless: the value of a fresh fit
 
     # -- streaming: the covariance route (see the module text) ----------------------------
     def _fit_from_moments(self, stats):
@@ -225,12 +230,6 @@ def _top_directions(U, s, variance):
     explained /= explained[-1]
     k = min(int(np.searchsorted(explained, variance, side="left")) + 1, s.size)
     return U[:, :k]
-
-
-def _svcca_correlations(X, Y, variance):
-    Ux = _top_directions(*_centred_basis(X)[:2], variance)
-    Uy = _top_directions(*_centred_basis(Y)[:2], variance)
-    return _principal_angles(Ux, Uy)[1], Ux.shape[1], Uy.shape[1]
 
 
 @register("svcca")
@@ -285,6 +284,7 @@ class SVCCA(Metric):
     )
     min_samples = 2
     same_width = False
+    symmetric = True
     reference = "Raghu et al. 2017, NeurIPS"
 
     def __init__(self, variance=0.99, statistic="mean_rho", layout=None):
@@ -292,25 +292,25 @@ class SVCCA(Metric):
         self.statistic = statistic
         self.layout = layout
 
-    def _correlations(self, X, Y):
+    # per representation (simmetrics.pairwise): its top singular directions
+    def _prepare(self, A, name):
         _check_variance(self.variance)
         _check_statistic(self.statistic)
-        check_nonconstant(X, "X")
-        check_nonconstant(Y, "Y")
-        return _svcca_correlations(X, Y, float(self.variance))
+        check_nonconstant(A, name)
+        U, s, _ = _centred_basis(A)
+        return _top_directions(U, s, float(self.variance))
+
+    def _fit_score_prepared(self, Ux, Uy):
+        self.canonical_correlations_ = _principal_angles(Ux, Uy)[1]
+        self.n_components_x_ = Ux.shape[1]
+        self.n_components_y_ = Uy.shape[1]
+        return _summarise(self.canonical_correlations_, self.statistic)
 
     def _fit(self, X, Y):
-        rho, kx, ky = self._correlations(X, Y)
-        self.canonical_correlations_ = rho
-        self.n_components_x_ = kx
-        self.n_components_y_ = ky
+        self._fit_score(X, Y)
 
     def _score(self, X, Y):
-        return _summarise(self._correlations(X, Y)[0], self.statistic)
-
-    def _fit_score(self, X, Y):
-        self._fit(X, Y)
-        return _summarise(self.canonical_correlations_, self.statistic)
+        return clone(self)._fit_score(X, Y)  # stateless: the value of a fresh fit
 
     # -- streaming: the covariance route (see the module text) ----------------------------
     def _correlations_from_moments(self, stats):
@@ -331,21 +331,14 @@ class SVCCA(Metric):
         return _summarise(self._correlations_from_moments(stats)[0], self.statistic)
 
 
-def _pwcca_parts(X, Y):
-    """Canonical correlations and the projection weights of both sides.
+def _pwcca_weights(P, rho, Rt, sx, Vxt, sy, Vyt):
+    """The correlations and the projection weights of both sides, from the SVD P, rho, Rt of
+    Ux'Uy and the (s, V') of each side (any route that gives Ux' Xc = S V').
 
     The X-side canonical variates are h_i = Ux p_i (unit vectors in sample space, p_i the left
     singular vectors of Ux' Uy); their projections on the centred neurons are
     Ux' Xc = S V' (from the SVD of Xc), so h_i' Xc = p_i' S V'.
     """
-    Ux, sx, Vxt = _centred_basis(X)
-    Uy, sy, Vyt = _centred_basis(Y)
-    return _pwcca_weights(*_principal_angles(Ux, Uy), sx, Vxt, sy, Vyt)
-
-
-def _pwcca_weights(P, rho, Rt, sx, Vxt, sy, Vyt):
-    """The correlations and the projection weights of both sides, from the SVD P, rho, Rt of
-    Ux'Uy and the (s, V') of each side (any route that gives Ux' Xc = S V')."""
     weights = []
     for coords, s, Vt in ((P, sx, Vxt), (Rt.T, sy, Vyt)):
         w = np.abs(coords.T @ (s[:, None] * Vt)).sum(axis=1)
@@ -424,6 +417,7 @@ class PWCCA(Metric):
     invariances = _PWCCA_INVARIANCES
     min_samples = 2
     same_width = False
+    symmetric = param_dependent(lambda self: self.side == "symmetric")
     reference = "Morcos, Raghu, Bengio 2018, NeurIPS"
 
     def __init__(self, side="x", layout=None):
@@ -434,21 +428,23 @@ class PWCCA(Metric):
         if not isinstance(self.side, str) or self.side not in _SIDES:
             raise ValueError(f"side must be one of {_SIDES}, got {self.side!r}")
 
-    def _parts(self, X, Y):
+    # per representation (simmetrics.pairwise): the SVD of the centred data
+    def _prepare(self, A, name):
         self._check_side()
-        check_nonconstant(X, "X")
-        check_nonconstant(Y, "Y")
-        return _pwcca_parts(X, Y)
+        check_nonconstant(A, name)
+        return _centred_basis(A)
+
+    def _fit_score_prepared(self, a, b):
+        (Ux, sx, Vxt), (Uy, sy, Vyt) = a, b
+        self.canonical_correlations_, self.weights_x_, self.weights_y_ = _pwcca_weights(
+            *_principal_angles(Ux, Uy), sx, Vxt, sy, Vyt)
+        return self._value(self.canonical_correlations_, self.weights_x_, self.weights_y_)
 
     def _fit(self, X, Y):
-        self.canonical_correlations_, self.weights_x_, self.weights_y_ = self._parts(X, Y)
+        self._fit_score(X, Y)
 
     def _score(self, X, Y):
-        return self._value(*self._parts(X, Y))
-
-    def _fit_score(self, X, Y):
-        self._fit(X, Y)
-        return self._value(self.canonical_correlations_, self.weights_x_, self.weights_y_)
+        return clone(self)._fit_score(X, Y)  # stateless: the value of a fresh fit
 
     # -- streaming: the covariance route (see the module text) ----------------------------
     def _parts_from_moments(self, stats):

@@ -9,7 +9,7 @@ both self-terms (Nguyen, Raghu, Kornblith, ICLR 2021), never a mix of the two.
 
 import numpy as np
 
-from ._linalg import center, pow2_rescale
+from ._linalg import center, clearly_varying, looks_near_centred, near_centred, pow2_rescale
 from ._registry import register
 from ._validation import check_nonconstant
 from .base import Metric, param_dependent
@@ -18,18 +18,24 @@ from .hsic import (
     hsic_biased,
     hsic_self,
     hsic_unbiased,
+    hsic_unbiased_from_sums,
     linear_hsic_unbiased_sums,
 )
+from ._parallel import parallel_map
 from .moments import (
     PairMoments,
     _is_torch,
+    _torch_matrix,
     check_batch_pair,
     check_nonconstant_array,
     check_nonconstant_moments,
+    pair_from_sides,
+    side,
 )
 
 __all__ = [
-    "LinearCKA", "KernelCKA", "linear_cka", "linear_cka_from_moments", "rbf_gram", "median_sigma"
+    "LinearCKA", "KernelCKA", "linear_cka", "linear_cka_from_moments", "gram_space_cka",
+    "rbf_gram", "median_sigma",
 ]
 
 _CKA_INVARIANCES = frozenset(
@@ -38,14 +44,14 @@ _CKA_INVARIANCES = frozenset(
 
 
 def linear_cka(X, Y, debiased=False):
-    """Linear CKA of two centred-or-not float64 matrices (no input checking).
+    """Linear CKA of two centred-or-not float64 matrices (no input checking but zero variance).
 
-    Feature space when that is cheaper (n >= d): biased CKA is
+    Feature space when that is cheaper (:func:`_gram_space`): biased CKA is
     ||Xc'Yc||_F^2 / (||Xc'Xc||_F ||Yc'Yc||_F), equal to the RV coefficient of Escoufier (1973);
     the debiased form uses the exact feature-space unbiased HSIC
     (:func:`simmetrics.hsic.linear_hsic_unbiased_sums`). Both are evaluated by
     :func:`linear_cka_from_moments` on the data's second moments, the function streaming uses.
-    When n is smaller than the widths the n x n Gram matrices are cheaper and are used instead;
+    When n is small against the widths the n x n Gram matrices are cheaper and are used instead;
     both routes give the same value. Torch tensors are kept on their device (feature space,
     products in float64 there).
 
@@ -55,19 +61,12 @@ def linear_cka(X, Y, debiased=False):
         In [0, 1] biased; in [-1, 1] debiased (the unbiased HSIC is an inner product of
         U-centred Gram matrices, so Cauchy-Schwarz bounds the ratio).
     """
-    if _is_torch(X) or _is_torch(Y):
-        return _linear_cka_torch(X, Y, debiased)
-    if not _gram_space(X.shape[0], X.shape[1], Y.shape[1]):
-        # feature space: the same function of the second moments that streaming uses
-        return linear_cka_from_moments(_feature_moments(X, Y, debiased), debiased)
-    # CKA is invariant to isotropic scaling: an exact power-of-two rescaling (largest entry in
-    # [0.5, 1)), then unit Frobenius norm, keeps the norms and the fourth powers below in range
-    # for activations of any magnitude (1e300 and 1e-300 included).
-    Xc = pow2_rescale(center(X))
-    Yc = pow2_rescale(center(Y))
-    Xc /= np.linalg.norm(Xc)
-    Yc /= np.linalg.norm(Yc)
-    K, L = Xc @ Xc.T, Yc @ Yc.T
+    debiased = bool(debiased)
+    if _is_torch(X) or _is_torch(Y) or not _gram_space(X.shape[0], X.shape[1], Y.shape[1]):
+        sides = (_feature_side(X, "X", debiased), _feature_side(Y, "Y", debiased))
+        return linear_cka_from_moments(pair_from_sides(*sides), debiased)
+    F, G = _gram_factor(X), _gram_factor(Y)
+    K, L = F @ F.T, G @ G.T
     if debiased:
         return cka_from_hsic(
             hsic_unbiased(K, L), hsic_unbiased(K, K), hsic_unbiased(L, L), "unbiased"
@@ -75,9 +74,33 @@ def linear_cka(X, Y, debiased=False):
     return cka_from_hsic(np.sum(K * L), np.sum(K * K), np.sum(L * L), "biased")
 
 
+def _gram_factor(A):
+    """F with K = F F' the centred linear kernel of A, scaled to unit ||F||_F (CKA ignores the
+    scale). An exact power-of-two rescaling first (largest entry in [0.5, 1)) keeps the norms
+    and the fourth powers in range for activations of any magnitude (1e300 and 1e-300)."""
+    F = pow2_rescale(center(A))
+    F /= np.linalg.norm(F)
+    return F
+
+
+def _gram_cheaper(n, widths, pairs):
+    """Whether n x n Gram matrices cost fewer multiply-adds than d x d cross-products, for the
+    representations of ``widths`` and the ``pairs`` (i, j) of them to compare.
+
+    Gram space: n^2 d / 2 per representation (K = F F', symmetric) and n^2 per pair (one inner
+    product of two kernels). Feature space: n d^2 / 2 per representation (Z'Z) and n d_i d_j
+    per pair of two different representations (Z'W).
+    """
+    gram = n * n * (sum(widths) / 2.0 + len(pairs))
+    feature = n * (sum(d * d for d in widths) / 2.0
+                   + sum(widths[i] * widths[j] for i, j in pairs if i != j))
+    return gram < feature
+
+
 def _gram_space(n, dx, dy):
-    """Whether the n x n Gram matrices are cheaper than the d x d cross-products."""
-    return n * n * (dx + dy) < n * (dx * dy + dx * dx + dy * dy)
+    """:func:`_gram_cheaper` for one pair, as fit_score computes it: the two kernels and the
+    three inner products, or Z'Z, W'W and Z'W."""
+    return _gram_cheaper(n, (dx, dy), [(0, 1), (0, 0), (1, 1)])
 
 
 # The spread (root mean square of the centred entries) inside which the statistics computed
@@ -85,68 +108,166 @@ def _gram_space(n, dx, dy):
 # terms) then stay far inside the float64 range; outside it, the data are rescaled first.
 _SAFE_SPREAD = (2.0**-200, 2.0**200)
 
+# How far from centred data may be for their statistics to be taken about 0 (no centred copy;
+# see simmetrics._linalg.near_centred): the ratio of raw to centred sums of squares, which the
+# move to the means multiplies rounding errors by (its square for the fourth-order row terms of
+# the debiased HSIC). Post-ReLU activations have ratios of about 1.5.
+_RAW_OVER_CENTRED = {False: 16.0, True: 4.0}
 
-def _feature_moments(X, Y, debiased):
-    """:class:`PairMoments` of X and Y for feature-space CKA, with as few passes over the data
-    as the products allow.
 
-    The fast path is one centring copy (about the one-pass mean: the statistics are moved to
-    the exact means analytically before use) and the products Z'Z, W'W, Z'W. The result is
-    checked afterwards: if a statistic is not finite, or a representation's spread is outside
-    [2^-200, 2^200] (squares or fourth powers may have over- or underflowed), the data are
-    centred and rescaled by an exact power of two, which CKA ignores, and the statistics
-    recomputed. The column extremes (LinearCKA's exact zero-variance test) are read only when a
-    representation's variance is small enough to be the rounding noise of constant columns.
+def _feature_side(A, name, debiased):
+    """The per-representation statistics of feature-space linear CKA (a
+    :class:`simmetrics.moments.Side`), with as few passes over the data as the accuracy allows.
+
+    Data near enough to centred (judged first on a subsample, then on the exact statistics;
+    see ``_RAW_OVER_CENTRED``) are used as they are: the products Z'Z, Z'W are taken about 0 and
+    moved to the exact means analytically, with no copy of the data. Others are shifted by their
+    one-pass mean first (one copy; the residual is again moved exactly). If a statistic is not
+    finite, or the spread is outside [2^-200, 2^200] (squares or fourth powers may have over- or
+    underflowed), the data are centred and rescaled by an exact power of two, which CKA ignores,
+    and the statistics recomputed. The column extremes (the exact zero-variance test) are read
+    only when the variance is small enough to be the rounding noise of constant columns; a
+    representation with zero variance raises a ``ValueError`` naming ``name``.
     """
+    if _is_torch(A):
+        return _torch_side(A, name, debiased)
+    limit = _RAW_OVER_CENTRED[debiased]
+    shift = 0 if looks_near_centred(A, limit) else "mean"
     with np.errstate(over="ignore", under="ignore", invalid="ignore"):
-        stats = PairMoments.from_arrays(X, Y, row_terms=bool(debiased), extrema=False)
-    if not _trusted(stats):
-        X, Y = pow2_rescale(center(X)), pow2_rescale(center(Y))
-        stats = PairMoments.from_arrays(X, Y, shift=0, row_terms=bool(debiased), extrema=False)
-    for rep, A in ((stats.x, X), (stats.y, Y)):
-        if not _clearly_varying(rep):
-            rep.minimum, rep.maximum = A.min(axis=0), A.max(axis=0)
-    return stats
+        out = side(A, shift, row_terms=debiased, extrema=False)
+        rep = out.moments
+        if shift == 0 and not near_centred(np.diag(rep.gram), rep.sum, rep.n, limit):
+            out = side(A, "mean", row_terms=debiased, extrema=False)
+    if not _trusted(out.moments):
+        out = side(pow2_rescale(center(A)), 0, row_terms=debiased, extrema=False)
+    rep = out.moments
+    centred_sq = float(np.trace(rep.gram)) - float(rep.sum @ rep.sum) / rep.n
+    if not clearly_varying(centred_sq, rep.mean, rep.n):
+        rep.minimum, rep.maximum = A.min(axis=0), A.max(axis=0)
+        check_nonconstant_moments(rep, name)
+    return out
 
 
-def _trusted(stats):
-    parts = [stats.cross, stats.row_cross, stats.x_row_y, stats.y_row_x]
-    for rep in (stats.x, stats.y):
-        parts += [rep.sum, rep.gram, rep.row_sq_sum, rep.row_sq_sq, rep.row_sq_first]
-        spread = np.sqrt(max(float(np.trace(rep.gram)), 0.0) / (rep.n * rep.width))
-        if not _SAFE_SPREAD[0] <= spread <= _SAFE_SPREAD[1]:
-            return False
+def _trusted(rep):
+    """Whether one representation's statistics are finite and its spread inside
+    ``_SAFE_SPREAD`` (then every cross term with another trusted one is in range too)."""
+    spread = np.sqrt(max(float(np.trace(rep.gram)), 0.0) / (rep.n * rep.width))
+    if not _SAFE_SPREAD[0] <= spread <= _SAFE_SPREAD[1]:
+        return False
+    parts = (rep.sum, rep.gram, rep.row_sq_sum, rep.row_sq_sq)
     return all(np.all(np.isfinite(p)) for p in parts if p is not None)
 
 
-def _clearly_varying(rep):
-    """Whether the centred variance of a representation exceeds what constant columns could
-    show by rounding: the one-pass mean of a constant column c is off by at most about
-    n eps |c|, so constant data give a total centred variance below n (4 n eps)^2 ||mean||^2."""
-    n = rep.n
-    centred = float(np.trace(rep.gram)) - float(rep.sum @ rep.sum) / n
-    mean = rep.mean
-    noise = n * (4.0 * n * np.finfo(np.float64).eps) ** 2 * float(mean @ mean)
-    return centred > noise and centred > 0.0
-
-
-def _linear_cka_torch(X, Y, debiased):
-    """:func:`linear_cka` of two validated float64 torch tensors, the O(n d^2) products on
-    their device (always in feature space); the d x d finalisation on the CPU."""
+def _torch_side(A, name, debiased):
+    """:func:`_feature_side` of a validated float64 torch tensor, on its device: two-pass
+    centring (as :func:`simmetrics._linalg.center`), an exact power-of-two rescaling and unit
+    norm, then the statistics about 0; the zero-variance test is exact (column ranges)."""
     import torch
 
-    parts = []
-    for A in (X, Y):
-        A = torch.as_tensor(A, dtype=torch.float64)
-        Z = A - A.mean(0)  # one copy on the device; everything after it works in place
-        Z -= Z.mean(0)  # second pass of the mean, as _linalg.center
-        top = max(float(Z.amax()), -float(Z.amin()))
-        if top > 0.0:
-            Z *= 2.0 ** -int(np.frexp(top)[1])  # exact, as _linalg.pow2_rescale
-            Z /= torch.linalg.vector_norm(Z)
-        parts.append(Z)
-    stats = PairMoments.from_arrays(*parts, shift=0, row_terms=bool(debiased), extrema=False)
-    return linear_cka_from_moments(stats, debiased)
+    check_nonconstant_array(A, name)
+    A = torch.as_tensor(A, dtype=torch.float64)
+    Z = A - A.mean(0)  # one copy on the device; everything after it works in place
+    Z -= Z.mean(0)
+    top = max(float(Z.amax()), -float(Z.amin()))
+    if top > 0.0:
+        Z *= 2.0 ** -int(np.frexp(top)[1])  # exact, as _linalg.pow2_rescale
+        Z /= torch.linalg.vector_norm(Z)
+    return side(Z, 0, row_terms=debiased, extrema=False)
+
+
+# -- Gram space for many pairs: the kernels in tiles, never all of them at once ------------
+#: Bytes of kernel tiles held at once by :func:`gram_space_cka` (one tile of every
+#: representation's kernel), and the largest tile side (products of about this size run near
+#: the BLAS peak; smaller tiles waste less on the diagonal, where a whole tile is computed).
+_GRAM_BLOCK_BYTES = 2**27
+_GRAM_TILE = 512
+
+
+def _gram_tile_row(factors, rows, starts, size):
+    """The inner products between every two kernels K_i = F_i F_i' over one row of tiles
+    (rows x cols for every column block at or right of the diagonal), off-diagonal tiles
+    counted twice (K is symmetric)."""
+    L = len(factors)
+    buffer = np.empty((L, size * size))  # reused by every tile of the row
+    inner = np.zeros((L, L))
+    for j in starts:
+        if j < rows.start:
+            continue
+        cols = slice(j, min(j + size, factors[0].shape[0]))
+        shape = (rows.stop - rows.start, cols.stop - cols.start)
+        tiles = buffer[:, : shape[0] * shape[1]]
+        for i, F in enumerate(factors):
+            if j == rows.start:  # diagonal tile: a symmetric product (half the work)
+                tiles[i] = (F[rows] @ F[rows].T).ravel()
+            else:
+                np.matmul(F[rows], F[cols].T, out=tiles[i].reshape(shape))
+        inner += (1.0 if j == rows.start else 2.0) * (tiles @ tiles.T)
+    return inner
+
+
+def gram_space_cka(reps, pairs, debiased=False, n_jobs=None, progress=False, desc="",
+                   block_bytes=None):
+    """Linear CKA of many pairs of representations through their n x n Gram matrices, which are
+    never held whole: each kernel K_i = F_i F_i' (F_i the centred representation at unit norm,
+    as in :func:`linear_cka`) is computed tile by tile, the tiles on and above the diagonal
+    only (K is symmetric), and every tile serves all pairs at once::
+
+        T_ij = sum_ab K_i[a, b] K_j[a, b]        (one product of the stacked tiles)
+
+    Biased CKA is T_ij / sqrt(T_ii T_jj) (the kernels are centred); the debiased form evaluates
+    the unbiased HSIC of Song et al. 2012 (:func:`simmetrics.hsic.hsic_unbiased_from_sums`)
+    from T, the diagonals diag(K_i) = ||f_ia||^2 and the row sums K_i 1 = F_i (F_i' 1), which
+    need no kernel. Work: n^2 d / 2 multiply-adds per representation plus n^2 L^2 / 2 for the
+    inner products, against n d_i d_j per pair in feature space; for many representations with
+    n below their total width this is the cheaper route (:func:`simmetrics.pairwise` chooses it
+    by that count). Memory: the factors (one n x d copy per representation) and
+    ``block_bytes`` of tiles (128 MiB by default) per worker, whatever n.
+
+    Parameters
+    ----------
+    reps : list of numpy.ndarray
+        Validated float64 (n, d_i) representations of the same stimuli, none constant.
+    pairs : list of (int, int)
+        Which values to return.
+    debiased : bool
+    n_jobs, progress, desc
+        As :func:`simmetrics._parallel.parallel_map`: each row of tiles is one task.
+    block_bytes : int, optional
+        Memory for the tiles of all representations at once.
+
+    Returns
+    -------
+    list of float
+        The CKA of each pair, in the order of ``pairs``.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> layers = [rng.normal(size=(40, 60)), rng.normal(size=(40, 50)) + 1.0]
+    >>> values = gram_space_cka(layers, [(0, 1)], block_bytes=2**14)
+    >>> bool(abs(values[0] - linear_cka(*layers)) < 1e-12)
+    True
+    """
+    n, L = reps[0].shape[0], len(reps)
+    factors = [_gram_factor(A) for A in reps]
+    budget = _GRAM_BLOCK_BYTES if block_bytes is None else int(block_bytes)
+    size = int(min(n, _GRAM_TILE, max(16, np.sqrt(budget / (8.0 * L)))))
+    starts = list(range(0, n, size))
+    parts = parallel_map(
+        _gram_tile_row,
+        [(factors, slice(i, min(n, i + size)), starts, size) for i in starts],
+        n_jobs=n_jobs, progress=progress, desc=desc,
+    )
+    T = sum(parts)
+    if not debiased:
+        return [cka_from_hsic(T[i, j], T[i, i], T[j, j], "biased") for i, j in pairs]
+    D = [np.einsum("ij,ij->i", F, F) for F in factors]  # the kernels' diagonals
+    rows = [F @ F.sum(axis=0) - d for F, d in zip(factors, D)]  # row sums, diagonals zeroed
+
+    def hsic(i, j):
+        return hsic_unbiased_from_sums(n, T[i, j] - D[i] @ D[j], rows[i], rows[j])
+
+    return [cka_from_hsic(hsic(i, j), hsic(i, i), hsic(j, j), "unbiased") for i, j in pairs]
 
 
 def _unbiased_hsic_terms(S):
@@ -260,6 +381,7 @@ class LinearCKA(Metric):
     bounds = param_dependent(lambda self: (-1.0, 1.0) if self.debiased else (0.0, 1.0))
     min_samples = param_dependent(lambda self: 4 if self.debiased else 2)
     is_metric = False
+    symmetric = True
     invariances = _CKA_INVARIANCES
     reference = "Kornblith et al. 2019, ICML; debiased: Song et al. 2012, Nguyen et al. 2021"
 
@@ -267,21 +389,46 @@ class LinearCKA(Metric):
         self.debiased = debiased
         self.layout = layout
 
-    def _validate(self, X, Y):
+    def _validate_one(self, A, name):
         # torch tensors on an accelerator stay there (the products run on the device); CPU
         # tensors and everything else become float64 numpy arrays as for every metric
-        if _on_accelerator(X) or _on_accelerator(Y):
+        if _on_accelerator(A):
+            return _torch_matrix(A, name, self.layout, self.min_samples)
+        return super()._validate_one(A, name)
+
+    def _validate(self, X, Y):
+        if _on_accelerator(X) or _on_accelerator(Y):  # a numpy partner joins the tensor there
             return check_batch_pair(X, Y, layout=self.layout, min_samples=self.min_samples)
         return super()._validate(X, Y)
 
     def _score(self, X, Y):
-        if not _is_torch(X) and not _gram_space(X.shape[0], X.shape[1], Y.shape[1]):
-            # the statistics carry the column extremes: the zero-variance test is made on them
-            return self._score_from_moments(_feature_moments(X, Y, bool(self.debiased)))
-        check = check_nonconstant_array if _is_torch(X) else check_nonconstant
-        check(X, "X")
-        check(Y, "Y")
+        if _is_torch(X) or not _gram_space(X.shape[0], X.shape[1], Y.shape[1]):
+            return self._fit_score_prepared(self._prepare(X, "X"), self._prepare(Y, "Y"))
+        check_nonconstant(X, "X")
+        check_nonconstant(Y, "Y")
         return linear_cka(X, Y, debiased=bool(self.debiased))
+
+    def _fit_score(self, X, Y):
+        return self._score(X, Y)  # nothing to fit
+
+    # -- pairwise (simmetrics.pairwise): feature space per pair, or Gram space in blocks ----
+    def _prepare(self, A, name):
+        return _feature_side(A, name, bool(self.debiased))
+
+    def _fit_score_prepared(self, a, b):
+        return linear_cka_from_moments(pair_from_sides(a, b), debiased=bool(self.debiased))
+
+    def _pairwise_values(self, reps, pairs, names, n_jobs=None, progress=False):
+        """The values of ``pairs`` of numpy representations in Gram space, when that is
+        cheaper than feature space for the whole set (:func:`_gram_cheaper`); else None."""
+        if any(_is_torch(A) for A in reps):
+            return None
+        if not _gram_cheaper(reps[0].shape[0], [A.shape[1] for A in reps], pairs):
+            return None
+        for A, name in zip(reps, names):
+            check_nonconstant(A, name)
+        return gram_space_cka(reps, pairs, bool(self.debiased), n_jobs=n_jobs,
+                              progress=progress, desc=f"{type(self).__name__} pairwise")
 
     # -- streaming (simmetrics.stream_score) ----------------------------------------------
     @property
@@ -388,6 +535,7 @@ class KernelCKA(Metric):
         if self.kernel == "linear" or self.sigma is None
         else _CKA_INVARIANCES - {"isotropic_scaling"}
     )
+    symmetric = True
     reference = "Kornblith et al. 2019, ICML"
 
     def __init__(self, kernel="rbf", sigma=None, threshold=0.8, debiased=False, layout=None):
@@ -440,12 +588,18 @@ class KernelCKA(Metric):
         return np.expm1(_rbf_exponent(A, sigma))
 
     def _score(self, X, Y):
-        check_nonconstant(X, "X")
-        check_nonconstant(Y, "Y")
-        K, L = self._gram(X, "X"), self._gram(Y, "Y")
-        estimator = "unbiased" if self.debiased else "biased"
-        hsic = hsic_unbiased if self.debiased else hsic_biased
+        return self._fit_score(X, Y)  # nothing is fitted
+
+    # per representation (simmetrics.pairwise): the Gram matrix and its HSIC with itself
+    def _prepare(self, A, name):
+        check_nonconstant(A, name)
+        K = self._gram(A, name)
         # hsic_self: a self-term that is 0 up to rounding (a callable kernel the centring
         # removes) raises in cka_from_hsic instead of giving a ratio of noise
-        return cka_from_hsic(hsic(K, L), hsic_self(K, estimator), hsic_self(L, estimator),
-                             estimator)
+        return K, hsic_self(K, "unbiased" if self.debiased else "biased")
+
+    def _fit_score_prepared(self, a, b):
+        (K, self_k), (L, self_l) = a, b
+        estimator = "unbiased" if self.debiased else "biased"
+        hsic = hsic_unbiased if self.debiased else hsic_biased
+        return cka_from_hsic(hsic(K, L), self_k, self_l, estimator)

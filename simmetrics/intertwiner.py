@@ -525,6 +525,7 @@ class IntertwinerProcrustes(AlignmentMetric):
     )
     bounds = param_dependent(_procrustes_bounds)
     is_metric = param_dependent(lambda self: self.score_method != "paper")
+    symmetric = True  # the paper's similarity too: a function of the symmetric distance
     invariances = param_dependent(_procrustes_invariances)
     min_samples = 2
     same_width = False
@@ -838,6 +839,7 @@ class IntertwinerCKA(Metric):
     invariances = param_dependent(_cka_invariances)
     min_samples = 4
     same_width = False
+    symmetric = True
     reference = _REFERENCE + "; unbiased HSIC: Song et al. 2012"
 
     def __init__(self, activation="relu", estimator="max", positions="rows", chunk_size=None,

@@ -19,10 +19,10 @@ from scipy.spatial.distance import pdist
 
 from ._linalg import pow2_rescale as _pow2_rescale
 from ._registry import register
-from ._validation import check_pair
+from ._validation import check_pair, check_representation
 from .base import Metric, param_dependent
 
-__all__ = ["RSA", "MutualKNN", "rdm", "compare_rdms", "mutual_knn"]
+__all__ = ["RSA", "MutualKNN", "rdm", "compare_rdms", "mutual_knn", "nearest_neighbours"]
 
 RDM_METHODS = ("correlation", "euclidean")
 COMPARE_METHODS = ("spearman", "pearson", "kendall")
@@ -115,10 +115,26 @@ def _check_rdm_varies(r, name, scale):
         )
 
 
-def _pearson(a, b):
-    a = a - a.mean()
-    b = b - b.mean()
-    return np.dot(a, b) / np.sqrt(np.dot(a, a) * np.dot(b, b))
+def _rdm_vector(r, method, name, scale):
+    """A condensed RDM made ready for :func:`compare_rdms`: checked not to be constant, then
+    centred and scaled to unit norm (``"pearson"``), its ranks centred and scaled (``"spearman"``:
+    ranks with ties averaged), or kept as it is (``"kendall"``). Correlating two RDMs is then a
+    dot product, so an RDM prepared once serves every comparison it is part of."""
+    _check_rdm_varies(r, name, scale)
+    if method == "kendall":
+        return r
+    if method == "spearman":
+        r = stats.rankdata(r)
+    u = r - r.mean()
+    return u / np.sqrt(np.dot(u, u))
+
+
+def _compare_vectors(u, v, method):
+    """The correlation of two RDMs prepared by :func:`_rdm_vector`."""
+    if method == "kendall":
+        return float(stats.kendalltau(u, v).statistic)
+    # a correlation, in [-1, 1] but for rounding (1.0000000000000002 for equal RDMs)
+    return float(np.clip(np.dot(u, v), -1.0, 1.0))
 
 
 def compare_rdms(a, b, method="spearman", names=("X", "Y"), scale=0.0):
@@ -161,19 +177,17 @@ def compare_rdms(a, b, method="spearman", names=("X", "Y"), scale=0.0):
     >>> round(compare_rdms(a, a**3, "spearman"), 12), round(compare_rdms(a, -a, "kendall"), 12)
     (1.0, -1.0)
     """
+    _check_compare(method)
+    return _compare_vectors(_rdm_vector(a, method, names[0], scale),
+                            _rdm_vector(b, method, names[1], scale), method)
+
+
+def _check_compare(method):
     if method not in COMPARE_METHODS:
         raise ValueError(
             f"compare must be one of {COMPARE_METHODS} (rsatoolbox's 'corr' is 'pearson'), "
             f"got {method!r}"
         )
-    _check_rdm_varies(a, names[0], scale)
-    _check_rdm_varies(b, names[1], scale)
-    if method == "kendall":
-        return float(stats.kendalltau(a, b).statistic)
-    if method == "spearman":
-        a, b = stats.rankdata(a), stats.rankdata(b)
-    # a correlation, in [-1, 1] but for rounding (1.0000000000000002 for equal RDMs)
-    return float(np.clip(_pearson(a, b), -1.0, 1.0))
 
 
 @register("rsa")
@@ -245,6 +259,7 @@ class RSA(Metric):
     )
     min_samples = 3
     same_width = False
+    symmetric = True
     reference = "Kriegeskorte, Mur, Bandettini 2008, Front. Syst. Neurosci.; rsatoolbox"
 
     def __init__(self, rdm="correlation", compare="spearman", layout=None):
@@ -255,22 +270,24 @@ class RSA(Metric):
     def _check_params(self):
         if self.rdm not in RDM_METHODS:
             raise ValueError(f"rdm must be one of {RDM_METHODS}, got {self.rdm!r}")
-        if self.compare not in COMPARE_METHODS:
-            raise ValueError(
-                f"compare must be one of {COMPARE_METHODS} (rsatoolbox's 'corr' is "
-                f"'pearson'), got {self.compare!r}"
-            )
+        _check_compare(self.compare)
 
     def _fit(self, X, Y):
         self._check_params()
 
     def _score(self, X, Y):
+        return self._fit_score(X, Y)  # nothing is fitted
+
+    # per representation (simmetrics.pairwise): its RDM, ready to be correlated
+    def _prepare(self, A, name):
         self._check_params()
-        # Both RDMs are exactly proportional to the ones of the rescaled data, and every
+        # The RDM is exactly proportional to the one of the rescaled data, and every
         # comparison ignores a positive factor, so rescale first to keep squares in range.
-        rx = rdm(_pow2_rescale(X), self.rdm, "X")
-        ry = rdm(_pow2_rescale(Y), self.rdm, "Y")
-        return compare_rdms(rx, ry, self.compare, scale=float(self.rdm == "correlation"))
+        r = rdm(_pow2_rescale(A), self.rdm, name)
+        return _rdm_vector(r, self.compare, name, float(self.rdm == "correlation"))
+
+    def _fit_score_prepared(self, a, b):
+        return _compare_vectors(a, b, self.compare)
 
 
 # -- mutual k nearest neighbours ----------------------------------------------------------
@@ -365,16 +382,39 @@ def mutual_knn(X, Y, k=10, chunk_size=None):
     (1.0, 0.0)
     """
     n = X.shape[0]
+    return _shared_neighbours(nearest_neighbours(X, k, "X", chunk_size),
+                              nearest_neighbours(Y, k, "Y", chunk_size)) / (n * k)
+
+
+def nearest_neighbours(X, k, name="X", chunk_size=None):
+    """The k nearest neighbours of every sample of ``X`` by cosine similarity (a sample is not
+    its own neighbour; exact ties go to the lower index), as an (n, k) array of sample indices
+    in increasing order. Computed ``chunk_size`` rows at a time (see :func:`mutual_knn`).
+
+    Examples
+    --------
+    >>> X = np.array([[1.0, 0.0], [0.9, 0.1], [0.0, 1.0], [0.1, 0.9]])
+    >>> nearest_neighbours(X, 1).ravel().tolist()
+    [1, 0, 3, 2]
+    """
+    n = X.shape[0]
     if chunk_size is None:
         chunk_size = max(1, _KNN_CHUNK_ENTRIES // n)
-    nx, ny = _NeighbourSearch(X, "X"), _NeighbourSearch(Y, "Y")
-    shared = 0
+    search = _NeighbourSearch(X, name)
+    out = np.empty((n, k), dtype=np.intp)
     for start in range(0, n, chunk_size):
         rows = np.arange(start, min(start + chunk_size, n))
-        in_x = _topk_mask(nx.similarities(rows), k)
-        in_y = _topk_mask(ny.similarities(rows), k)
-        shared += int(np.count_nonzero(in_x & in_y))
-    return shared / (n * k)
+        # exactly k per row, found row by row in column order
+        out[rows] = np.nonzero(_topk_mask(search.similarities(rows), k))[1].reshape(-1, k)
+    return out
+
+
+def _shared_neighbours(a, b):
+    """sum_i |N_a(i) & N_b(i)| for two (n, k) arrays of neighbour indices: each row holds k
+    distinct indices, so in the sorted concatenation of two rows an index shared by both is
+    exactly a pair of equal neighbours."""
+    both = np.sort(np.concatenate([a, b], axis=1), axis=1)
+    return int(np.count_nonzero(both[:, 1:] == both[:, :-1]))
 
 
 def _valid_k(k):
@@ -437,6 +477,7 @@ class MutualKNN(Metric):
     invariances = _KNN_INVARIANCES
     min_samples = param_dependent(lambda self: int(self.k) + 1 if _valid_k(self.k) else 2)
     same_width = False
+    symmetric = True
     reference = "Huh, Cheung, Wang, Isola 2024, The Platonic Representation Hypothesis, ICML"
 
     def __init__(self, k=10, layout=None):
@@ -449,14 +490,30 @@ class MutualKNN(Metric):
         # Every other check first; then the sample count, in words that name k (min_samples is
         # k + 1 because each sample's neighbours are the other n - 1 samples).
         X, Y = check_pair(X, Y, layout=self.layout, min_samples=1)
-        n = X.shape[0]
+        return self._enough_samples(X, "X"), Y
+
+    def _validate_one(self, A, name):
+        if not _valid_k(self.k):
+            raise ValueError(f"k must be a positive integer, got {self.k!r}")
+        A = check_representation(A, name, layout=self.layout, min_samples=1)
+        return self._enough_samples(A, name)
+
+    def _enough_samples(self, A, name):
+        n = A.shape[0]
         if n < self.min_samples:
             raise ValueError(
                 f"k={self.k} must be smaller than the number of samples, since each sample's "
-                f"neighbours are the other n - 1 samples: X has {n} samples, but this estimator "
-                f"needs at least {self.min_samples}"
+                f"neighbours are the other n - 1 samples: {name} has {n} samples, but this "
+                f"estimator needs at least {self.min_samples}"
             )
-        return X, Y
+        return A
 
     def _score(self, X, Y):
-        return mutual_knn(X, Y, int(self.k))
+        return self._fit_score(X, Y)  # nothing is fitted
+
+    # per representation (simmetrics.pairwise): its neighbour lists
+    def _prepare(self, A, name):
+        return nearest_neighbours(A, int(self.k), name)
+
+    def _fit_score_prepared(self, a, b):
+        return _shared_neighbours(a, b) / a.size

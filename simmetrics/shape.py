@@ -18,7 +18,15 @@ compared by zero-padding the narrower one.
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from ._linalg import center, frobenius_norm, orthonormal_basis, pow2_rescale
+from ._linalg import (
+    center,
+    clearly_varying,
+    frobenius_norm,
+    looks_near_centred,
+    near_centred,
+    orthonormal_basis,
+    pow2_rescale,
+)
 from ._registry import register
 from ._validation import check_nonconstant
 from .base import AlignmentMetric, param_dependent
@@ -261,9 +269,97 @@ def _plan_from_cost(cost):
 
 
 # -- estimators ------------------------------------------------------------------------------
+#: The largest ratio of a neuron's raw to its centred sum of squares for which the cross
+#: products are taken about 0 and moved to the means analytically, with no centred copy of the
+#: data (see :func:`simmetrics._linalg.near_centred`).
+_RAW_OVER_CENTRED = 16.0
+#: Cosines below this (in magnitude) give accurate angles and distances from the closed forms
+#: on the fitting data; closer to +-1 the aligned data are formed (accurate near 0 and pi).
+_CLOSED_FORM_COSINE = 0.99
+
+
+class _Prepared:
+    """One representation ready for the shape metrics' pair step: ``data`` (the neurons about
+    0, or about the one-pass mean, or centred and whitened) whose products with another's,
+    corrected by ``sums`` (the column sums of ``data``: ``data - sums / n`` is the exactly
+    centred representation), give the centred cross-products; ``sq`` the squared norm of the
+    centred representation, ``colsq`` that of each of its neurons; ``mean`` and ``whitener``
+    what ``fit`` stores."""
+
+    __slots__ = ("data", "sums", "colsq", "mean", "whitener")
+
+    def __init__(self, data, sums, colsq, mean, whitener=None):
+        self.data, self.sums, self.colsq = data, sums, colsq
+        self.mean, self.whitener = mean, whitener
+
+    @property
+    def sq(self):
+        return float(np.sum(self.colsq))
+
+    @property
+    def n(self):
+        return self.data.shape[0]
+
+    def centred(self):
+        """The exactly centred (and whitened) representation (a copy where a shift is left)."""
+        return self.data - self.sums / self.n if self.sums.any() else self.data
+
+    def cross(self, other):
+        """Centred cross-products self' other (d_self x d_other), None if they left the range
+        where no rounding that matters happened (very large or small activations)."""
+        with np.errstate(over="ignore", under="ignore", invalid="ignore"):
+            M = self.data.T @ other.data
+            if self.sums.any() or other.sums.any():
+                M -= np.outer(self.sums, other.sums / self.n)
+        top = float(np.max(np.abs(M))) if M.size else 0.0
+        return M if _SAFE_LOW <= top <= _SAFE_HIGH else None
+
+
+def _prepared_plain(A, name, center_columns):
+    """:class:`_Prepared` of a representation without whitening, with as few passes over the
+    data as accuracy allows: neurons near enough to centred are used as they are (column sums
+    and squares, then corrected products), others are shifted by their one-pass mean (one
+    copy); the zero-variance test (or, uncentred, the all-zero test) names ``name``."""
+    with np.errstate(over="ignore", under="ignore", invalid="ignore"):
+        if not center_columns:
+            if not A.any():
+                raise ValueError(f"{name} is all zeros, so its shape is undefined")
+            zeros = np.zeros(A.shape[1])
+            return _Prepared(A, zeros, np.einsum("ij,ij->j", A, A), zeros)
+        n = A.shape[0]
+        mean = None
+        if looks_near_centred(A, _RAW_OVER_CENTRED):
+            raw, sums = np.einsum("ij,ij->j", A, A), A.sum(axis=0)
+            mean = sums / n  # numpy's mean, bit for bit
+            if near_centred(raw, sums, n, _RAW_OVER_CENTRED):
+                return _checked(_Prepared(A, sums, raw - sums * sums / n, mean), A, name)
+        if mean is None:
+            mean = A.mean(axis=0)
+        Z = A - mean
+        sums = Z.sum(axis=0)
+        colsq = np.einsum("ij,ij->j", Z, Z) - sums * sums / n
+    return _checked(_Prepared(Z, sums, colsq, mean), A, name)
+
+
+def _checked(prepared, A, name):
+    """Raise if ``A`` has zero variance: decided by the squared norm when it is clearly more
+    than rounding could leave of constant columns, else exactly (column ranges)."""
+    if not clearly_varying(prepared.sq, prepared.mean, A.shape[0]):
+        check_nonconstant(A, name)
+    return prepared
+
+
 class _CenteredAlignment(AlignmentMetric):
     """Shared machinery: parameter checks, centring with means learned in fit, input checks,
-    score = distance between the two aligned matrices returned by ``_transform``."""
+    score = distance between the two aligned matrices returned by ``_transform``.
+
+    ``fit`` and ``fit_score`` run a per-representation step (:meth:`_prepare`: centring and,
+    for partial whitening, the whitener) and a pair step (the alignment from the centred
+    cross-products); :func:`simmetrics.pairwise` runs the first once per representation. On the
+    fitting data the value comes from the products the alignment was found with (the nuclear
+    norm for rotations, the matched entries for permutations, the plan's cost for transport),
+    unless the cosine is within 0.01 of +-1, where the aligned data are formed for accuracy.
+    """
 
     kind = "distance"
     is_metric = True
@@ -283,18 +379,41 @@ class _CenteredAlignment(AlignmentMetric):
             elif not A.any():
                 raise ValueError(f"{name} is all zeros, so its shape is undefined")
 
-    def _fit(self, X, Y):
+    def _prepare(self, A, name):
         self._check_params()
-        self._check_data(X, Y)
-        if self.center_columns:
-            self.mean_x_, self.mean_y_ = X.mean(axis=0), Y.mean(axis=0)
-            # the alignment is learned on accurately centred data (two passes, see
-            # simmetrics._linalg.center): with large means, X - mean_x_ keeps a constant
-            # rounding residual that the whitening would take for a direction of the data
-            self._fit_alignment(center(X), center(Y))
-        else:
-            self.mean_x_, self.mean_y_ = np.zeros(X.shape[1]), np.zeros(Y.shape[1])
-            self._fit_alignment(X, Y)
+        return _prepared_plain(A, name, self.center_columns)
+
+    def _fit(self, X, Y):
+        self._fit_prepared(self._prepare(X, "X"), self._prepare(Y, "Y"))
+
+    def _fit_score_prepared(self, a, b):
+        """Fit on the pair, then the distance on the same data: from ||A||^2, ||B||^2 and
+        <A, aligned B> that the fit computed, where that closed form is accurate; else from the
+        aligned data."""
+        self.mean_x_, self.mean_y_ = a.mean, b.mean
+        products = self._fit_prepared(a, b)
+        if products is not None:
+            aa, bb, ab = products
+            if _SAFE_LOW**2 <= min(aa, bb) and max(aa, bb) <= _SAFE_HIGH**2:
+                if abs(ab / np.sqrt(aa) / np.sqrt(bb)) < _CLOSED_FORM_COSINE:
+                    return _distance_from_products(aa, bb, ab, self.score_method)
+        return _distance(*self._aligned(a, b), self.score_method)
+
+    def _aligned(self, a, b):
+        """The aligned pair of the fitting data, from their :class:`_Prepared`."""
+        return self._align(a.centred(), b.centred())
+
+    def _fit_prepared(self, a, b):
+        """Learn the alignment from two :class:`_Prepared`; return (||A||^2, ||B||^2,
+        <A, aligned B>) on these data, or None where the products left the safe range (the
+        alignment is then learned from the data, rescaled)."""
+        self.mean_x_, self.mean_y_ = a.mean, b.mean
+        width = max(a.data.shape[1], b.data.shape[1])
+        C = a.cross(b)
+        if C is None:
+            self._fit_alignment(zero_pad(a.centred(), width), zero_pad(b.centred(), width))
+            return None
+        return self._fit_alignment_from_cross(a, b, _pad2(C, width, width))
 
     def _transform(self, X, Y):
         return self._align(X - self.mean_x_, Y - self.mean_y_)
@@ -453,20 +572,51 @@ class ShapeMetric(_CenteredAlignment):
     def _whiten(self, Ac, Z):
         return Ac if Z is None else Ac @ Z
 
-    def _fit_alignment(self, Xc, Yc):
+    def _prepare(self, A, name):
+        self._check_params()
         alpha = float(self.alpha)
-        self.whitener_x_ = partial_whitener(Xc, alpha)
-        self.whitener_y_ = partial_whitener(Yc, alpha)
-        width = max(Xc.shape[1], Yc.shape[1])
-        Xw = zero_pad(self._whiten(Xc, self.whitener_x_), width)
-        Yw = zero_pad(self._whiten(Yc, self.whitener_y_), width)
+        if alpha == 1.0:
+            return _prepared_plain(A, name, self.center_columns)
+        # the whitening is learned on accurately centred data (two passes, see
+        # simmetrics._linalg.center): with large means, X - mean_x_ keeps a constant rounding
+        # residual that the whitening would take for a direction of the data
+        if self.center_columns:
+            check_nonconstant(A, name)
+            mean, Ac = A.mean(axis=0), center(A)
+        else:
+            if not A.any():
+                raise ValueError(f"{name} is all zeros, so its shape is undefined")
+            mean, Ac = np.zeros(A.shape[1]), A
+        Z = partial_whitener(Ac, alpha)
+        Aw = Ac @ Z
+        with np.errstate(over="ignore", under="ignore"):
+            colsq = np.einsum("ij,ij->j", Aw, Aw)
+        return _Prepared(Aw, np.zeros(A.shape[1]), colsq, mean, Z)
+
+    def _fit_prepared(self, a, b):
+        self.whitener_x_, self.whitener_y_ = a.whitener, b.whitener
+        return super()._fit_prepared(a, b)
+
+    def _fit_alignment(self, Xw, Yw):
+        """The rotation from the (padded, whitened) data themselves."""
         self.rotation_ = procrustes_rotation(Xw, Yw)
 
+    def _fit_alignment_from_cross(self, a, b, C):
+        # Q = U V' from the SVD U S V' of Yw'Xw = C'; on these data <Xw, Yw Q> = sum(S)
+        U, sv, Vt = np.linalg.svd(C.T)
+        self.rotation_ = U @ Vt
+        return a.sq, b.sq, float(sv.sum())
+
     def _align(self, Xc, Yc):
+        return self._align_whitened(self._whiten(Xc, self.whitener_x_),
+                                    self._whiten(Yc, self.whitener_y_))
+
+    def _aligned(self, a, b):
+        return self._align_whitened(a.centred(), b.centred())  # prepared: already whitened
+
+    def _align_whitened(self, Xw, Yw):
         width = self.rotation_.shape[0]
-        Xw = zero_pad(self._whiten(Xc, self.whitener_x_), width)
-        Yw = zero_pad(self._whiten(Yc, self.whitener_y_), width)
-        return Xw, Yw @ self.rotation_
+        return zero_pad(Xw, width), zero_pad(Yw, width) @ self.rotation_
 
     def _whitened_moments(self, S):
         """Xw'Xw, Yw'Yw and Xw'Yw (zero-padded to the common width) from centred moments."""
@@ -606,8 +756,11 @@ class PermutationMetric(_CenteredAlignment):
         self.layout = layout
 
     def _fit_alignment(self, Xc, Yc):
-        width = max(Xc.shape[1], Yc.shape[1])
-        self.permutation_ = optimal_permutation(zero_pad(Xc, width), zero_pad(Yc, width))
+        self.permutation_ = optimal_permutation(Xc, Yc)
+
+    def _fit_alignment_from_cross(self, a, b, C):
+        self.permutation_ = _assignment_from_cross(C)
+        return a.sq, b.sq, float(C[np.arange(len(C)), self.permutation_].sum())
 
     def _align(self, Xc, Yc):
         width = self.permutation_.size
@@ -698,7 +851,21 @@ class SoftMatching(_CenteredAlignment):
             )
 
     def _fit_alignment(self, Xc, Yc):
-        self.plan_ = soft_matching_plan(Xc, Yc)
+        self.plan_ = soft_matching_plan(Xc[:, : self._widths[0]], Yc[:, : self._widths[1]])
+
+    def _fit_prepared(self, a, b):
+        self._widths = (a.data.shape[1], b.data.shape[1])  # no zero-padding: plans need none
+        return super()._fit_prepared(a, b)
+
+    def _fit_alignment_from_cross(self, a, b, C):
+        # cost ||x_i - y_j||^2 = ||x_i||^2 + ||y_j||^2 - 2 x_i'y_j between the centred neurons;
+        # with the plan P, ||X'||^2 = sum_ij P_ij ||x_i||^2 and <X', Y'> = sum_ij P_ij x_i'y_j
+        nx, ny = self._widths
+        C = C[:nx, :ny]
+        cost = np.maximum(a.colsq[:, None] + b.colsq[None, :] - 2.0 * C, 0.0)
+        self.plan_ = _plan_from_cost(pow2_rescale(cost))
+        return (float(self.plan_.sum(axis=1) @ a.colsq), float(self.plan_.sum(axis=0) @ b.colsq),
+                float(np.sum(self.plan_ * C)))
 
     def _align(self, Xc, Yc):
         rows, cols = np.nonzero(self.plan_)

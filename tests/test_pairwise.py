@@ -7,11 +7,14 @@ import joblib
 import numpy as np
 import pytest
 import torch
+from sklearn.base import clone
 
 import simmetrics
+from simmetrics import cka
 from simmetrics._parallel import Progress, parallel_map
 from simmetrics.base import Metric
 from simmetrics.pairwise import is_symmetric
+from tests.metric_configs import CONFIGS, IDS
 
 
 def _layers(rng, n=40, widths=(5, 4, 6, 3)):
@@ -60,13 +63,109 @@ def test_matrix_equals_direct_calls_for_every_ordered_pair(rng):
         np.testing.assert_allclose(M, direct, rtol=0, atol=1e-12)
 
 
-def test_symmetric_metric_is_mirrored_exactly_and_asymmetric_one_is_not(rng):
-    layers = _layers(rng)
-    M = simmetrics.pairwise("procrustes", layers)  # is_metric: computed once per pair
-    assert np.array_equal(M, M.T)
-    # PWCCA weights by X's side: the two orders differ, both are computed
-    P = simmetrics.pairwise("pwcca", layers)
-    assert np.abs(P - P.T).max() > 1e-3
+def _varied_layers(rng, metric, n=60):
+    """Four representations of the same stimuli: related, of different widths (one width
+    for metrics that need equal widths), post-ReLU-like for the intertwiner metrics."""
+    widths = (5, 5, 5, 5) if metric.same_width else (5, 7, 4, 6)
+    X = rng.normal(size=(n, widths[0]))
+    out = [X]
+    for w in widths[1:]:
+        out.append(np.tanh(out[-1] @ rng.normal(size=(out[-1].shape[1], w)))
+                   + 0.3 * rng.normal(size=(n, w)) + rng.normal(size=w))
+    if "Intertwiner" in type(metric).__name__:
+        out = [np.maximum(A, 0.0) + 0.01 for A in out]
+    return out
+
+
+@pytest.mark.parametrize("metric", CONFIGS, ids=IDS)
+def test_every_metric_matrix_is_its_fit_score(rng, metric):
+    # Expected: fit_score on each pair, called directly. Metrics with a per-representation step
+    # run the same two steps in pairwise (up to rounding: a state paired with itself takes a
+    # symmetric product); mirrored entries of symmetric metrics are the other order.
+    layers = _varied_layers(rng, metric)
+    M = simmetrics.pairwise(metric, layers)
+    direct = np.array([[clone(metric).fit_score(a, b) for b in layers] for a in layers])
+    np.testing.assert_allclose(M, direct, rtol=1e-12, atol=1e-12)
+    # a second list: every (i, j) computed, none mirrored
+    R = simmetrics.pairwise(metric, layers[:2], layers[1:])
+    np.testing.assert_allclose(R, M[:2, 1:], rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("metric", CONFIGS, ids=IDS)
+def test_declared_symmetry_is_measured(rng, metric):
+    # Expected: swapping X and Y leaves a symmetric metric's value unchanged to rounding;
+    # an asymmetric one (PWCCA weighting by one side) moves clearly on some pair.
+    layers = _varied_layers(rng, metric)
+    swaps = [abs(clone(metric).fit_score(a, b) - clone(metric).fit_score(b, a))
+             for a, b in ((layers[0], layers[1]), (layers[1], layers[2]), (layers[0], layers[3]))]
+    if is_symmetric(metric):
+        assert max(swaps) < 1e-10, swaps
+    else:
+        assert max(swaps) > 1e-4, swaps
+
+
+def test_per_representation_work_is_done_once(rng, monkeypatch):
+    # Expected: L preparations and one pair step per computed pair (counted), with values
+    # equal to fit_score's.
+    calls = {"prepare": 0, "pair": 0}
+    prepare, pair = simmetrics.CCA._prepare, simmetrics.CCA._fit_score_prepared
+
+    def counted_prepare(self, A, name):
+        calls["prepare"] += 1
+        return prepare(self, A, name)
+
+    def counted_pair(self, a, b):
+        calls["pair"] += 1
+        return pair(self, a, b)
+
+    monkeypatch.setattr(simmetrics.CCA, "_prepare", counted_prepare)
+    monkeypatch.setattr(simmetrics.CCA, "_fit_score_prepared", counted_pair)
+    layers = _layers(rng, widths=(5, 4, 6, 3, 2))
+    M = simmetrics.pairwise("cca", layers)
+    assert calls == {"prepare": 5, "pair": 15}  # 5 + 4 + ... + 1 unordered pairs
+    assert M[1, 3] == simmetrics.CCA().fit_score(layers[1], layers[3])
+
+
+def test_linear_cka_chooses_gram_space_by_cost(rng, monkeypatch):
+    # Expected: the feature-space fit_score of each pair. Many wide layers and few stimuli
+    # make the tiled Gram route cheaper; small tiles exercise the tiling, odd sizes included.
+    n = 45
+    layers = [rng.normal(size=(n, w)) + 5.0 * rng.normal(size=w) for w in (30, 41, 25, 60, 33)]
+    layers[2] = np.tanh(layers[0][:, :25]) + 0.2 * layers[2]
+    widths = [A.shape[1] for A in layers]
+    assert cka._gram_cheaper(n, widths, [(i, j) for i in range(5) for j in range(i, 5)])
+    assert not cka._gram_cheaper(10 * sum(widths), widths, [(0, 1)])
+    used = []
+    original = cka.gram_space_cka
+    monkeypatch.setattr(cka, "gram_space_cka", lambda *a, **k: used.append(1) or original(*a, **k))
+    monkeypatch.setattr(cka, "_GRAM_TILE", 16)
+    for debiased in (False, True):
+        metric = simmetrics.LinearCKA(debiased=debiased)
+        M = simmetrics.pairwise(metric, layers)
+        expected = np.array([[cka.linear_cka_from_moments(cka.pair_from_sides(
+            cka._feature_side(a, "X", debiased), cka._feature_side(b, "Y", debiased)), debiased)
+            for b in layers] for a in layers])
+        np.testing.assert_allclose(M, expected, rtol=0, atol=1e-12)
+        R = simmetrics.pairwise(metric, layers[:2], layers[2:])
+        np.testing.assert_allclose(R, expected[:2, 2:], rtol=0, atol=1e-12)
+    assert len(used) == 4
+    # tall data: feature space, the same numbers
+    tall = [np.vstack([A] * 3) for A in layers[:2]]
+    assert simmetrics.pairwise("linear_cka", tall)[0, 1] == pytest.approx(
+        simmetrics.LinearCKA().fit_score(*tall), abs=1e-12)
+    assert len(used) == 4
+
+
+def test_gram_tiles_any_size_give_the_same_values(rng):
+    # Expected: linear_cka (one pair, untiled) for every tile size, the kernel's edge included.
+    layers = [rng.normal(size=(37, w)) for w in (50, 45)]
+    reference = cka.linear_cka(*layers)
+    for block_bytes in (2**10, 2**13, 2**20):
+        assert cka.gram_space_cka(layers, [(0, 1)], block_bytes=block_bytes)[0] == \
+            pytest.approx(reference, abs=1e-12)
+    debiased = cka.linear_cka(*layers, debiased=True)
+    assert cka.gram_space_cka(layers, [(0, 1)], True, block_bytes=2**10)[0] == \
+        pytest.approx(debiased, abs=1e-12)
 
 
 def test_each_unordered_pair_once_with_the_diagonal_when_declared_symmetric():
@@ -137,11 +236,14 @@ def test_parallel_results_are_identical(rng):
 
 
 def test_progress_bar_on_stderr(rng, capsys):
+    # one bar: 4 representations, then the 10 unordered pairs of a symmetric metric
     simmetrics.pairwise("linear_cka", _layers(rng), progress=True)
     err = capsys.readouterr().err
-    assert "100%" in err and "16/16" in err and err.endswith("\n")
+    assert "100%" in err and "14/14" in err and err.endswith("\n") and err.count("\n") == 1
     simmetrics.pairwise("linear_cka", _layers(rng))
     assert capsys.readouterr().err == ""
+    simmetrics.pairwise(simmetrics.IntertwinerProcrustes(), _layers(rng), progress=True)
+    assert "10/10" in capsys.readouterr().err  # no per-representation step: the pairs only
 
 
 def test_bad_input(rng):
@@ -159,10 +261,20 @@ def test_bad_input(rng):
         simmetrics.pairwise("linear_ckaa", layers)
     with pytest.raises(TypeError, match="metric must be"):
         simmetrics.pairwise(42, layers)
-    # a pair the metric rejects is named: mutual_knn needs more stimuli than 5
+    # a representation the metric rejects is named: mutual_knn needs more stimuli than 5
     small = [a[:5] for a in layers]
-    with pytest.raises(ValueError, match=r"reps\[0\] vs reps\[0\]: .*5 samples"):
+    with pytest.raises(ValueError, match=r"k=10 must be smaller .* reps\[0\] has 5 samples"):
         simmetrics.pairwise("mutual_knn", small)
+    constant = [layers[0], np.ones((40, 2))]
+    with pytest.raises(ValueError, match=r"reps\[1\] has zero variance"):
+        simmetrics.pairwise("cca", constant)
+    with pytest.raises(ValueError, match=r"reps2\[0\] contains 1 NaN"):
+        simmetrics.pairwise("procrustes", layers, [np.where(layers[0] > 2.5, np.nan, 0.1)])
+    # a pair the metric rejects is named: the aligned data vanish for held-out... here, an
+    # asymmetric failure of the generic path
+    with pytest.raises(ValueError, match=r"reps\[0\] vs reps\[1\]: X and Y have spatial"):
+        simmetrics.pairwise(simmetrics.IntertwinerProcrustes(score_method="paper"),
+                            [rng.normal(size=(3, 2, 3, 3)), rng.normal(size=(3, 2, 2, 2))])
 
 
 def test_progress_helper_draws_only_when_enabled():
