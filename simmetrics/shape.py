@@ -365,6 +365,7 @@ class _CenteredAlignment(AlignmentMetric):
     is_metric = True
     same_width = False
     _score_methods = _SCORE_METHODS
+    _pads = True  # the narrower representation is zero-padded to the common width
 
     def _check_params(self):
         if self.score_method not in self._score_methods:
@@ -408,12 +409,15 @@ class _CenteredAlignment(AlignmentMetric):
         <A, aligned B>) on these data, or None where the products left the safe range (the
         alignment is then learned from the data, rescaled)."""
         self.mean_x_, self.mean_y_ = a.mean, b.mean
-        width = max(a.data.shape[1], b.data.shape[1])
+        width = max(a.data.shape[1], b.data.shape[1]) if self._pads else None
         C = a.cross(b)
         if C is None:
-            self._fit_alignment(zero_pad(a.centred(), width), zero_pad(b.centred(), width))
+            A, B = a.centred(), b.centred()
+            if width is not None:
+                A, B = zero_pad(A, width), zero_pad(B, width)
+            self._fit_alignment(A, B)
             return None
-        return self._fit_alignment_from_cross(a, b, _pad2(C, width, width))
+        return self._fit_alignment_from_cross(a, b, C if width is None else _pad2(C, width, width))
 
     def _transform(self, X, Y):
         return self._align(X - self.mean_x_, Y - self.mean_y_)
@@ -837,6 +841,7 @@ class SoftMatching(_CenteredAlignment):
         "captures single-neuron tuning', UniReps 2023 (arXiv 2311.09466)"
     )
     _score_methods = ("euclidean",)
+    _pads = False  # a transport plan matches populations of any sizes
 
     def __init__(self, score_method="euclidean", center_columns=True, layout=None):
         self.score_method = score_method
@@ -851,17 +856,11 @@ class SoftMatching(_CenteredAlignment):
             )
 
     def _fit_alignment(self, Xc, Yc):
-        self.plan_ = soft_matching_plan(Xc[:, : self._widths[0]], Yc[:, : self._widths[1]])
-
-    def _fit_prepared(self, a, b):
-        self._widths = (a.data.shape[1], b.data.shape[1])  # no zero-padding: plans need none
-        return super()._fit_prepared(a, b)
+        self.plan_ = soft_matching_plan(Xc, Yc)
 
     def _fit_alignment_from_cross(self, a, b, C):
         # cost ||x_i - y_j||^2 = ||x_i||^2 + ||y_j||^2 - 2 x_i'y_j between the centred neurons;
         # with the plan P, ||X'||^2 = sum_ij P_ij ||x_i||^2 and <X', Y'> = sum_ij P_ij x_i'y_j
-        nx, ny = self._widths
-        C = C[:nx, :ny]
         cost = np.maximum(a.colsq[:, None] + b.colsq[None, :] - 2.0 * C, 0.0)
         self.plan_ = _plan_from_cost(pow2_rescale(cost))
         return (float(self.plan_.sum(axis=1) @ a.colsq), float(self.plan_.sum(axis=0) @ b.colsq),

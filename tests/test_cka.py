@@ -184,3 +184,27 @@ def test_registry_builds_cka():
     assert simmetrics.get_metric("rbf_cka", threshold=1.0).threshold == 1.0
     with pytest.raises(ValueError, match="did you mean 'linear_cka'"):
         simmetrics.get_metric("linear_ckaa")
+
+
+@pytest.mark.parametrize("debiased", [False, True])
+def test_offsets_across_the_no_copy_limit_cost_no_digits(rng, debiased):
+    # Expected: CKA from explicitly two-pass-centred data (Kornblith's formula; debiased: the
+    # unbiased HSIC of the Gram matrices). Data near centred are used without a centred copy
+    # (statistics about 0, moved to the means); the limit on raw / centred sums of squares
+    # (16, debiased 4) is straddled here, up to offsets of 1e6 spreads.
+    from simmetrics._linalg import center
+
+    base = rng.normal(size=(400, 12))
+    Y = np.tanh(base @ rng.normal(size=(12, 9))) + 0.5 * rng.normal(size=(400, 9))
+    for offset in (0.0, 0.5, 1.7, 2.0, 3.8, 4.0, 30.0, 1e6):
+        X = base + offset  # raw / centred is about 1 + offset^2
+        Xc, Yc = center(X), center(Y)
+        if debiased:
+            K, L = Xc @ Xc.T, Yc @ Yc.T
+            expected = hsic_unbiased(K, L) / np.sqrt(hsic_unbiased(K, K) * hsic_unbiased(L, L))
+        else:
+            expected = np.sum((Xc.T @ Yc) ** 2) / (
+                np.linalg.norm(Xc.T @ Xc) * np.linalg.norm(Yc.T @ Yc))
+        for A, B in ((X, Y), (Y, X)):
+            assert LinearCKA(debiased=debiased).fit_score(A, B) == pytest.approx(
+                expected, rel=1e-12, abs=1e-13), offset

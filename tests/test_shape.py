@@ -9,6 +9,7 @@ from sklearn.base import clone
 
 import simmetrics
 from simmetrics import OrthogonalProcrustes, PermutationMetric, ShapeMetric, SoftMatching
+from simmetrics._linalg import center
 from simmetrics.shape import angular_distance, partial_whitener
 
 PAIRS0 = ["X_Y", "X_Z", "X_W"]
@@ -501,3 +502,25 @@ def test_registry_names():
     assert isinstance(simmetrics.get_metric("soft_matching"), SoftMatching)
     for cls in (ShapeMetric, OrthogonalProcrustes, PermutationMetric, SoftMatching):
         assert cls.kind == "distance" and cls.is_metric
+
+
+@pytest.mark.parametrize("metric", [OrthogonalProcrustes(), PermutationMetric(),
+                                    SoftMatching(), OrthogonalProcrustes("euclidean")],
+                         ids=repr)
+def test_offsets_across_the_no_copy_limit_cost_no_digits(rng, metric):
+    # Expected: fit on explicitly centred data, scored on the same aligned data by the formula
+    # (arccos of the normalised inner product, or the Frobenius distance). Neurons near
+    # centred are used without a centred copy (products about 0, corrected by the means);
+    # offsets here straddle that route's limit (raw / centred sum of squares 16) and go far
+    # beyond it, on some neurons only.
+    base = rng.normal(size=(300, 8))
+    Y = np.tanh(base @ rng.normal(size=(8, 8))) + 0.4 * rng.normal(size=(300, 8))
+    for offset in (0.0, 1.0, 3.8, 3.9, 4.0, 50.0, 1e6):
+        X = base + offset * np.r_[np.ones(4), np.zeros(4)]
+        reference = clone(metric).fit(center(X), center(Y))
+        A, B = reference.transform(center(X), center(Y))
+        if metric.score_method == "angular":
+            expected = np.arccos(np.vdot(A, B) / np.linalg.norm(A) / np.linalg.norm(B))
+        else:
+            expected = np.linalg.norm(A - B)
+        assert clone(metric).fit_score(X, Y) == pytest.approx(expected, rel=1e-11), offset
