@@ -24,6 +24,7 @@ __all__ = [
     "linear_hsic_biased_features",
     "linear_hsic_unbiased_features",
     "linear_hsic_unbiased_sums",
+    "UnbiasedGram",
 ]
 
 
@@ -78,12 +79,8 @@ def hsic_unbiased(K, L):
     # K~ = K - diag(K) is never formed (no n x n copies: at n = 10,000 each is 800 MB): its row
     # sums and tr(K~ L~) = sum_ij K_ij L_ij - sum_i K_ii L_ii follow from K and its diagonal
     dk, dl = np.diagonal(K), np.diagonal(L)
-    k1 = K.sum(axis=1) - dk
-    l1 = L.sum(axis=1) - dl
     trace = float(np.einsum("ij,ij->", K, L)) - float(dk @ dl)
-    return (trace + k1.sum() * l1.sum() / ((n - 1) * (n - 2)) - 2.0 / (n - 2) * (k1 @ l1)) / (
-        n * (n - 3)
-    )
+    return hsic_unbiased_from_sums(n, trace, K.sum(axis=1) - dk, L.sum(axis=1) - dl)
 
 
 def hsic_self(K, estimator="biased"):
@@ -199,6 +196,11 @@ def linear_hsic_unbiased_sums(n, cross, row_cross, x_sum, y_sum, x_row_sq, y_row
     k_sum = x_sum @ x_sum - x_row_sq
     l_sum = y_sum @ y_sum - y_row_sq
     cross_term = x_sum @ cross @ y_sum - x_sum @ x_row_y - y_sum @ y_row_x + row_cross
+    return _hsic1(n, trace, k_sum, l_sum, cross_term)
+
+
+def _hsic1(n, trace, k_sum, l_sum, cross_term):
+    """Song et al.'s unbiased HSIC from its four sums: tr(K~ L~), 1'K~1, 1'L~1, 1'K~ L~ 1."""
     return float(
         (trace + k_sum * l_sum / ((n - 1) * (n - 2)) - 2.0 / (n - 2) * cross_term)
         / (n * (n - 3))
@@ -262,7 +264,84 @@ def hsic_unbiased_from_sums(n, trace, k_rows, l_rows):
     """
     if n < 4:
         raise ValueError(f"the unbiased HSIC needs at least 4 samples, got {n}")
-    return float(
-        (trace + k_rows.sum() * l_rows.sum() / ((n - 1) * (n - 2))
-         - 2.0 / (n - 2) * (k_rows @ l_rows)) / (n * (n - 3))
-    )
+    return _hsic1(n, trace, float(k_rows.sum()), float(l_rows.sum()), float(k_rows @ l_rows))
+
+
+def _frobenius_inner(A, B):
+    """sum_ij A_ij B_ij as a Python float, for two numpy arrays or two torch tensors of the same
+    shape (a tensor's sum is taken on its device); no n x n temporary is formed."""
+    if type(A).__module__.startswith("torch"):
+        import torch
+
+        return float(torch.dot(A.reshape(-1), B.reshape(-1)))
+    return float(np.einsum("ij,ij->", A, B))
+
+
+class UnbiasedGram:
+    """A Gram matrix with the sums the unbiased HSIC (Song et al. 2012) needs, computed once.
+
+    With K~ = K - diag(K) (never formed), the unbiased HSIC of :func:`hsic_unbiased` is a
+    function of three things per kernel and one per pair::
+
+        d = diag(K),   r = K~1 = K1 - d,   HSIC1(K, L) = F(n, <K, L>_F - d_K'd_L, r_K, r_L)
+
+    where ``F`` is :func:`hsic_unbiased_from_sums` (tr(K~ L~) = <K, L>_F - d_K'd_L). So a
+    kernel compared with many others is summarised once, and each pair costs one pass over the
+    two matrices (:meth:`hsic`). ``self_hsic`` is HSIC1(K, K) with the rounding floor of
+    :func:`hsic_self`: a value below ``16 n eps sum(K^2) / (n (n - 3))`` (a kernel that the
+    U-centring removes, computed as rounding noise) is returned as 0 (negative values
+    unchanged), so :func:`cka_from_hsic` raises on it.
+
+    numpy arrays, or torch tensors (float64; every sum is taken on the tensor's device and only
+    the scalars come back). The values equal :func:`hsic_unbiased` and
+    ``hsic_self(K, "unbiased")`` up to rounding (the same formula, sums in another order).
+
+    Parameters
+    ----------
+    K : numpy.ndarray or torch.Tensor, shape (n, n), n >= 4
+        A symmetric Gram matrix; it is kept (not copied) and must not be modified afterwards.
+
+    Attributes
+    ----------
+    K, diag, rows : arrays of the input's kind
+        K, d and r above.
+    n : int
+    self_hsic : float
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> X, Y = rng.normal(size=(30, 3)), rng.normal(size=(30, 2))
+    >>> K, L = UnbiasedGram(X @ X.T), UnbiasedGram(Y @ Y.T)
+    >>> bool(abs(K.hsic(L) - hsic_unbiased(X @ X.T, Y @ Y.T)) < 1e-12)
+    True
+    >>> bool(abs(K.self_hsic - hsic_self(X @ X.T, "unbiased")) < 1e-12)
+    True
+    >>> a = np.arange(6.0)[:, None]
+    >>> UnbiasedGram(a + a.T).self_hsic <= 0.0     # removed by the U-centring: 0, as hsic_self
+    True
+    """
+
+    __slots__ = ("K", "n", "diag", "rows", "self_hsic")
+
+    def __init__(self, K):
+        _check_square(K, "K")
+        n = K.shape[0]
+        if n < 4:
+            raise ValueError(f"the unbiased HSIC needs at least 4 samples, got {n}")
+        self.K, self.n = K, n
+        self.diag = K.diagonal()
+        self.rows = K.sum(1) - self.diag
+        squares = _frobenius_inner(K, K)
+        value = hsic_unbiased_from_sums(n, squares - float(self.diag @ self.diag), self.rows,
+                                        self.rows)
+        floor = 16.0 * n * np.finfo(np.float64).eps * squares / (n * (n - 3))
+        self.self_hsic = float(min(value, 0.0) if value <= floor else value)
+
+    def hsic(self, other):
+        """HSIC1(K, L) with ``other`` the :class:`UnbiasedGram` of L (same n, and the same
+        array kind and device as this one)."""
+        if other.n != self.n:
+            raise ValueError(f"K and L must have the same size, got {self.n} and {other.n}")
+        trace = _frobenius_inner(self.K, other.K) - float(self.diag @ other.diag)
+        return hsic_unbiased_from_sums(self.n, trace, self.rows, other.rows)

@@ -42,7 +42,13 @@ import copy
 
 import numpy as np
 
-from ._validation import LAYOUTS, check_matching_shapes, check_pair, check_representation
+from ._validation import (
+    LAYOUTS,
+    as_float_array,
+    check_matching_shapes,
+    check_pair,
+    check_representation,
+)
 
 __all__ = [
     "RepresentationMoments",
@@ -120,6 +126,7 @@ def _torch_matrix(A, name, layout, min_samples):
     :func:`simmetrics._validation.check_representation`, which raises the standard message."""
     import torch
 
+    given = A
     good = (
         isinstance(A, torch.Tensor)
         and A.layout == torch.strided
@@ -145,10 +152,19 @@ def _torch_matrix(A, name, layout, min_samples):
             A = A.to(torch.float64)
             good = bool(torch.isfinite(A).all())
     if not good:
-        # raises the package's message for this input
-        check_representation(A, name, layout=layout, min_samples=min_samples)
+        # raises the package's message for this input (as given, before any reshaping)
+        check_representation(given, name, layout=layout, min_samples=min_samples)
         raise AssertionError(f"{name} was rejected on its device but accepted on the CPU")
     return A
+
+
+def _tensor_from_numpy(A):
+    """A CPU tensor sharing the memory of the numpy array ``A`` (a copy where ``A`` is not
+    writeable, which torch does not support)."""
+    import torch
+
+    A = np.ascontiguousarray(A)
+    return torch.from_numpy(A if A.flags.writeable else A.copy())
 
 
 def check_batch_pair(X, Y, layout=None, min_samples=1, same_width=False):
@@ -169,9 +185,8 @@ def check_batch_pair(X, Y, layout=None, min_samples=1, same_width=False):
     device = (X if _is_torch(X) else Y).device
     out = []
     for name, A in (("X", X), ("Y", Y)):
-        if not _is_torch(A):
-            A = torch.from_numpy(check_representation(A, name, layout=layout,
-                                                      min_samples=min_samples)).to(device)
+        if not _is_torch(A):  # read as it is (layout and checks below, on the device)
+            A = _tensor_from_numpy(as_float_array(A, name)).to(device)
         out.append(_torch_matrix(A, name, layout, min_samples))
     A, B = out
     check_matching_shapes(tuple(A.shape), tuple(B.shape), same_width)

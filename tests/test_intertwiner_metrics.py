@@ -2,6 +2,8 @@
 brute force, closed forms and measured invariances."""
 
 import itertools
+import re
+import warnings
 
 import numpy as np
 import pytest
@@ -11,10 +13,10 @@ from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 
 import simmetrics
-from simmetrics import IntertwinerCKA, IntertwinerProcrustes
+from simmetrics import IntertwinerCKA, IntertwinerProcrustes, intertwiner
 from simmetrics.base import GROUP_NAMES
 from simmetrics.groups import get_group
-from simmetrics.hsic import hsic_unbiased
+from simmetrics.hsic import UnbiasedGram, hsic_self, hsic_unbiased
 from simmetrics.intertwiner import (
     channel_kernel,
     intertwiner_group_name,
@@ -372,6 +374,19 @@ def test_channel_kernel_equals_loop_and_torch_median(rng):
     assert np.array_equal(K, K.T) and not np.diag(K).any()
 
 
+@pytest.mark.parametrize("strip", [(4, 10), (5, 7), (3, 3), (64, 4096)])
+def test_channel_kernel_strips_equal_loop(rng, monkeypatch, strip):
+    # numpy's default tiles for one position and "max" are strips of r x c samples; on 23
+    # samples, (4, 10) and (5, 7) give several tiles per strip, partial tiles at the edges and
+    # diagonal squares inside wider tiles. Expected: the paper's loop, bit for bit (a max of
+    # the same products)
+    monkeypatch.setattr(intertwiner, "_NUMPY_STRIP", strip)
+    H = rng.normal(size=(23, 6))
+    K = channel_kernel(H)
+    assert np.array_equal(K, _loop_kernel(H[:, :, None], np.max))
+    assert np.array_equal(K, K.T) and not np.diag(K).any()
+
+
 def test_cka_is_the_unbiased_hsic_ratio_of_the_kernels(rng):
     # expected: the formula written out here on the paper's normalised features
     X, Y = _generic(rng)
@@ -463,3 +478,262 @@ def test_registry_and_attributes():
     # activations given as torch modules resolve to their groups
     assert IntertwinerCKA(torch.nn.Tanh()).invariances == IntertwinerCKA("tanh").invariances
     assert intertwiner_group_name("positive_scaled_permutation") == "positive_scaled_permutation"
+
+
+# -- the torch path: tensors on an accelerator stay there ----------------------------------------
+# No accelerator here, so these tests send CPU tensors down the accelerator path by patching
+# the one predicate that chooses it (intertwiner._on_device_path); everything after it, from
+# the validation on the device to the HSIC, is the code a CUDA tensor runs (only the default
+# tile size differs, so the tests also pass small chunk sizes). The expected values are the
+# numpy path's: the same metric on numpy arrays, computed with numpy's kernels, which the
+# tests above check against the paper's loop and modelsym's numbers.
+@pytest.fixture
+def device_path(monkeypatch):
+    monkeypatch.setattr(intertwiner, "_on_device_path", lambda A: isinstance(A, torch.Tensor))
+
+
+def _numpy_value(metric, X, Y):
+    """The numpy path: numpy arrays (or CPU tensors, which the CPU path reads as numpy
+    arrays) with numpy's kernels, whatever the CPU default is."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(intertwiner, "_TORCH_ON_CPU", False)
+        patch.setattr(intertwiner, "_on_device_path", lambda A: False)
+        return clone(metric).fit_score(X, Y)
+
+
+def _conv_pair(rng, n=23):
+    """Conv features of two layers with different widths and spatial sizes (N x C x H x W)."""
+    H1 = np.maximum(rng.normal(size=(n, 5, 3, 3)) + 0.3, 0.0) * np.exp(rng.normal(size=(5, 1, 1)))
+    mix = rng.normal(size=(5, 4))
+    H2 = np.tanh(np.einsum("nchw,cd->ndhw", H1[:, :, ::2, ::2], mix)) + 0.2 * rng.normal(
+        size=(n, 4, 2, 2))
+    return H1, H2
+
+
+@pytest.mark.parametrize("estimator", ["max", "median"])
+@pytest.mark.parametrize("activation", ["relu", "tanh", "gelu", "identity"])
+@pytest.mark.parametrize("chunk", [None, 7])
+def test_torch_path_equals_numpy_path_dense(rng, device_path, activation, estimator, chunk):
+    X, Y = _generic(rng, n=45, dx=7, dy=5)  # 45 samples: tiles of 7 leave a tile of 3
+    metric = IntertwinerCKA(activation, estimator, chunk_size=chunk)
+    expected = _numpy_value(metric, X, Y)
+    assert metric.fit_score(torch.from_numpy(X), torch.from_numpy(Y)) == pytest.approx(
+        expected, abs=1e-10)
+    # the path really is torch's: a tensor validated on the device, its kernel a tensor
+    A = metric._validate_one(X, "X", torch.device("cpu"))
+    assert isinstance(A, torch.Tensor) and isinstance(metric._prepare(A, "X").K, torch.Tensor)
+
+
+@pytest.mark.parametrize("estimator", ["max", "median"])
+@pytest.mark.parametrize("activation", ["relu", "tanh", "gelu", "identity"])
+@pytest.mark.parametrize("chunk", [None, 7])
+def test_torch_path_equals_numpy_path_conv_positions_summed(rng, device_path, activation,
+                                                            estimator, chunk):
+    H1, H2 = _conv_pair(rng)
+    metric = IntertwinerCKA(activation, estimator, positions="sum", chunk_size=chunk,
+                            layout="nchw")
+    expected = _numpy_value(metric, H1, H2)
+    assert metric.fit_score(torch.from_numpy(H1), torch.from_numpy(H2)) == pytest.approx(
+        expected, abs=1e-10)
+    # rows mode on the same maps: n * h * w stimuli (207 and 92 rows would not match: use H1
+    # against a map of its own size)
+    rows = IntertwinerCKA(activation, estimator, chunk_size=chunk, layout="nchw")
+    H3 = np.maximum(H1 + 0.5 * rng.normal(size=H1.shape), 0.0)
+    assert rows.fit_score(torch.from_numpy(H1), torch.from_numpy(H3)) == pytest.approx(
+        _numpy_value(rows, H1, H3), abs=1e-10)
+
+
+def test_torch_path_float32_input_is_promoted_on_the_device(rng, device_path):
+    # expected: the numpy path on the same float32 values (promoted to float64 on the CPU)
+    X, Y = (A.astype(np.float32) for A in _generic(rng, n=40))
+    H1, H2 = (A.astype(np.float32) for A in _conv_pair(rng))
+    for metric, A, B in ((IntertwinerCKA(), X, Y), (IntertwinerCKA("tanh", "median"), X, Y),
+                         (IntertwinerCKA(positions="sum", layout="nchw"), H1, H2)):
+        value = metric.fit_score(torch.from_numpy(A), torch.from_numpy(B))
+        assert value == pytest.approx(_numpy_value(metric, A, B), abs=1e-10)
+    half = torch.from_numpy(X).half()  # float16: promoted too (the numpy path reads float16)
+    assert IntertwinerCKA().fit_score(half, torch.from_numpy(Y)) == pytest.approx(
+        _numpy_value(IntertwinerCKA(), half.numpy(), Y), abs=1e-10)
+
+
+def test_torch_path_with_a_numpy_partner(rng, device_path):
+    # the numpy input joins the tensor on its device, whichever side it is on
+    X, Y = _generic(rng, n=30)
+    H1, H2 = _conv_pair(rng, n=12)
+    expected = _numpy_value(IntertwinerCKA(), X, Y)
+    assert IntertwinerCKA().fit_score(torch.from_numpy(X), Y) == pytest.approx(expected,
+                                                                                abs=1e-10)
+    assert IntertwinerCKA().fit_score(X, torch.from_numpy(Y)) == pytest.approx(expected,
+                                                                                abs=1e-10)
+    summed = IntertwinerCKA(positions="sum", layout="nchw")
+    assert summed.fit_score(H1, torch.from_numpy(H2)) == pytest.approx(
+        _numpy_value(summed, H1, H2), abs=1e-10)
+    frozen = Y.copy()
+    frozen.setflags(write=False)  # torch warns on sharing a read-only array: it is copied
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert IntertwinerCKA().fit_score(torch.from_numpy(X), frozen) == pytest.approx(
+            expected, abs=1e-10)
+
+
+def test_torch_path_default_tiles_that_do_not_divide_n(rng, device_path, monkeypatch):
+    # tiny default tiles (64 values: 4 x 4 samples dense, 3 x 3 with 5 channels) so that the
+    # default tile computation runs many tiles on n = 23 and 45 samples
+    monkeypatch.setattr(intertwiner, "_TILE_ELEMENTS", 64)
+    X, Y = _generic(rng, n=45, dx=7, dy=5)
+    H1, H2 = _conv_pair(rng)
+    for metric, A, B in ((IntertwinerCKA(), X, Y), (IntertwinerCKA(estimator="median"), X, Y),
+                         (IntertwinerCKA(positions="sum", layout="nchw"), H1, H2),
+                         (IntertwinerCKA("tanh", "median", "sum", layout="nchw"), H1, H2)):
+        value = metric.fit_score(torch.from_numpy(A), torch.from_numpy(B))
+        assert value == pytest.approx(_numpy_value(metric, A, B), abs=1e-10)
+
+
+def test_torch_path_at_extreme_magnitudes(rng, device_path):
+    # the exact power-of-two rescalings: activations of 1e+-300, and one channel of subnormal
+    # values (about 1e-310: its rescaling factor 2**1030 is applied in two steps)
+    X, Y = _generic(rng, n=30)
+    expected = _numpy_value(IntertwinerCKA(), X, Y)
+    for scale in (1e300, 1e-300):
+        assert IntertwinerCKA().fit_score(torch.from_numpy(X * scale),
+                                          torch.from_numpy(Y)) == pytest.approx(expected,
+                                                                                abs=1e-10)
+    tiny = X.copy()
+    tiny[:, 0] *= 1e-310
+    normal = tiny.copy()
+    normal[:, 0] = np.ldexp(tiny[:, 0], 1030)  # the same values, exactly, at a normal scale
+    for metric in (IntertwinerCKA(), IntertwinerCKA("tanh")):
+        value = metric.fit_score(torch.from_numpy(tiny), torch.from_numpy(Y))
+        assert value == pytest.approx(_numpy_value(metric, tiny, Y), abs=1e-10)
+    # ReLU normalises each channel, so a per-channel power of two changes nothing (expected:
+    # the value at the normal scale)
+    assert IntertwinerCKA().fit_score(torch.from_numpy(tiny), torch.from_numpy(Y)) == \
+        pytest.approx(_numpy_value(IntertwinerCKA(), normal, Y), abs=1e-12)
+
+
+@pytest.mark.parametrize("k", [-1074, -1024, -1023, -1, 0, 1, 1023, 1024, 1074])
+def test_power_of_two_scaling_is_ldexp(k):
+    # expected: numpy.ldexp, which scales exactly (and rounds once where the result is
+    # subnormal); the torch helper multiplies, in two steps where 2**k would overflow
+    x = np.array([1.0, -3.0, 0.75, 5e-324, 2.0**-1022, 1.5e-300, 1e300, 0.0])
+    with np.errstate(over="ignore"):
+        expected = np.ldexp(x, k)
+        for backend in (np.asarray, torch.from_numpy):
+            got = np.asarray(intertwiner._times_pow2(backend(x), k))
+            assert np.array_equal(got, expected)
+
+
+def test_torch_path_bad_input_messages_are_the_numpy_ones(rng, device_path):
+    X = rng.normal(size=(20, 3))
+    H = rng.normal(size=(6, 3, 2, 2))
+    cases = [
+        (IntertwinerCKA(), X, np.full((20, 4), 2.0)),                     # zero variance
+        (IntertwinerCKA(positions="sum"), X, np.full((20, 4), 2.0)),
+        (IntertwinerCKA(), np.where(X > 1.5, np.nan, X), X),                 # NaN
+        (IntertwinerCKA(), X, np.where(X > 1.5, np.inf, X)),                 # inf
+        (IntertwinerCKA(), X, X[:19]),                                       # sample counts
+        (IntertwinerCKA(positions="sum", layout="nchw"), H, H[:5]),
+        (IntertwinerCKA(), X[:3], X[:3]),                                    # too few samples
+        (IntertwinerCKA(positions="sum", layout="nchw"), H[:3], H[:3]),
+        (IntertwinerCKA(), H, H),                                            # 4-D, no layout
+        (IntertwinerCKA(layout="nchw"), X, X),                               # 2-D for "nchw"
+        (IntertwinerCKA(), X > 0, X),                                        # boolean dtype
+        (IntertwinerCKA(estimator="mean"), X, X),                            # parameters
+        (IntertwinerCKA(chunk_size=0), X, X),
+    ]
+    for metric, A, B in cases:
+        tA, tB = torch.from_numpy(A), torch.from_numpy(B)
+        with pytest.raises((ValueError, TypeError)) as on_numpy:
+            _numpy_value(metric, tA, tB)  # the same tensors on the CPU path
+        with pytest.raises(on_numpy.type) as on_device:
+            metric.fit_score(tA, tB)
+        assert str(on_device.value) == str(on_numpy.value)
+        if A.dtype != bool:  # numpy's own message for a boolean array says "cast it"
+            with pytest.raises(on_numpy.type, match=re.escape(str(on_numpy.value))):
+                _numpy_value(metric, A, B)
+    with pytest.raises(ValueError, match="Y has zero variance"):
+        IntertwinerCKA().fit_score(torch.from_numpy(X), torch.full((20, 4), 2.0))
+
+
+def test_fit_score_with_cpu_tensors_gives_the_numpy_value(rng, seed7):
+    # no patching: CPU tensors take the CPU path, whose value is the numpy path's
+    X, Y = _generic(rng)
+    for metric in (IntertwinerCKA(), IntertwinerCKA("tanh", "median")):
+        assert metric.fit_score(torch.from_numpy(X), torch.from_numpy(Y)) == pytest.approx(
+            _numpy_value(metric, X, Y), abs=1e-12)
+    # and modelsym's value for the conv maps, from CPU tensors
+    metric = IntertwinerCKA("relu", positions="sum", layout="nchw")
+    assert metric.fit_score(torch.from_numpy(seed7["Hc1"]),
+                            torch.from_numpy(seed7["Hc2"])) == pytest.approx(
+        seed7["values"]["Hc1_Hc2"]["paper_grelu_cka_max"], abs=1e-12)
+
+
+def test_torch_cpu_kernels_for_cpu_input_give_the_numpy_value(rng, monkeypatch):
+    # the switch that would run CPU input on torch's CPU kernels (off by default): same value
+    X, Y = _generic(rng, n=40)
+    H1, H2 = _conv_pair(rng)
+    monkeypatch.setattr(intertwiner, "_TORCH_ON_CPU", True)
+    for metric, A, B in ((IntertwinerCKA(), X, Y), (IntertwinerCKA("identity"), X, Y),
+                         (IntertwinerCKA(estimator="median", positions="sum", layout="nchw"),
+                          H1, H2)):
+        assert metric.fit_score(A, B) == pytest.approx(_numpy_value(metric, A, B), abs=1e-10)
+
+
+def test_channel_kernel_on_tensors_is_the_numpy_kernel(rng):
+    # expected: the numpy kernel (itself checked against the paper's loop above); one position:
+    # the same bits (max and median select one of the same products), positions summed: the
+    # same up to the order of the sums over positions
+    H2 = rng.normal(size=(23, 6))
+    H3 = rng.normal(size=(19, 5, 4))
+    for estimator in ("max", "median"):
+        for chunk in (None, 1, 7, 100):
+            K = channel_kernel(torch.from_numpy(H2), estimator, chunk)
+            assert isinstance(K, torch.Tensor) and K.dtype == torch.float64
+            assert np.array_equal(K.numpy(), channel_kernel(H2, estimator, chunk))
+            K3 = channel_kernel(torch.from_numpy(H3), estimator, chunk).numpy()
+            np.testing.assert_allclose(K3, channel_kernel(H3, estimator, chunk), rtol=0,
+                                       atol=1e-13)
+            assert np.array_equal(K3, K3.T) and not np.diag(K3).any()
+    K32 = channel_kernel(torch.from_numpy(H2.astype(np.float32)))
+    assert K32.dtype == torch.float64  # promoted, then the products in float64
+    assert np.array_equal(K32.numpy(), channel_kernel(H2.astype(np.float32).astype(np.float64)))
+    np.testing.assert_allclose(channel_kernel(torch.from_numpy(H3), "median").numpy(),
+                               _loop_kernel(H3, lambda v: float(torch.from_numpy(v).median())),
+                               atol=1e-13)
+
+
+def test_unbiased_gram_is_hsic_unbiased_and_hsic_self(rng):
+    # expected: hsic_unbiased and hsic_self, the existing Gram-matrix functions
+    X, Y = rng.normal(size=(40, 5)), rng.normal(size=(40, 3))
+    K, L = X @ X.T, np.tanh(Y @ Y.T)
+    for wrap in (np.asarray, torch.from_numpy):
+        a, b = UnbiasedGram(wrap(K)), UnbiasedGram(wrap(L))
+        assert a.hsic(b) == pytest.approx(hsic_unbiased(K, L), rel=1e-12)
+        assert b.hsic(a) == a.hsic(b)  # exactly symmetric: the same sums in the same order
+        assert a.self_hsic == pytest.approx(hsic_self(K, "unbiased"), rel=1e-12)
+        c = np.arange(8.0)[:, None]  # removed by the U-centring: rounding noise, floored
+        assert UnbiasedGram(wrap(c + c.T)).self_hsic <= 0.0
+        assert hsic_self(c + c.T, "unbiased") <= 0.0
+    with pytest.raises(ValueError, match="at least 4 samples"):
+        UnbiasedGram(np.eye(3))
+    with pytest.raises(ValueError, match="K must be a square Gram matrix"):
+        UnbiasedGram(np.ones((4, 5)))
+
+
+def test_prepared_states_on_different_backends_meet(rng):
+    # pairwise may pair a numpy state with a tensor state: the value is the same
+    X, Y = _generic(rng, n=30)
+    metric = IntertwinerCKA()
+    a = metric._prepare(metric._validate_one(X, "X"), "X")
+    b = UnbiasedGram(torch.from_numpy(metric._prepare(metric._validate_one(Y, "Y"), "Y").K))
+    expected = _numpy_value(metric, X, Y)
+    assert metric._fit_score_prepared(a, b) == pytest.approx(expected, abs=1e-12)
+    assert metric._fit_score_prepared(b, a) == pytest.approx(expected, abs=1e-12)
+
+
+def test_value_is_exactly_symmetric(rng, seed7):
+    X, Y = _generic(rng)
+    assert IntertwinerCKA().fit_score(X, Y) == IntertwinerCKA().fit_score(Y, X)
+    metric = IntertwinerCKA(estimator="median", positions="sum", layout="nchw")
+    assert metric.fit_score(seed7["Hc1"], seed7["Hc2"]) == metric.fit_score(seed7["Hc2"],
+                                                                             seed7["Hc1"])

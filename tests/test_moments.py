@@ -218,3 +218,18 @@ def test_merge_errors_and_moments_helper(pair):
     stats = moments(X[:, None, :], Y[:, None, :], layout="ntd")
     assert (stats.n, stats.x.width, stats.has_row_terms) == (300, 5, True)
     assert repr(stats) == "PairMoments(n=300, widths=(5, 3), row_terms=True)"
+
+
+def test_a_numpy_partner_of_a_tensor_takes_the_layout_once(rng):
+    # expected: the numpy path's reading of the same arrays (check_pair with the layout)
+    A, B = rng.normal(size=(3, 2, 4, 4)), rng.normal(size=(3, 5, 4, 4))
+    B.setflags(write=False)  # read-only arrays are copied, never shared with torch
+    X, Y = check_batch_pair(torch.from_numpy(A), B, layout="nchw")
+    assert torch.is_tensor(Y) and tuple(Y.shape) == (48, 5)
+    expected = check_batch_pair(A, B, layout="nchw")
+    np.testing.assert_array_equal(X.numpy(), expected[0])
+    np.testing.assert_array_equal(Y.numpy(), expected[1])
+    with pytest.raises(ValueError, match="Y contains 1 NaN"):
+        B2 = B.copy()
+        B2[0, 0, 0, 0] = np.nan
+        check_batch_pair(torch.from_numpy(A), B2, layout="nchw")
