@@ -14,7 +14,9 @@ Usage::
     python benchmarks/bench_metrics.py --blas-threads 1
 
 Targets of issue 5 checked at the end: linear CKA and Procrustes within 1.2x of the bound,
-IntertwinerCKA at N = 10,000 at least 20x faster than the paper's loop formulation.
+IntertwinerCKA at N = 10,000 at least 20x faster than the paper's loop formulation, and a 20 x 20
+layer CKA matrix (n = 5,000, d = 512) at least 3x faster than looping the fastest per-pair peer.
+The torch/CUDA timings are in ``bench_gpu.py``.
 """
 
 import argparse
@@ -116,6 +118,13 @@ def bench_linear_cka(rng, n, d, repeats):
     def bound():  # the three products: X'X and Y'Y (symmetric rank-k updates) and X'Y
         return X.T @ X, Y.T @ Y, X.T @ Y
 
+    # the debiased (unbiased-HSIC) estimator's formula needs two more products: X'[k l] and
+    # Y'[k l], with k, l the squared row norms (computed here outside the timing)
+    kl = np.stack([np.einsum("ij,ij->i", X, X), np.einsum("ij,ij->i", Y, Y)], axis=1)
+
+    def bound_debiased():
+        return X.T @ X, Y.T @ Y, X.T @ Y, X.T @ kl, Y.T @ kl
+
     def numpy_formula():  # the plain feature-space formula, as users write it
         Xc, Yc = X - X.mean(axis=0), Y - Y.mean(axis=0)
         return np.sum((Xc.T @ Yc) ** 2) / (
@@ -123,6 +132,8 @@ def bench_linear_cka(rng, n, d, repeats):
         )
 
     run(section, "BLAS bound: X'X, Y'Y, X'Y", discard(bound), repeats, "bound")
+    run(section, "BLAS bound of the debiased formula: also X'[k l], Y'[k l]",
+        discard(bound_debiased), repeats, "bound")
     run(section, "simmetrics LinearCKA()", lambda: LinearCKA().fit_score(X, Y), repeats,
         "simmetrics")
     run(section, "simmetrics LinearCKA(debiased=True)",
@@ -138,12 +149,16 @@ def bench_linear_cka(rng, n, d, repeats):
     except ImportError as exc:  # pragma: no cover - the test extra installs it
         print(f"  ckatorch not installed ({exc}); skipped")
     ratio_lines(section, "BLAS bound: X'X, Y'Y, X'Y")
-    for name, debiased in (("simmetrics LinearCKA()", False),
-                           ("simmetrics LinearCKA(debiased=True)", True)):
-        r = paired_ratio(lambda: LinearCKA(debiased=debiased).fit_score(X, Y), bound,
+    for name, debiased, own, label in (
+            ("simmetrics LinearCKA()", False, bound, "its BLAS bound"),
+            ("simmetrics LinearCKA(debiased=True)", True, bound_debiased,
+             "its BLAS bound (with X'[k l], Y'[k l])"),
+            ("simmetrics LinearCKA(debiased=True)", True, bound, "the biased formula's bound")):
+        r = paired_ratio(lambda: LinearCKA(debiased=debiased).fit_score(X, Y), own,
                          2 * repeats + 1)
-        print(f"    paired ratio {name} / bound (median of {2 * repeats + 1}): {r:.2f}")
-        TARGETS.append((f"{name} within 1.2x of the BLAS bound", r, 1.2, r <= 1.2))
+        print(f"    paired ratio {name} / {label} (median of {2 * repeats + 1}): {r:.2f}")
+        if own is not bound or not debiased:
+            TARGETS.append((f"{name} within 1.2x of {label}", r, 1.2, r <= 1.2))
     ours = seconds_of(section, "simmetrics LinearCKA()")
     for sec, name, seconds, role in RESULTS:
         if sec == section and role == "peer":
@@ -173,11 +188,13 @@ def bench_procrustes(rng, n, d, repeats):
     section = f"orthogonal Procrustes, n = {n:,}, d = {d}, float64"
     print(f"\n{section}")
     X, Y = related(rng, n, d, d)
-    Xc, Yc = X - X.mean(axis=0), Y - Y.mean(axis=0)
 
-    def bound():  # Y'X, its SVD, Q = U V', and Y Q (the aligned data, for the accurate angle)
+    # Y'X, its SVD and Q = U V' (the fitted rotation_). On the fitting data the angle is
+    # arccos(sum of the singular values / (||Xc|| ||Yc||)), so Y Q is formed only when the
+    # cosine is within 0.01 of 1 (where arccos loses digits): not on these data.
+    def bound():
         U, _, Vt = np.linalg.svd(Y.T @ X)
-        return Y @ (U @ Vt)
+        return U @ Vt
 
     def scipy_angle():
         A, B = X - X.mean(axis=0), Y - Y.mean(axis=0)
@@ -185,16 +202,14 @@ def bench_procrustes(rng, n, d, repeats):
         BR = B @ R
         return np.arccos(np.vdot(A, BR) / (np.linalg.norm(A) * np.linalg.norm(BR)))
 
-    run(section, "BLAS/LAPACK bound: Y'X, SVD, U V', Y Q", discard(bound), repeats,
-        "bound")
+    run(section, "BLAS/LAPACK bound: Y'X, SVD, U V'", discard(bound), repeats, "bound")
     run(section, "simmetrics OrthogonalProcrustes().fit_score",
         lambda: OrthogonalProcrustes().fit_score(X, Y), repeats, "simmetrics")
     run(section, "scipy orthogonal_procrustes + angle", scipy_angle, repeats, "peer")
-    ratio_lines(section, "BLAS/LAPACK bound: Y'X, SVD, U V', Y Q")
+    ratio_lines(section, "BLAS/LAPACK bound: Y'X, SVD, U V'")
     r = paired_ratio(lambda: OrthogonalProcrustes().fit_score(X, Y), bound, 2 * repeats + 1)
     print(f"    paired ratio OrthogonalProcrustes / bound (median of {2 * repeats + 1}): {r:.2f}")
     TARGETS.append(("OrthogonalProcrustes within 1.2x of the BLAS/LAPACK bound", r, 1.2, r <= 1.2))
-    del Xc, Yc
 
     section = f"permutation matching, n = {n:,}, d = {d}, float64"
     print(f"\n{section}")
@@ -203,7 +218,7 @@ def bench_procrustes(rng, n, d, repeats):
     run(section, "bound: X'Y and linear_sum_assignment",
         discard(lambda: linear_sum_assignment(H1.T @ H2, maximize=True)), repeats, "bound")
     run(section, "simmetrics PermutationMetric().fit_score",
-        lambda: PermutationMetric().fit_score(X, Y), repeats, "simmetrics")
+        lambda: PermutationMetric().fit_score(H1, H2), repeats, "simmetrics")
     run(section, "simmetrics IntertwinerProcrustes('relu').fit_score",
         lambda: IntertwinerProcrustes("relu").fit_score(H1, H2), repeats, "simmetrics")
     ratio_lines(section, "bound: X'Y and linear_sum_assignment")
@@ -345,58 +360,68 @@ def bench_intertwiner_cka(rng, N, C, spatial, step):
                     + ("" if step == 1 else " [loop time estimated]"), r, 20.0, r >= 20.0))
 
 
-# -- torch on a CUDA GPU ------------------------------------------------------------------------
-def bench_cuda(rng, n, d, repeats):
-    global CLOCK
-    saved, CLOCK = CLOCK, time.perf_counter  # GPU work: wall time, whatever --clock says
-    try:
-        _bench_cuda(n, d, repeats)
-    finally:
-        CLOCK = saved
+# -- a layer x layer matrix: simmetrics.pairwise against looping the fastest per-pair peer ---
+def deep_layers(rng, n, d, count):
+    """``count`` post-ReLU layers of a random deep network (each a function of the last), so
+    that their CKA values spread over [0, 1] like a real network's."""
+    H = rng.normal(size=(n, d))
+    layers = []
+    for _ in range(count):
+        H = np.maximum(H @ rng.normal(size=(d, d)) * (1.4 / np.sqrt(d)), 0.0) + 0.1 * rng.normal(
+            size=(n, d))
+        layers.append(H)
+    return layers
 
 
-def _bench_cuda(n, d, repeats, device="cuda"):
-    try:
-        import torch
-    except ImportError:  # pragma: no cover
-        print("\ntorch not installed: CUDA part skipped")
-        return
-    if device == "cuda" and not torch.cuda.is_available():
-        print("\nno CUDA device: the GPU part (linear CKA at n = 1,000,000, d = 1,024 on the "
-              "device) is skipped")
-        return
-    name = torch.cuda.get_device_name(0) if device == "cuda" else device
-    section = f"torch on {name}: linear CKA, n = {n:,}, d = {d}"
+def numpy_cka(X, Y):
+    """The plain feature-space linear CKA formula, as users write it (the fastest per-pair
+    peer in the linear CKA section above)."""
+    Xc, Yc = X - X.mean(axis=0), Y - Y.mean(axis=0)
+    return np.sum((Xc.T @ Yc) ** 2) / (np.linalg.norm(Xc.T @ Xc) * np.linalg.norm(Yc.T @ Yc))
+
+
+def bench_pairwise(rng, n, d, count):
+    section = f"{count} x {count} layer matrix of linear CKA, n = {n:,}, d = {d}, float64"
     print(f"\n{section}")
-    gen = torch.Generator(device=device).manual_seed(0)
-    X = torch.randn(n, d, device=device, generator=gen)
-    Y = torch.tanh(X @ torch.randn(d, d, device=device, generator=gen) / 32) + 0.5 * torch.randn(
-        n, d, device=device, generator=gen)
+    layers = deep_layers(rng, n, d, count)
+    pairs = [(i, j) for i in range(count) for j in range(i, count)]
+    # the fastest per-pair peer, chosen in this run on one pair
+    # candidates: the peers' fastest formula and simmetrics' own fit_score (whichever is faster
+    # on this machine is the baseline; ckatorch, 100 times slower above, is not a contender)
+    candidates = {"numpy feature-space formula": numpy_cka,
+                  "simmetrics LinearCKA().fit_score": lambda X, Y: LinearCKA().fit_score(X, Y)}
+    per_pair = {name: timed(lambda f=f: f(layers[0], layers[1]), 3)[0]
+                for name, f in candidates.items()}
+    for name, seconds in per_pair.items():
+        print(f"  one pair: {name:<47s} {seconds:9.3f} s")
+    fastest = min(per_pair, key=per_pair.get)
+    peer = candidates[fastest]
 
-    def sync(fn):
-        def wrapped():
-            out = fn()
-            if device == "cuda":
-                torch.cuda.synchronize()
-            return out
-        return wrapped
+    def loop():
+        M = np.empty((count, count))
+        for i, j in pairs:  # the unordered pairs only: the loop a careful user writes
+            M[i, j] = M[j, i] = peer(layers[i], layers[j])
+        return M
 
-    def bound():  # the three products in float64 on the device
-        A, B = X.double(), Y.double()
-        return A.T @ A, B.T @ B, A.T @ B
+    def bound():  # the n x n kernel of every layer (a symmetric product each)
+        for H in layers:
+            F = H - H.mean(axis=0)
+            F @ F.T
 
-    run(section, "bound: float64 X'X, Y'Y, X'Y on the device", sync(discard(bound)), repeats,
-        "bound")
-    run(section, "simmetrics LinearCKA() on float32 CUDA tensors",
-        sync(lambda: LinearCKA().fit_score(X, Y)), repeats, "simmetrics")
-    run(section, "simmetrics LinearCKA(debiased=True) on CUDA tensors",
-        sync(lambda: LinearCKA(debiased=True).fit_score(X, Y)), repeats, "simmetrics")
-    batches = [(X[i:i + 100_000], Y[i:i + 100_000]) for i in range(0, n, 100_000)]
-    run(section, "simmetrics stream_score, 100,000-row CUDA batches",
-        sync(lambda: simmetrics.stream_score(LinearCKA(), batches)), repeats, "simmetrics")
-    ratio_lines(section, "bound: float64 X'X, Y'Y, X'Y on the device")
-    print("  IntertwinerCKA has no torch/GPU path (its kernel is numpy code): see its CPU time "
-          "above")
+    run(section, "bound: the n x n kernel F F' of every layer", bound, 1, "bound")
+    out = []
+    ours, _ = run(section, "simmetrics.pairwise('linear_cka', layers)",
+                  lambda: out.append(simmetrics.pairwise("linear_cka", layers)), 1, "simmetrics")
+    M = out[-1]
+    name = f"loop of {fastest} over the {len(pairs)} unordered pairs"
+    seconds, P = timed(loop, 1)
+    RESULTS.append((section, name, seconds, "peer"))
+    print(f"  {name}\n  {'':<58s} {seconds:9.3f} s   largest difference {np.abs(M - P).max():.1e}")
+    ratio_lines(section, "bound: the n x n kernel F F' of every layer")
+    r = seconds / ours
+    print(f"    speed-up of simmetrics.pairwise over the loop: {r:.2f}x")
+    TARGETS.append((f"{count} x {count} layer CKA matrix (n = {n:,}, d = {d}) >= 3x faster than "
+                    f"looping the fastest per-pair function ({fastest})", r, 3.0, r >= 3.0))
 
 
 def main(argv=None):
@@ -425,12 +450,12 @@ def main(argv=None):
     rng = np.random.default_rng(0)
     start = time.perf_counter()
     if args.quick:
-        sizes = dict(n=2_000, d=128, n_rsa=300, n_cka=600, C=16, step=10, cuda_n=10_000,
-                     cuda_d=64)
+        sizes = dict(n=2_000, d=128, n_rsa=300, n_cka=600, C=16, step=10, n_pw=300, d_pw=64,
+                     L_pw=6)
         repeats = 2
     else:
-        sizes = dict(n=10_000, d=512, n_rsa=2_000, n_cka=10_000, C=64, step=25, cuda_n=1_000_000,
-                     cuda_d=1_024)
+        sizes = dict(n=10_000, d=512, n_rsa=2_000, n_cka=10_000, C=64, step=25, n_pw=5_000,
+                     d_pw=512, L_pw=20)
         repeats = args.repeats
     with threadpool_limits(args.blas_threads):
         bench_linear_cka(rng, sizes["n"], sizes["d"], repeats)
@@ -440,7 +465,7 @@ def main(argv=None):
         if not args.skip_intertwiner_cka:
             bench_intertwiner_cka(rng, sizes["n_cka"], sizes["C"], 1, 1)
             bench_intertwiner_cka(rng, sizes["n_cka"], sizes["C"], 4, sizes["step"])
-        bench_cuda(rng, sizes["cuda_n"], sizes["cuda_d"], max(1, repeats // 2))
+        bench_pairwise(rng, sizes["n_pw"], sizes["d_pw"], sizes["L_pw"])
     print("\ntargets of issue 5 (ratios measured within this run):")
     for description, value, required, met in TARGETS:
         bound = "<=" if "within" in description else ">="

@@ -304,12 +304,14 @@ class RepresentationMoments:
         n, s, G = self.n, self.sum, self.gram
         dd = delta @ delta
         ds = delta @ s
+        # s delta' + delta s' + n delta delta' = u delta' + delta u' with u = s + n delta / 2:
+        # two rank-one terms, the fewest passes over the d x d matrix
+        u = s + (0.5 * n) * delta
         new = type(self)(
             n,
             shift,
             s + n * delta,
-            G + s[:, None] * delta[None, :] + delta[:, None] * s[None, :]
-            + n * (delta[:, None] * delta[None, :]),
+            G + u[:, None] * delta[None, :] + delta[:, None] * u[None, :],
             self.minimum,
             self.maximum,
         )
@@ -583,8 +585,7 @@ class PairMoments:
         out = type(self)(
             self.x._moved(delta, shift_x),
             self.y._moved(eps, shift_y),
-            C + s[:, None] * eps[None, :] + delta[:, None] * t[None, :]
-            + n * (delta[:, None] * eps[None, :]),
+            C + (s + n * delta)[:, None] * eps[None, :] + delta[:, None] * t[None, :],
         )
         if self.has_row_terms:
             dd, ee = delta @ delta, eps @ eps

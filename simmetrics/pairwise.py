@@ -92,8 +92,8 @@ def pairwise(metric, reps, reps2=None, n_jobs=None, progress=False):
     that split into a per-representation step and a pair step (centring, orthonormal bases,
     whitening, per-neuron norms, kernels, RDMs, neighbour lists: every registered metric except
     ``intertwiner_procrustes``, whose conv inputs are matched pairwise) run the first step once
-    per representation and only the pair step per pair; the values are exactly those of
-    ``fit_score``, which runs the same two steps. Linear CKA also chooses between feature space
+    per representation and only the pair step per pair; ``fit_score`` runs the same two steps,
+    so the values are its values (up to rounding). Linear CKA also chooses between feature space
     (a d_i x d_j product per pair) and Gram space (the n x n kernels, in tiles, all pairs at
     once: :func:`simmetrics.cka.gram_space_cka`) by counting the multiply-adds of each.
 

@@ -1,24 +1,18 @@
 """benchmarks/bench_gpu.py: the smoke test on the CPU (--device cpu --quick) prints every
 section, and its values are the metrics' own values on the same data."""
 
-import importlib.util
 import re
-from pathlib import Path
 
 import pytest
 import torch
 
 from simmetrics import LinearCKA
-
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_gpu.py"
+from tests.benchmark_scripts import load
 
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("bench_gpu", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load("bench_gpu")
 
 
 def _values(text, label):
