@@ -10,6 +10,7 @@ both self-terms (Nguyen, Raghu, Kornblith, ICLR 2021), never a mix of the two.
 import numpy as np
 
 from ._linalg import center, clearly_varying, looks_near_centred, near_centred, pow2_rescale
+from ._parallel import parallel_map
 from ._registry import register
 from ._validation import check_nonconstant
 from .base import Metric, param_dependent
@@ -21,7 +22,6 @@ from .hsic import (
     hsic_unbiased_from_sums,
     linear_hsic_unbiased_sums,
 )
-from ._parallel import parallel_map
 from .moments import (
     PairMoments,
     _is_torch,
