@@ -3,7 +3,8 @@
 import numpy as np
 
 __all__ = [
-    "center", "orthonormal_basis", "pow2_rescale", "frobenius_norm", "near_centred",
+    "center", "orthonormal_basis", "pow2_rescale", "frobenius_norm", "times_pow2", "abs_max",
+    "near_centred",
     "looks_near_centred",
     "clearly_varying",
 ]
@@ -28,9 +29,29 @@ def center(X):
     >>> bool(abs(Xc.sum()) < 1e-15)
     True
     """
-    Xc = X - X.mean(axis=0, keepdims=True)
-    Xc -= Xc.mean(axis=0, keepdims=True)
+    Xc = X - X.mean(0)  # numpy arrays and torch tensors alike
+    Xc -= Xc.mean(0)
     return Xc
+
+
+def abs_max(A):
+    """max |A_ij| as a Python float (0 for an empty array); numpy arrays and torch tensors."""
+    return float(abs(A).max()) if 0 not in tuple(A.shape) else 0.0
+
+
+def times_pow2(X, k):
+    """X * 2**k, exact as ``numpy.ldexp`` is (the same bits): one multiplication by the power
+    of two (a correctly rounded product), or two where 2**k alone would overflow (k > 1023).
+    For numpy arrays and torch tensors alike (torch has no ldexp on every device).
+
+    Examples
+    --------
+    >>> times_pow2(np.array([3.0]), -2).tolist(), times_pow2(np.array([2.0**-1074]), 1074).tolist()
+    ([0.75], [1.0])
+    """
+    first = min(k, 1023)
+    X = X * 2.0**first
+    return X if first == k else X * 2.0 ** (k - first)
 
 
 def pow2_rescale(X):
@@ -39,7 +60,7 @@ def pow2_rescale(X):
     Multiplying by a power of two is exact in floating point, so every quantity that is
     invariant to a positive rescaling is computed bit for bit as on ``X``, while squares and
     products of very large (1e300) or very small (1e-300) activations no longer overflow or
-    underflow. An all-zero ``X`` is returned unchanged.
+    underflow. An all-zero ``X`` is returned unchanged. numpy arrays and torch tensors.
 
     Examples
     --------
@@ -48,28 +69,36 @@ def pow2_rescale(X):
     >>> float(pow2_rescale(np.array([3e300, -1e300]))[0] / 3e300 * 2.0**999)
     1.0
     """
-    top = np.max(np.abs(X)) if X.size else 0.0
+    top = abs_max(X)
     if top == 0.0:
         return X
-    return np.ldexp(X, -int(np.frexp(top)[1]))
+    return times_pow2(X, -int(np.frexp(top)[1]))
 
 
 def frobenius_norm(X):
     """The Frobenius norm of ``X`` without overflow or underflow of the squares.
 
     Computed on :func:`pow2_rescale`'d data and scaled back exactly; ``numpy.linalg.norm``
-    returns inf for entries of 1e200 and 0 for entries of 1e-200.
+    returns inf for entries of 1e200 and 0 for entries of 1e-200. numpy arrays and torch
+    tensors (a tensor's norm is taken on its device).
 
     Examples
     --------
     >>> float(frobenius_norm(np.array([[3e200, 4e200]])))
     5e+200
     """
-    top = np.max(np.abs(X)) if X.size else 0.0
+    top = abs_max(X)
     if top == 0.0:
         return 0.0
     e = int(np.frexp(top)[1])
-    return float(np.ldexp(np.linalg.norm(np.ldexp(X, -e)), e))
+    scaled = times_pow2(X, -e)
+    if type(X).__module__.startswith("torch"):
+        import torch
+
+        norm = float(torch.linalg.vector_norm(scaled))
+    else:
+        norm = np.linalg.norm(scaled)
+    return float(np.ldexp(norm, e))
 
 
 def orthonormal_basis(Xc, rtol=None):

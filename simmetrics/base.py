@@ -15,7 +15,7 @@ are claims that the test suite measures.
 """
 
 import numpy as np
-from sklearn.base import BaseEstimator
+from sklearn.base import BaseEstimator, clone
 from sklearn.exceptions import NotFittedError
 
 from ._validation import check_matching_shapes, check_representation
@@ -214,8 +214,13 @@ class Metric(BaseEstimator):
     def _fit_score_prepared(self, a, b):  # pragma: no cover - defined with _prepare
         raise NotImplementedError
 
-    def _score(self, X, Y):  # pragma: no cover - abstract
-        raise NotImplementedError
+    def _score(self, X, Y):
+        """The value on (X, Y). By default, for a metric with a :meth:`_prepare` step, the
+        value of a fresh fit (a clone, so ``score`` records nothing): metrics whose score
+        depends on what ``fit`` learned (the alignment metrics) override this."""
+        if self._prepare is None:  # pragma: no cover - a metric defines one of the two
+            raise NotImplementedError
+        return clone(self)._fit_score(X, Y)
 
 
 class AlignmentMetric(Metric):

@@ -27,7 +27,6 @@ on nearly rank-deficient data prefer the whole-data estimators.
 import numbers
 
 import numpy as np
-from sklearn.base import clone
 
 from ._linalg import center, orthonormal_basis
 from ._registry import register
@@ -123,8 +122,17 @@ def _check_statistic(statistic):
         raise ValueError(f"statistic must be one of {_STATISTICS}, got {statistic!r}")
 
 
+class _RecordsTheFit(Metric):
+    """The CCA family is stateless (``score`` is the value on the given data), but ``fit``
+    records what a fit on the pair finds (canonical correlations, components, weights): it is
+    ``fit_score`` with the value discarded."""
+
+    def _fit(self, X, Y):
+        self._fit_score(X, Y)
+
+
 @register("cca")
-class CCA(Metric):
+class CCA(_RecordsTheFit):
     """Mean canonical correlation (Hotelling 1936), or Yanai's generalised R^2.
 
     With Xc, Yc the column-centred representations and Ux, Uy orthonormal bases of their
@@ -196,12 +204,6 @@ class CCA(Metric):
         self.canonical_correlations_ = _principal_angles(a[0], b[0])[1]
         return _summarise(self.canonical_correlations_, self.statistic)
 
-    def _fit(self, X, Y):
-        self._fit_score(X, Y)
-
-    def _score(self, X, Y):
-        return clone(self)._fit_score(X, Y)  # stateless: the value of a fresh fit
-
     # -- streaming: the covariance route (see the module text) ----------------------------
     def _fit_from_moments(self, stats):
         _check_statistic(self.statistic)
@@ -233,7 +235,7 @@ def _top_directions(U, s, variance):
 
 
 @register("svcca")
-class SVCCA(Metric):
+class SVCCA(_RecordsTheFit):
     """Singular vector CCA (Raghu, Gilmer, Yosinski, Sohl-Dickstein, NeurIPS 2017).
 
     Each representation is reduced separately: with Xc = U S V' the SVD of the centred data
@@ -306,12 +308,6 @@ class SVCCA(Metric):
         self.n_components_y_ = Uy.shape[1]
         return _summarise(self.canonical_correlations_, self.statistic)
 
-    def _fit(self, X, Y):
-        self._fit_score(X, Y)
-
-    def _score(self, X, Y):
-        return clone(self)._fit_score(X, Y)  # stateless: the value of a fresh fit
-
     # -- streaming: the covariance route (see the module text) ----------------------------
     def _correlations_from_moments(self, stats):
         _check_variance(self.variance)
@@ -347,7 +343,7 @@ def _pwcca_weights(P, rho, Rt, sx, Vxt, sy, Vyt):
 
 
 @register("pwcca")
-class PWCCA(Metric):
+class PWCCA(_RecordsTheFit):
     """Projection-weighted CCA (Morcos, Raghu, Bengio, NeurIPS 2018).
 
     With rho_1..rho_m the canonical correlations of the centred Xc and Yc (as in :class:`CCA`)
@@ -439,12 +435,6 @@ class PWCCA(Metric):
         self.canonical_correlations_, self.weights_x_, self.weights_y_ = _pwcca_weights(
             *_principal_angles(Ux, Uy), sx, Vxt, sy, Vyt)
         return self._value(self.canonical_correlations_, self.weights_x_, self.weights_y_)
-
-    def _fit(self, X, Y):
-        self._fit_score(X, Y)
-
-    def _score(self, X, Y):
-        return clone(self)._fit_score(X, Y)  # stateless: the value of a fresh fit
 
     # -- streaming: the covariance route (see the module text) ----------------------------
     def _parts_from_moments(self, stats):

@@ -587,9 +587,6 @@ class KernelCKA(Metric):
         # distances, K = 1 - tiny and exp would round the information away before the centring
         return np.expm1(_rbf_exponent(A, sigma))
 
-    def _score(self, X, Y):
-        return self._fit_score(X, Y)  # nothing is fitted
-
     # per representation (simmetrics.pairwise): the Gram matrix and its HSIC with itself
     def _prepare(self, A, name):
         check_nonconstant(A, name)

@@ -37,7 +37,7 @@ from ._validation import (
 )
 from .base import GROUP_NAMES, AlignmentMetric, Metric, param_dependent
 from .cka import _on_accelerator
-from .hsic import UnbiasedGram, _frobenius_inner, cka_from_hsic
+from .hsic import UnbiasedGram, cka_from_hsic
 from .moments import (
     _colmax,
     _is_torch,
@@ -352,45 +352,6 @@ def _zero_diagonal(K):
         K.fill_diagonal_(0.0)
     else:
         np.fill_diagonal(K, 0.0)
-
-
-def _abs_max(A):
-    """max |A_ij| as a Python float (0 for an empty array)."""
-    return float(abs(A).max()) if 0 not in tuple(A.shape) else 0.0
-
-
-def _times_pow2(X, k):
-    """X * 2**k, exact as ``numpy.ldexp`` is: one multiplication by the power of two (a
-    correctly rounded product, so the same bits), or two where 2**k alone would overflow
-    (k > 1023). Here k >= -1024 always, and 2**-1024 is a float."""
-    first = min(k, 1023)
-    X = X * 2.0**first
-    return X if first == k else X * 2.0 ** (k - first)
-
-
-def _pow2_rescaled(X):
-    """:func:`simmetrics._linalg.pow2_rescale` for numpy or torch: X times the power of two
-    that brings its largest magnitude into [0.5, 1) (exact)."""
-    top = _abs_max(X)
-    return X if top == 0.0 else _times_pow2(X, -int(np.frexp(top)[1]))
-
-
-def _centred(X):
-    """:func:`simmetrics._linalg.center` for numpy or torch: two passes of the column means."""
-    Xc = X - X.mean(0)
-    Xc -= Xc.mean(0)
-    return Xc
-
-
-def _frobenius(X):
-    """:func:`simmetrics._linalg.frobenius_norm` of a matrix, numpy or torch: computed on the
-    power-of-two rescaled matrix and scaled back, so no square over- or underflows."""
-    top = _abs_max(X)
-    if top == 0.0:
-        return 0.0
-    e = int(np.frexp(top)[1])
-    scaled = _times_pow2(X, -e)
-    return float(np.ldexp(np.sqrt(_frobenius_inner(scaled, scaled)), e))
 
 
 def _unit_channels(rows):
@@ -918,11 +879,11 @@ def _cka_features(H, group):
     n, C, P = H.shape
     # two-pass centring of every channel over the rows (samples and positions), on
     # power-of-two rescaled data (exact), so that squares neither overflow nor underflow
-    rows = _centred(_pow2_rescaled(_rows(H)))
+    rows = center(pow2_rescale(_rows(H)))
     if group in _SCALED:
         rows = _unit_channels(rows)
     else:
-        total = _frobenius(rows)
+        total = frobenius_norm(rows)
         rows = rows / total if total > 0.0 else rows
     return _permuted(rows.reshape(n, P, C), (0, 2, 1))
 
@@ -931,7 +892,7 @@ def _intertwiner_kernel(H, group, estimator, chunk_size):
     """The n x n kernel of IntertwinerCKA for features H (n, C, P), numpy or torch."""
     n = H.shape[0]
     if group == "invertible_linear":
-        U = _column_space(_centred(_pow2_rescaled(_rows(H))))
+        U = _column_space(center(pow2_rescale(_rows(H))))
         F = U.reshape(n, -1)  # per sample: its whitened rows, concatenated
         K = F @ F.T
         _zero_diagonal(K)
@@ -1163,9 +1124,6 @@ class IntertwinerCKA(Metric):
         # self-terms with hsic_self's floor: a kernel that the U-centring removes (the
         # whitened kernel with n - 1 <= d) gives rounding noise, returned as 0 so CKA raises
         return cka_from_hsic(a.hsic(b), a.self_hsic, b.self_hsic, "unbiased")
-
-    def _score(self, X, Y):
-        return self._fit_score_prepared(self._prepare(X, "X"), self._prepare(Y, "Y"))
 
 
 # -- the paper's functions -------------------------------------------------------------------

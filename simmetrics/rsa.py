@@ -275,9 +275,6 @@ class RSA(Metric):
     def _fit(self, X, Y):
         self._check_params()
 
-    def _score(self, X, Y):
-        return self._fit_score(X, Y)  # nothing is fitted
-
     # per representation (simmetrics.pairwise): its RDM, ready to be correlated
     def _prepare(self, A, name):
         self._check_params()
@@ -507,9 +504,6 @@ class MutualKNN(Metric):
                 f"estimator needs at least {self.min_samples}"
             )
         return A
-
-    def _score(self, X, Y):
-        return self._fit_score(X, Y)  # nothing is fitted
 
     # per representation (simmetrics.pairwise): its neighbour lists
     def _prepare(self, A, name):

@@ -322,8 +322,7 @@ def _prepared_plain(A, name, center_columns):
     copy); the zero-variance test (or, uncentred, the all-zero test) names ``name``."""
     with np.errstate(over="ignore", under="ignore", invalid="ignore"):
         if not center_columns:
-            if not A.any():
-                raise ValueError(f"{name} is all zeros, so its shape is undefined")
+            _check_one(A, name, center_columns)
             zeros = np.zeros(A.shape[1])
             return _Prepared(A, zeros, np.einsum("ij,ij->j", A, A), zeros)
         n = A.shape[0]
@@ -339,6 +338,15 @@ def _prepared_plain(A, name, center_columns):
         sums = Z.sum(axis=0)
         colsq = np.einsum("ij,ij->j", Z, Z) - sums * sums / n
     return _checked(_Prepared(Z, sums, colsq, mean), A, name)
+
+
+def _check_one(A, name, center_columns):
+    """Raise if ``A`` has no shape to compare: zero variance when the neurons are centred, all
+    zeros when they are not."""
+    if center_columns:
+        check_nonconstant(A, name)
+    elif not A.any():
+        raise ValueError(f"{name} is all zeros, so its shape is undefined")
 
 
 def _checked(prepared, A, name):
@@ -375,10 +383,7 @@ class _CenteredAlignment(AlignmentMetric):
 
     def _check_data(self, X, Y):
         for name, A in (("X", X), ("Y", Y)):
-            if self.center_columns:
-                check_nonconstant(A, name)
-            elif not A.any():
-                raise ValueError(f"{name} is all zeros, so its shape is undefined")
+            _check_one(A, name, self.center_columns)
 
     def _prepare(self, A, name):
         self._check_params()
@@ -391,7 +396,6 @@ class _CenteredAlignment(AlignmentMetric):
         """Fit on the pair, then the distance on the same data: from ||A||^2, ||B||^2 and
         <A, aligned B> that the fit computed, where that closed form is accurate; else from the
         aligned data."""
-        self.mean_x_, self.mean_y_ = a.mean, b.mean
         products = self._fit_prepared(a, b)
         if products is not None:
             aa, bb, ab = products
@@ -584,12 +588,10 @@ class ShapeMetric(_CenteredAlignment):
         # the whitening is learned on accurately centred data (two passes, see
         # simmetrics._linalg.center): with large means, X - mean_x_ keeps a constant rounding
         # residual that the whitening would take for a direction of the data
+        _check_one(A, name, self.center_columns)
         if self.center_columns:
-            check_nonconstant(A, name)
             mean, Ac = A.mean(axis=0), center(A)
         else:
-            if not A.any():
-                raise ValueError(f"{name} is all zeros, so its shape is undefined")
             mean, Ac = np.zeros(A.shape[1]), A
         Z = partial_whitener(Ac, alpha)
         Aw = Ac @ Z
