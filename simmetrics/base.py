@@ -18,9 +18,11 @@ import numpy as np
 from sklearn.base import BaseEstimator, clone
 from sklearn.exceptions import NotFittedError
 
-from ._validation import check_matching_shapes, check_representation
+from ._memory import POSITION_AXES, check_rows_memory, stimulus_positions
+from ._params import Options, validate_params
+from ._validation import LAYOUTS, check_matching_shapes, check_representation, shape_of
 
-__all__ = ["Metric", "AlignmentMetric", "KINDS", "GROUP_NAMES", "param_dependent"]
+__all__ = ["Metric", "AlignmentMetric", "KINDS", "GROUP_NAMES", "param_dependent", "metric_scorer"]
 
 KINDS = ("similarity", "distance")
 
@@ -91,6 +93,12 @@ class Metric(BaseEstimator):
         Whether X and Y must have the same number of neurons.
     reference : str
         The paper the definition comes from.
+    _parameter_constraints : dict
+        For every constructor parameter, the list of accepted values (see
+        :mod:`simmetrics._params`: ``Boolean()``, ``Interval``, ``Options``, types, None,
+        ``callable``). :meth:`_validate_params` checks them in one call at the start of every
+        entry point (``fit``, ``score``, ``fit_score``, ``transform``, pairwise, streaming), so a
+        string ``"False"`` never switches an option on.
 
     Examples
     --------
@@ -123,6 +131,7 @@ class Metric(BaseEstimator):
     min_samples = 2
     same_width = False
     reference = ""
+    _parameter_constraints = {"layout": [None, Options(LAYOUTS)]}
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -136,16 +145,47 @@ class Metric(BaseEstimator):
             raise TypeError(f"{cls.__name__}.invariances names unknown groups {sorted(unknown)}")
 
     # -- validation -------------------------------------------------------------------------
+    def _validate_params(self):
+        """Check every parameter against ``_parameter_constraints`` (one call, all entry
+        points); a ``TypeError`` or ``ValueError`` names the parameter and what it accepts."""
+        validate_params(self)
+
     def _validate_one(self, A, name):
         """One representation as the metric reads it (a float64 (n, d) matrix by default);
         :func:`simmetrics.pairwise` validates each representation once with it."""
-        return check_representation(
+        self._validate_params()
+        B = check_representation(
             A, name, layout=getattr(self, "layout", None), min_samples=self.min_samples
         )
+        self._check_rows(*B.shape, raw=A)
+        return B
+
+    # -- memory: work that grows like n x n is refused up front --------------------------------
+    #: ``_memory_bytes(n, d, count, jobs=1) -> (nbytes, what)``: the peak bytes of holding
+    #: ``count`` prepared representations of n rows and d neurons while ``jobs`` preparation
+    #: steps run at once, and words for what that counts. Defined by the metrics whose work
+    #: grows like n x n (kernels, RDMs, neighbour searches); None where memory is O(n d + d^2).
+    _memory_bytes = None
+
+    def _check_rows(self, n, d, raw=None, count=2, jobs=1, prefix=""):
+        """Refuse, before allocating, work on ``n`` rows that needs more than the memory budget
+        (:func:`simmetrics.set_memory_budget`); ``raw`` is an input as given, so the message can
+        say how a conv or token layout turned its stimuli into rows. fit/score hold two
+        representations; :func:`simmetrics.pairwise` asks for all of them at once."""
+        if self._memory_bytes is None:
+            return
+        nbytes, held = self._memory_bytes(n, d, count, jobs)
+        layout = getattr(self, "layout", None)
+        positions = (stimulus_positions(raw, layout) if raw is not None
+                     else (True if layout in POSITION_AXES else None))
+        check_rows_memory(self, n, nbytes, prefix + held, positions)
 
     def _validate(self, X, Y):
+        self._validate_params()
+        layout = getattr(self, "layout", None)
+        raw = (shape_of(X), shape_of(Y)) if layout is not None else None
         X, Y = self._validate_one(X, "X"), self._validate_one(Y, "Y")
-        check_matching_shapes(X.shape, Y.shape, self.same_width)
+        check_matching_shapes(X.shape, Y.shape, self.same_width, raw, layout)
         return X, Y
 
     def _finish(self, value):
@@ -172,6 +212,7 @@ class Metric(BaseEstimator):
         -------
         self
         """
+        self._validate_params()
         X, Y = self._validate(X, Y)
         self._fit(X, Y)
         self.n_features_x_ = X.shape[1]
@@ -184,11 +225,13 @@ class Metric(BaseEstimator):
         Stateless metrics need no ``fit``; alignment metrics score with what ``fit`` learned,
         so fitting on training stimuli and scoring on held-out stimuli works.
         """
+        self._validate_params()
         X, Y = self._validate(X, Y)
         return self._finish(self._score(X, Y))
 
     def fit_score(self, X, Y):
         """``fit(X, Y)`` then ``score(X, Y)``, validating the inputs once."""
+        self._validate_params()
         X, Y = self._validate(X, Y)
         self.n_features_x_ = X.shape[1]
         self.n_features_y_ = Y.shape[1]
@@ -254,12 +297,14 @@ class AlignmentMetric(Metric):
                 )
 
     def score(self, X, Y):
+        self._validate_params()
         X, Y = self._validate(X, Y)
         self._check_fitted(X, Y)
         return self._finish(self._score(X, Y))
 
     def transform(self, X, Y):
         """Apply the fitted alignment: returns the aligned ``(X', Y')`` as float64 arrays."""
+        self._validate_params()
         X, Y = self._validate(X, Y)
         self._check_fitted(X, Y)
         return self._transform(X, Y)
@@ -267,3 +312,39 @@ class AlignmentMetric(Metric):
     def _transform(self, X, Y):  # pragma: no cover - abstract
         raise NotImplementedError
 
+
+
+def metric_scorer(estimator, X, Y):
+    """A scikit-learn scorer for model selection over metric parameters: larger is better.
+
+    scikit-learn's ``GridSearchCV`` and ``cross_val_score`` maximise ``estimator.score``. For
+    a metric whose ``kind`` is "distance" that picks the *worst* setting (the one under which
+    the held-out representations look least alike). Pass ``scoring=metric_scorer``: it returns
+    ``score(X, Y)`` for a similarity and ``-score(X, Y)`` for a distance (``greater_is_better``
+    taken from ``kind``), so the search keeps the setting that makes X and Y most alike.
+
+    Parameters
+    ----------
+    estimator : Metric
+        A fitted metric (scikit-learn passes the estimator fitted on the training fold).
+    X, Y : array-like
+        The held-out representations (scikit-learn's ``X`` and ``y``).
+
+    Returns
+    -------
+    float
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn.model_selection import GridSearchCV
+    >>> from simmetrics import ShapeMetric
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.normal(size=(200, 5))
+    >>> Y = X @ rng.normal(size=(5, 5))            # an invertible linear map of X
+    >>> search = GridSearchCV(ShapeMetric(), {"alpha": [0.0, 1.0]}, scoring=metric_scorer, cv=4)
+    >>> search.fit(X, Y).best_params_              # alpha 0 (CCA) is invariant to that map
+    {'alpha': 0.0}
+    """
+    value = estimator.score(X, Y)
+    return value if estimator.kind == "similarity" else -value
