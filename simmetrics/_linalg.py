@@ -41,15 +41,19 @@ def abs_max(A):
 
 def times_pow2(X, k):
     """X * 2**k, exact as ``numpy.ldexp`` is (the same bits): one multiplication by the power
-    of two (a correctly rounded product), or two where 2**k alone would overflow (k > 1023).
-    For numpy arrays and torch tensors alike (torch has no ldexp on every device).
+    of two (a correctly rounded product), or two where 2**k alone is not a normal float
+    (k > 1023 or k < -1022; the first factor then keeps the intermediate normal whenever the
+    result is). For numpy arrays, torch tensors and Python floats alike (torch has no ldexp on
+    every device).
 
     Examples
     --------
     >>> times_pow2(np.array([3.0]), -2).tolist(), times_pow2(np.array([2.0**-1074]), 1074).tolist()
     ([0.75], [1.0])
+    >>> times_pow2(np.array([2.0**1000]), -2000).tolist()
+    [9.332636185032189e-302]
     """
-    first = min(k, 1023)
+    first = max(min(k, 1023), -1022)
     X = X * 2.0**first
     return X if first == k else X * 2.0 ** (k - first)
 

@@ -11,20 +11,21 @@ import numpy as np
 
 from ._linalg import center, clearly_varying, looks_near_centred, near_centred, pow2_rescale
 from ._parallel import parallel_map
+from ._params import Boolean, Interval, Options, Real
 from ._registry import register
 from ._validation import check_nonconstant
 from .base import Metric, param_dependent
 from .hsic import (
+    _linear_hsic_unbiased_parts,
     cka_from_hsic,
     hsic_biased,
     hsic_self,
     hsic_unbiased,
     hsic_unbiased_from_sums,
-    linear_hsic_unbiased_sums,
 )
 from .moments import (
-    PairMoments,
     _is_torch,
+    _numpy,
     _torch_matrix,
     check_batch_pair,
     check_nonconstant_array,
@@ -52,8 +53,12 @@ def linear_cka(X, Y, debiased=False):
     (:func:`simmetrics.hsic.linear_hsic_unbiased_sums`). Both are evaluated by
     :func:`linear_cka_from_moments` on the data's second moments, the function streaming uses.
     When n is small against the widths the n x n Gram matrices are cheaper and are used instead;
-    both routes give the same value. Torch tensors are kept on their device (feature space,
-    products in float64 there).
+    both routes give the same value. The debiased feature-space formula loses its digits when
+    one stimulus dominates the sums of squared row norms (its rounding errors grow like
+    eps (k_max / typical |x_i'x_j|)^2); that is detected from the same sums (O(d), see
+    :func:`linear_cka_from_moments`) and the value then comes from the n x n route
+    (:func:`gram_space_cka`), which keeps them. Torch tensors are kept on their device (feature
+    space, products in float64 there; the rare n x n fallback runs on the CPU).
 
     Returns
     -------
@@ -64,21 +69,60 @@ def linear_cka(X, Y, debiased=False):
     debiased = bool(debiased)
     if _is_torch(X) or _is_torch(Y) or not _gram_space(X.shape[0], X.shape[1], Y.shape[1]):
         sides = (_feature_side(X, "X", debiased), _feature_side(Y, "Y", debiased))
-        return linear_cka_from_moments(pair_from_sides(*sides), debiased)
-    F, G = _gram_factor(X), _gram_factor(Y)
+        return _cka_of_sides(*sides, debiased)
+    F, G = _gram_factor(X, debiased), _gram_factor(Y, debiased)
     K, L = F @ F.T, G @ G.T
     if debiased:
-        return cka_from_hsic(
-            hsic_unbiased(K, L), hsic_unbiased(K, K), hsic_unbiased(L, L), "unbiased"
-        )
+        return _unbiased_cka_of_kernels(K, L)
     return cka_from_hsic(np.sum(K * L), np.sum(K * K), np.sum(L * L), "biased")
 
 
-def _gram_factor(A):
-    """F with K = F F' the centred linear kernel of A, scaled to unit ||F||_F (CKA ignores the
-    scale). An exact power-of-two rescaling first (largest entry in [0.5, 1)) keeps the norms
-    and the fourth powers in range for activations of any magnitude (1e300 and 1e-300)."""
-    F = pow2_rescale(center(A))
+def _unbiased_cka_of_kernels(K, L):
+    """Debiased CKA of two n x n linear kernels that may be overwritten: their diagonals are
+    set to zero in place, so that tr(K~ L~) and the row sums K~ 1 are sums of the off-diagonal
+    entries themselves. Subtracting the diagonal's share from sums that include it
+    (sum K L - diag(K)'diag(L)) cancels digits in proportion to (largest squared row norm /
+    typical |K_ij|)^2, all of them when one stimulus dominates."""
+    n = K.shape[0]
+    if n < 4:
+        raise ValueError(f"the unbiased HSIC needs at least 4 samples, got {n}")
+    np.fill_diagonal(K, 0.0)
+    np.fill_diagonal(L, 0.0)
+    k, l = K.sum(axis=1), L.sum(axis=1)
+    return cka_from_hsic(
+        hsic_unbiased_from_sums(n, np.vdot(K, L), k, l),
+        hsic_unbiased_from_sums(n, np.vdot(K, K), k, k),
+        hsic_unbiased_from_sums(n, np.vdot(L, L), l, l),
+        "unbiased",
+    )
+
+
+def _cka_of_sides(a, b, debiased):
+    """Linear CKA of two :class:`simmetrics.moments.Side`: feature space, unless the debiased
+    value has lost its digits there (one dominant stimulus, see :func:`linear_cka_from_moments`):
+    then the n x n route of :func:`gram_space_cka` on the sides' data (shifted and scaled
+    copies of X and Y, which neither CKA depends on; torch tensors come to the CPU), which
+    keeps them at O(n^2 d) work and bounded memory."""
+    value, trusted = _cka_from_moments(pair_from_sides(a, b), debiased)
+    if trusted:
+        return value
+    return gram_space_cka([_numpy(a.data), _numpy(b.data)], [(0, 1)], debiased=True)[0]
+
+
+def _gram_factor(A, debiased=False):
+    """F with K = F F' the linear kernel of A about a shift, scaled to unit ||F||_F (CKA ignores
+    the scale). The biased estimator needs the centred kernel: the shift is the column mean
+    (two-pass centring). The unbiased HSIC does not depend on the shift (Song et al. 2012: the
+    U-centring removes every kernel of the form a_i + a_j + c), so the debiased one takes the
+    column median: rows then lie about the typical stimulus, and a single dominant stimulus
+    (which drags the mean a fraction 1/n of its size) does not make every kernel entry large,
+    whose rounding the U-centring would have to cancel; |median - mean| <= std, so no data are
+    worse off, and differences with the median (itself a data value, or the mean of two) are
+    exact for entries near it. An exact power-of-two rescaling first (largest entry in
+    [0.5, 1), exact, so the same bits as on A) keeps the differences, the norms and the fourth
+    powers in range for activations of any magnitude (1e308 and 1e-300)."""
+    F = pow2_rescale(A)  # first: differences of entries of 1e308 would overflow
+    F = F - np.median(F, axis=0) if debiased else center(F)
     F /= np.linalg.norm(F)
     return F
 
@@ -183,26 +227,39 @@ _GRAM_BLOCK_BYTES = 2**27
 _GRAM_TILE = 512
 
 
-def _gram_tile_row(factors, rows, starts, size):
+def _gram_tile_row(factors, rows, starts, size, hollow=False):
     """The inner products between every two kernels K_i = F_i F_i' over one row of tiles
     (rows x cols for every column block at or right of the diagonal), off-diagonal tiles
-    counted twice (K is symmetric)."""
-    L = len(factors)
+    counted twice (K is symmetric).
+
+    ``hollow``: the kernels' diagonals are taken as zero (K~ of the unbiased HSIC), and the
+    row sums K~_i 1 are accumulated from the same tiles: an (L, n) array, this row of tiles'
+    share (its off-diagonal tiles count for the column rows too). Returns (inner, row sums or
+    None)."""
+    L, n = len(factors), factors[0].shape[0]
     buffer = np.empty((L, size * size))  # reused by every tile of the row
     inner = np.zeros((L, L))
+    sums = np.zeros((L, n)) if hollow else None
     for j in starts:
         if j < rows.start:
             continue
-        cols = slice(j, min(j + size, factors[0].shape[0]))
+        cols = slice(j, min(j + size, n))
         shape = (rows.stop - rows.start, cols.stop - cols.start)
         tiles = buffer[:, : shape[0] * shape[1]]
         for i, F in enumerate(factors):
+            tile = tiles[i].reshape(shape)
             if j == rows.start:  # diagonal tile: a symmetric product (half the work)
-                tiles[i] = (F[rows] @ F[rows].T).ravel()
+                tile[...] = F[rows] @ F[rows].T
+                if hollow:
+                    np.fill_diagonal(tile, 0.0)
             else:
-                np.matmul(F[rows], F[cols].T, out=tiles[i].reshape(shape))
+                np.matmul(F[rows], F[cols].T, out=tile)
+            if hollow:
+                sums[i, rows] += tile.sum(axis=1)
+                if j != rows.start:
+                    sums[i, cols] += tile.sum(axis=0)
         inner += (1.0 if j == rows.start else 2.0) * (tiles @ tiles.T)
-    return inner
+    return inner, sums
 
 
 def gram_space_cka(reps, pairs, debiased=False, n_jobs=None, progress=False, desc="",
@@ -216,9 +273,12 @@ def gram_space_cka(reps, pairs, debiased=False, n_jobs=None, progress=False, des
 
     Biased CKA is T_ij / sqrt(T_ii T_jj) (the kernels are centred); the debiased form evaluates
     the unbiased HSIC of Song et al. 2012 (:func:`simmetrics.hsic.hsic_unbiased_from_sums`)
-    from T, the diagonals diag(K_i) = ||f_ia||^2 and the row sums K_i 1 = F_i (F_i' 1), which
-    need no kernel. Work: n^2 d / 2 multiply-adds per representation plus n^2 L^2 / 2 for the
-    inner products, against n d_i d_j per pair in feature space; for many representations with
+    from the same sums over the kernels with zeroed diagonals K~_i (the tiles' diagonals are
+    set to 0, F_i shifted by the column median, see :func:`_gram_factor`) and their row sums
+    K~_i 1, accumulated from the same tiles: never as sums with the diagonal minus its share,
+    which cancel every digit when one stimulus dominates. Work: n^2 d / 2 multiply-adds per
+    representation plus n^2 L^2 / 2 for the inner products (and n^2 L for the row sums),
+    against n d_i d_j per pair in feature space; for many representations with
     n below their total width this is the cheaper route (:func:`simmetrics.pairwise` chooses it
     by that count). Memory: the factors (one n x d copy per representation) and
     ``block_bytes`` of tiles (128 MiB by default) per worker, whatever n.
@@ -249,38 +309,92 @@ def gram_space_cka(reps, pairs, debiased=False, n_jobs=None, progress=False, des
     True
     """
     n, L = reps[0].shape[0], len(reps)
-    factors = [_gram_factor(A) for A in reps]
+    debiased = bool(debiased)
+    if debiased and n < 4:
+        raise ValueError(f"the unbiased HSIC needs at least 4 samples, got {n}")
+    factors = [_gram_factor(A, debiased) for A in reps]
     budget = _GRAM_BLOCK_BYTES if block_bytes is None else int(block_bytes)
     size = int(min(n, _GRAM_TILE, max(16, np.sqrt(budget / (8.0 * L)))))
     starts = list(range(0, n, size))
     parts = parallel_map(
         _gram_tile_row,
-        [(factors, slice(i, min(n, i + size)), starts, size) for i in starts],
+        [(factors, slice(i, min(n, i + size)), starts, size, debiased) for i in starts],
         n_jobs=n_jobs, progress=progress, desc=desc,
     )
-    T = sum(parts)
+    T = sum(inner for inner, _ in parts)
     if not debiased:
         return [cka_from_hsic(T[i, j], T[i, i], T[j, j], "biased") for i, j in pairs]
-    D = [np.einsum("ij,ij->i", F, F) for F in factors]  # the kernels' diagonals
-    rows = [F @ F.sum(axis=0) - d for F, d in zip(factors, D)]  # row sums, diagonals zeroed
+    rows = sum(sums for _, sums in parts)  # K~_i 1: sums of the off-diagonal entries
 
     def hsic(i, j):
-        return hsic_unbiased_from_sums(n, T[i, j] - D[i] @ D[j], rows[i], rows[j])
+        return hsic_unbiased_from_sums(n, T[i, j], rows[i], rows[j])
 
     return [cka_from_hsic(hsic(i, j), hsic(i, i), hsic(j, j), "unbiased") for i, j in pairs]
 
 
-def _unbiased_hsic_terms(S):
-    """HSIC1(X, Y), HSIC1(X, X), HSIC1(Y, Y) of linear kernels from :class:`PairMoments`."""
+def _unbiased_hsic_terms(S, magnitudes=False):
+    """HSIC1(X, Y), HSIC1(X, X), HSIC1(Y, Y) of linear kernels from :class:`PairMoments`;
+    with ``magnitudes``, pairs (value, magnitude) of
+    :func:`simmetrics.hsic._linear_hsic_unbiased_parts`."""
     x, y = S.x, S.y
-    return (
-        linear_hsic_unbiased_sums(S.n, S.cross, S.row_cross, x.sum, y.sum, x.row_sq_sum,
-                                  y.row_sq_sum, S.x_row_y, S.y_row_x),
-        linear_hsic_unbiased_sums(S.n, x.gram, x.row_sq_sq, x.sum, x.sum, x.row_sq_sum,
-                                  x.row_sq_sum, x.row_sq_first, x.row_sq_first),
-        linear_hsic_unbiased_sums(S.n, y.gram, y.row_sq_sq, y.sum, y.sum, y.row_sq_sum,
-                                  y.row_sq_sum, y.row_sq_first, y.row_sq_first),
+    parts = (
+        _linear_hsic_unbiased_parts(S.n, S.cross, S.row_cross, x.sum, y.sum, x.row_sq_sum,
+                                    y.row_sq_sum, S.x_row_y, S.y_row_x),
+        _linear_hsic_unbiased_parts(S.n, x.gram, x.row_sq_sq, x.sum, x.sum, x.row_sq_sum,
+                                    x.row_sq_sum, x.row_sq_first, x.row_sq_first),
+        _linear_hsic_unbiased_parts(S.n, y.gram, y.row_sq_sq, y.sum, y.sum, y.row_sq_sum,
+                                    y.row_sq_sum, y.row_sq_first, y.row_sq_first),
     )
+    return parts if magnitudes else tuple(value for value, _ in parts)
+
+
+#: The debiased CKA from second moments is trusted while its rounding-error amplification
+#: (:func:`_moments_amplification`) is at most this: eps times it is then below 1.5e-11, the
+#: accuracy the streaming and whole-data routes are held to (ordinary data: 2 to 20, d / n).
+_MAX_AMPLIFICATION = 2.0**16
+
+
+def _moments_amplification(parts):
+    """By how much the feature-space debiased CKA multiplies rounding errors, from the
+    (value, magnitude) of its three unbiased HSICs: the error of HSIC1(X, Y) relative to
+    sqrt(HSIC1(X, X) HSIC1(Y, Y)) (the scale CKA divides by, as HSIC1(X, Y) may be near 0),
+    plus half the relative errors of the two self-terms. Measured against exact rational
+    arithmetic the error stays below eps times this (tests/test_trust_moments.py). inf where a
+    self-term is exactly 0 (its sign unknown)."""
+    (xy, mxy), (xx, mxx), (yy, myy) = parts
+    if xx == 0.0 or yy == 0.0:
+        return np.inf
+    return float(mxy / np.sqrt(abs(xx) * abs(yy)) + 0.5 * (mxx / abs(xx) + myy / abs(yy)))
+
+
+def _cka_from_moments(stats, debiased):
+    """(CKA, trusted): :func:`linear_cka_from_moments` without the error for statistics whose
+    debiased CKA has lost its digits (``trusted`` False, the value NaN; see
+    :func:`_moments_amplification`)."""
+    if debiased and not stats.has_row_terms:
+        raise ValueError("the debiased CKA needs statistics with row_terms=True")
+    S = stats.to_numpy()
+    if debiased:
+        S = S.centred()
+        tx, ty = np.trace(S.x.gram), np.trace(S.y.gram)  # ||Xc||_F^2, ||Yc||_F^2
+        if tx > 0.0 and ty > 0.0:
+            S = S.scaled(1.0 / np.sqrt(tx), 1.0 / np.sqrt(ty))
+        parts = _unbiased_hsic_terms(S, magnitudes=True)
+        if not _moments_amplification(parts) <= _MAX_AMPLIFICATION:
+            return np.nan, False
+        return cka_from_hsic(*(value for value, _ in parts), "unbiased"), True
+    # centred products Xc'Yc = Z'W - s t'/n (the move to the exact means, in one step), each
+    # scaled to unit total variance in place, then three dot products: a few d x d passes
+    n, s, t = S.n, S.x.sum, S.y.sum
+    Gx = S.x.gram - np.outer(s, s / n)
+    Gy = S.y.gram - np.outer(t, t / n)
+    C = S.cross - np.outer(s, t / n)
+    tx, ty = np.trace(Gx), np.trace(Gy)
+    if tx > 0.0 and ty > 0.0:
+        Gx /= tx
+        Gy /= ty
+        C /= np.sqrt(tx) * np.sqrt(ty)
+    return cka_from_hsic(np.vdot(C, C), np.vdot(Gx, Gx), np.vdot(Gy, Gy), "biased"), True
 
 
 def linear_cka_from_moments(stats, debiased=False):
@@ -293,6 +407,13 @@ def linear_cka_from_moments(stats, debiased=False):
         biased:    ||Xc'Yc||_F^2 / (||Xc'Xc||_F ||Yc'Yc||_F)
         debiased:  HSIC1(X, Y) / sqrt(HSIC1(X, X) HSIC1(Y, Y)),  HSIC1 from
                    :func:`simmetrics.hsic.linear_hsic_unbiased_sums`
+
+    The debiased form subtracts the diagonal's share sum_i ||x_i||^2 ||y_i||^2 from sums that
+    include it; when one stimulus dominates them, that cancels the digits (rounding errors are
+    amplified by about (k_max / typical |x_i'x_j|)^2). The amplification is estimated from
+    the same sums (O(d), :func:`_moments_amplification`), and beyond 2^16 (errors above
+    1.5e-11) a ``ValueError`` says so: no value is returned. The whole-data estimators then
+    take the n x n route instead, which keeps the digits.
 
     Parameters
     ----------
@@ -310,31 +431,25 @@ def linear_cka_from_moments(stats, debiased=False):
     >>> rng = np.random.default_rng(0)
     >>> X = rng.normal(size=(200, 5))
     >>> Y = X @ rng.normal(size=(5, 3)) + rng.normal(size=(200, 3))
+    >>> from simmetrics import PairMoments
     >>> stats = sum(PairMoments.from_arrays(X[i:i + 50], Y[i:i + 50]) for i in range(0, 200, 50))
     >>> bool(abs(linear_cka_from_moments(stats) - linear_cka(X, Y)) < 1e-12)
     True
     """
-    if debiased and not stats.has_row_terms:
-        raise ValueError("the debiased CKA needs statistics with row_terms=True")
-    S = stats.to_numpy()
-    if debiased:
-        S = S.centred()
-        tx, ty = np.trace(S.x.gram), np.trace(S.y.gram)  # ||Xc||_F^2, ||Yc||_F^2
-        if tx > 0.0 and ty > 0.0:
-            S = S.scaled(1.0 / np.sqrt(tx), 1.0 / np.sqrt(ty))
-        return cka_from_hsic(*_unbiased_hsic_terms(S), "unbiased")
-    # centred products Xc'Yc = Z'W - s t'/n (the move to the exact means, in one step), each
-    # scaled to unit total variance in place, then three dot products: a few d x d passes
-    n, s, t = S.n, S.x.sum, S.y.sum
-    Gx = S.x.gram - np.outer(s, s / n)
-    Gy = S.y.gram - np.outer(t, t / n)
-    C = S.cross - np.outer(s, t / n)
-    tx, ty = np.trace(Gx), np.trace(Gy)
-    if tx > 0.0 and ty > 0.0:
-        Gx /= tx
-        Gy /= ty
-        C /= np.sqrt(tx) * np.sqrt(ty)
-    return cka_from_hsic(np.vdot(C, C), np.vdot(Gx, Gx), np.vdot(Gy, Gy), "biased")
+    value, trusted = _cka_from_moments(stats, debiased)
+    if not trusted:
+        raise ValueError(_LOST_DIGITS)
+    return value
+
+
+_LOST_DIGITS = (
+    "the debiased CKA cannot be computed from these second-moment statistics without losing "
+    "most of its digits: one stimulus (row) has a squared norm ||x_i||^2 ||y_i||^2 that "
+    "dominates the sums, and the unbiased HSIC subtracts that diagonal share from them "
+    "(rounding errors grow like eps (k_max / typical |x_i'x_j|)^2). Compute "
+    "LinearCKA(debiased=True).fit_score(X, Y) on the whole data (its n x n route keeps the "
+    "digits), use the biased LinearCKA(), which has no such term, or check that stimulus"
+)
 
 
 @register("linear_cka", aliases=("cka",))
@@ -353,7 +468,9 @@ class LinearCKA(Metric):
     Computed in feature space (the d x d cross-products), never through n x n Gram matrices
     unless n is smaller than the widths. Memory O(d_x d_y + d_x^2 + d_y^2). The feature-space
     value is :func:`linear_cka_from_moments` of the data's second moments, the same function
-    :func:`simmetrics.stream_score` applies to statistics accumulated over batches. Torch
+    :func:`simmetrics.stream_score` applies to statistics accumulated over batches; where one
+    dominant stimulus would cost the debiased value its digits there, the n x n kernels (in
+    tiles, bounded memory) are used instead, and ``stream_score`` raises. Torch
     tensors on an accelerator (CUDA, MPS) stay there: the products run on the device in float64
     (float32 input is promoted there first), only the d x d results come to the CPU.
 
@@ -384,6 +501,8 @@ class LinearCKA(Metric):
     symmetric = True
     invariances = _CKA_INVARIANCES
     reference = "Kornblith et al. 2019, ICML; debiased: Song et al. 2012, Nguyen et al. 2021"
+
+    _parameter_constraints = {"debiased": [Boolean()]}
 
     def __init__(self, debiased=False, layout=None):
         self.debiased = debiased
@@ -416,7 +535,7 @@ class LinearCKA(Metric):
         return _feature_side(A, name, bool(self.debiased))
 
     def _fit_score_prepared(self, a, b):
-        return linear_cka_from_moments(pair_from_sides(a, b), debiased=bool(self.debiased))
+        return _cka_of_sides(a, b, bool(self.debiased))
 
     def _pairwise_values(self, reps, pairs, names, n_jobs=None, progress=False):
         """The values of ``pairs`` of numpy representations in Gram space, when that is
@@ -447,20 +566,123 @@ def _on_accelerator(A):
     return _is_torch(A) and device not in ("cpu", "meta")
 
 
+#: An entry of the Gram form sq_i + sq_j - 2 x_i'x_j below this fraction of sq_i + sq_j has
+#: cancelled (its rounding error, about d eps (sq_i + sq_j), would be more than 1024 d eps of
+#: it) and is recomputed from the differences x_i - x_j.
+_CANCELLED = 2.0**-10
+
+#: entries per block of the cancellation scan (kept in cache), numbers per batch of
+#: recomputed differences
+_SCAN_BLOCK = 2**17
+_DIFF_BATCH = 2**18
+
+
 def _squared_distances(X):
-    sq = np.einsum("ij,ij->i", X, X)
-    D = sq[:, None] + sq[None, :] - 2.0 * (X @ X.T)
-    # ||x_i||^2 + ||x_j||^2 - 2 x_i'x_j carries a rounding error of about d eps max ||x||^2:
-    # entries below it (duplicated samples, negative values) are zeros, exactly
-    tol = 4.0 * (X.shape[1] + 2) * np.finfo(np.float64).eps * (sq.max() if sq.size else 0.0)
-    D[D <= tol] = 0.0
+    """The n x n matrix of squared Euclidean distances ``||x_i - x_j||^2``, keeping their digits.
+
+    The fast route is the Gram form ``sq_i + sq_j - 2 x_i'x_j`` (one symmetric product), with
+    ``sq_i = ||x_i||^2``; its rounding error is about ``d eps (sq_i + sq_j)``, so it loses the
+    digits of an entry that is small against ``sq_i + sq_j`` (close points far from the
+    origin: a tight cluster beside a far outlier, data with a large offset, duplicated samples,
+    and the negative values rounding then gives). Hence:
+
+    1. the origin moves to the column means when they dominate the spread (a large offset);
+    2. the Gram form, scanned for entries that have cancelled, ``D_ij <= (sq_i + sq_j) / 1024``;
+    3. when more than n have, the origin moves to the coordinate-wise median of the rows instead
+       (the median, unlike the mean, stays inside a cluster however far an outlier lies) and
+       the Gram form is formed again;
+    4. every entry that has still cancelled is recomputed from the differences ``x_i - x_j`` of
+       the rows as given, which keep their relative digits (and give exact zeros for
+       duplicates).
+
+    Moving the origin changes no distance. Every entry keeps about 12 significant digits or
+    more: 1024 (d + 2) eps relative in the Gram form, a few eps from the differences. On
+    ordinary data the cost is the product and one pass over the matrix. The result is exactly
+    symmetric with a zero diagonal.
+
+    Examples
+    --------
+    >>> X = np.array([[1e8, 0.0], [1e8 + 1e-3, 0.0], [1e8, 2e-3]])
+    >>> (_squared_distances(X) * 1e6).round(6).tolist()  # the Gram form alone gives 0 or 2e8
+    [[0.0, 1.0, 4.0], [1.0, 0.0, 5.0], [4.0, 5.0, 0.0]]
+    """
+    n = X.shape[0]
+    if not n:
+        return np.zeros((0, 0))
+    mean = X.mean(axis=0)
+    spread = np.einsum("ij,ij->", X, X) / n - float(mean @ mean)  # the sum of the variances
+    shifted = X - mean if mean @ mean > spread else X
+    D, sq, pairs, cancelled = _gram_distances(shifted)
+    if cancelled > n:
+        shifted = X - np.median(X, axis=0)
+        D, sq, pairs, cancelled = _gram_distances(shifted, D)
+    if cancelled:
+        # from the differences of the rows as given: a shift of the origin rounds them
+        for i, j in ([pairs] if pairs is not None else _cancelled_pairs(D, sq)):
+            _set_from_differences(X, D, i, j)
     np.fill_diagonal(D, 0.0)
     return D
+
+
+def _gram_distances(X, out=None):
+    """The Gram form of the squared distances of the rows of ``X`` (into ``out`` when given;
+    every entry ``(sq_i + sq_j) - 2 x_i'x_j``, so exactly symmetric; the diagonal +inf), the
+    squared norms ``sq``, the pairs i < j where it has cancelled, ``D_ij <= (sq_i + sq_j) /
+    1024`` (as two index arrays; None when there are more than 4 n), and their number. Formed in
+    blocks of rows that stay in cache."""
+    n = X.shape[0]
+    sq = np.einsum("ij,ij->i", X, X)
+    D = np.matmul(X, X.T, out=out)  # A A' by a symmetric rank-k update: exactly symmetric
+    np.fill_diagonal(D, -np.inf)  # +inf once multiplied by -2: never below the line
+    step = max(1, _SCAN_BLOCK // n)
+    found, cancelled = [], 0
+    for start in range(0, n, step):
+        block = D[start:start + step]
+        pair = sq[start:start + step, None] + sq
+        block *= -2.0
+        block += pair
+        pair *= _CANCELLED
+        hit = block <= pair
+        if hit.any():
+            i, j = np.nonzero(hit)
+            i += start
+            upper = j > i  # each pair once, from its row in the upper triangle
+            cancelled += int(np.count_nonzero(upper))
+            if cancelled <= 4 * n:
+                found.append((i[upper], j[upper]))
+    if cancelled > 4 * n:
+        return D, sq, None, cancelled
+    pairs = tuple(np.concatenate(a) for a in zip(*found)) if found else None
+    return D, sq, pairs, cancelled
+
+
+def _cancelled_pairs(D, sq):
+    """The pairs i < j where the Gram form ``D`` has cancelled (see :func:`_gram_distances`),
+    found again block by block of rows and yielded as (i, j) index arrays."""
+    n = D.shape[0]
+    step = max(1, _SCAN_BLOCK // n)
+    for start in range(0, n, step):
+        i, j = np.nonzero(D[start:start + step] <= _CANCELLED * (sq[start:start + step, None] + sq))
+        i += start
+        upper = j > i
+        yield i[upper], j[upper]
+
+
+def _set_from_differences(X, D, i, j):
+    """D_ij = D_ji = ||x_i - x_j||^2 from the differences, for index arrays ``i`` and ``j``."""
+    batch = max(1, _DIFF_BATCH // max(X.shape[1], 1))
+    for b in range(0, i.size, batch):
+        bi, bj = i[b:b + batch], j[b:b + batch]
+        diff = X[bi] - X[bj]
+        D[bi, bj] = D[bj, bi] = np.einsum("ij,ij->i", diff, diff)
 
 
 def median_sigma(X, threshold=0.8):
     """Kornblith et al.'s RBF bandwidth: threshold * sqrt(median of the n x n matrix of squared
     distances), the zero diagonal included (numpy's median: the two middle values averaged).
+
+    The squared distances are those of :func:`_squared_distances`, which keep their digits for
+    a tight cluster beside far outliers.
 
     Examples
     --------
@@ -471,19 +693,47 @@ def median_sigma(X, threshold=0.8):
     return threshold * np.sqrt(np.median(_squared_distances(X)))
 
 
+def _check_sigma(sigma, what="sigma"):
+    if isinstance(sigma, bool) or not (isinstance(sigma, Real) and 0.0 < sigma < np.inf):
+        raise ValueError(
+            f"{what} must be a positive finite number, got {sigma!r}"
+            + ("; an infinitely wide RBF kernel is the limit in which kernel CKA becomes the "
+               "linear kernel's: use kernel='linear'"
+               if isinstance(sigma, Real) and sigma == np.inf else "")
+        )
+
+
 def rbf_gram(X, sigma):
     """RBF Gram matrix exp(-||x_i - x_j||^2 / (2 sigma^2)), shape (n, n).
 
-    The exponent is formed as (D / (2 sigma)) / sigma, so a sigma below 1e-154 (whose square
-    underflows) still gives exp(-inf) = 0 off the diagonal rather than NaN.
+    The squared distances are those of :func:`_squared_distances` (they keep their digits for
+    a tight cluster beside far outliers). The exponent is formed as (D / (2 sigma)) / sigma,
+    so a sigma below 1e-154 (whose square underflows) still gives exp(-inf) = 0 off the
+    diagonal rather than NaN.
+
+    Raises
+    ------
+    ValueError
+        ``sigma`` not a positive finite number.
     """
-    return np.exp(_rbf_exponent(X, sigma))
+    _check_sigma(sigma)
+    D = _rbf_exponent(_squared_distances(X), sigma)
+    return np.exp(D, out=D)
 
 
-def _rbf_exponent(X, sigma):
-    D = _squared_distances(X)
-    with np.errstate(over="ignore"):  # -inf where sigma is tiny against D: exp gives 0
-        return -(D / (2.0 * sigma)) / sigma
+def _rbf_exponent(D, sigma):
+    """-D / (2 sigma^2) in place of the squared distances ``D``, formed as (D / (2 sigma)) /
+    sigma (-inf where sigma is tiny against D: exp gives 0)."""
+    with np.errstate(over="ignore", under="ignore"):
+        factor = -(0.5 / sigma) / sigma
+    if np.isfinite(factor) and factor != 0.0:
+        D *= factor  # one pass; the same value up to a rounding
+        return D
+    with np.errstate(over="ignore"):
+        D /= 2.0 * sigma
+        D /= sigma
+    np.negative(D, out=D)
+    return D
 
 
 @register("kernel_cka", aliases=("rbf_cka",))
@@ -499,7 +749,17 @@ class KernelCKA(Metric):
     A fixed ``sigma`` overrides it.
 
     Works on n x n Gram matrices: O(n^2) memory (8 n^2 bytes per matrix; three live at once),
-    so about 2.4 GB at n = 10,000.
+    so about 2.4 GB at n = 10,000. Before starting, that peak for both inputs (for
+    :func:`simmetrics.pairwise`, one kernel per representation plus one) is checked against the
+    memory budget (:func:`simmetrics.set_memory_budget`): a ``MemoryBudgetError`` names the
+    rows (and, for conv or token layouts, how many each stimulus contributed) and the
+    alternatives.
+
+    Squared distances are formed by the Gram identity where it keeps its digits and from the
+    differences where it cancels (a tight cluster beside a far outlier, duplicated samples);
+    see :func:`_squared_distances`. A ``sigma`` so large against every distance that
+    ``exp(-D / 2 sigma^2)`` is ``1 - D / 2 sigma^2`` to the last bit gives that limit exactly
+    (the linear kernel's CKA), never a kernel rounded to a constant.
 
     A **similarity** in [0, 1] (biased) or [-1, 1] (debiased). Not a metric. Invariant to
     orthogonal maps, permutations and translations; to isotropic scaling only when the
@@ -538,12 +798,30 @@ class KernelCKA(Metric):
     symmetric = True
     reference = "Kornblith et al. 2019, ICML"
 
+    _parameter_constraints = {
+        "kernel": [Options({"rbf", "linear"}), callable],
+        "sigma": [None, Interval(Real, 0, None, closed="neither")],
+        "threshold": [Interval(Real, 0, None, closed="neither")],
+        "debiased": [Boolean()],
+    }
+
     def __init__(self, kernel="rbf", sigma=None, threshold=0.8, debiased=False, layout=None):
         self.kernel = kernel
         self.sigma = sigma
         self.threshold = threshold
         self.debiased = debiased
         self.layout = layout
+
+    # -- memory: measured with tracemalloc, preparing a representation holds its n x n kernel
+    # and one more n x n temporary (the median's copy of D, the centred kernel of hsic_self),
+    # and the pair step one (hsic_biased's centred kernel): count + jobs matrices in all
+    def _memory_bytes(self, n, d, count, jobs=1):
+        """Peak bytes with ``count`` kernels of n samples held and ``jobs`` per-representation
+        steps (d neurons) running at once, and what that counts."""
+        matrices = count + jobs
+        # and, per job, copies of the input and a batch of differences (_squared_distances)
+        nbytes = 8 * (matrices * n * n + jobs * (4 * n * d + 3 * _DIFF_BATCH + 2 * _SCAN_BLOCK))
+        return nbytes, f"{matrices} float64 {n:,} x {n:,} matrices at once"
 
     def _gram(self, A, name):
         if callable(self.kernel):
@@ -556,36 +834,48 @@ class KernelCKA(Metric):
             return K
         if self.kernel not in ("linear", "rbf"):
             raise ValueError(f"kernel must be 'rbf', 'linear' or a callable, got {self.kernel!r}")
-        # Distances and the centred linear kernel do not change under a translation, and CKA
-        # does not change when a kernel is rescaled, or when the data are rescaled together with
-        # sigma. So centre first (large means would otherwise cancel catastrophically in
-        # ||x_i||^2 + ||x_j||^2 - 2 x_i'x_j and in the centring of K), and rescale by an exact
-        # power of two 2^-e (sigma too), so that activations of any magnitude stay in range.
-        Ac = center(A)
-        A = pow2_rescale(Ac)
-        e = int(np.frexp(np.max(np.abs(Ac)))[1])
+        # The centred linear kernel and the distances do not change under a translation, and
+        # CKA does not change when a kernel is rescaled, or when the data are rescaled together
+        # with sigma. So the linear kernel centres first (large means would otherwise cancel
+        # catastrophically in the centring of K; _squared_distances moves its origin itself,
+        # to where no digits are lost), and both rescale by an exact power of two 2^-e (sigma
+        # too), so that activations of any magnitude stay in range.
         if self.kernel == "linear":
+            A = pow2_rescale(center(A))
             return A @ A.T
+        e = int(np.frexp(np.max(np.abs(A)))[1])
+        A = pow2_rescale(A)
         if self.sigma is None:
-            if not self.threshold > 0:
-                raise ValueError(f"threshold must be positive, got {self.threshold!r}")
-            sigma = median_sigma(A, self.threshold)
+            _check_sigma(self.threshold, "threshold")
+        else:
+            _check_sigma(self.sigma)
+        D = _squared_distances(A)  # formed once: for the median bandwidth and the kernel
+        if self.sigma is None:
+            sigma = self.threshold * np.sqrt(np.median(D))  # median_sigma's value
             if sigma == 0.0:
                 raise ValueError(
                     f"the median squared distance between the samples of {name} is 0 (most "
                     "samples are identical), so the median bandwidth is 0; pass sigma="
                 )
         else:
-            sigma = float(self.sigma)
-            if not sigma > 0:
-                raise ValueError(f"sigma must be positive, got {self.sigma!r}")
             # in the units of the rescaled data; at least the smallest normal number, so that
             # a sigma tiny against the data gives the identity kernel, not 0 / 0
-            sigma = max(float(np.ldexp(sigma, -e)), np.finfo(np.float64).tiny)
+            sigma = max(float(np.ldexp(float(self.sigma), -e)), np.finfo(np.float64).tiny)
+        top = float(D.max())  # > 0: check_nonconstant found two different samples
+        with np.errstate(under="ignore", over="ignore"):
+            widest = (top / (2.0 * sigma)) / sigma
+        if widest < 2.0**-60:
+            # sigma so large against every distance that K - 11' = expm1(-D / 2 sigma^2) is
+            # -D / 2 sigma^2 to the last bit (and may underflow): the same kernel up to the
+            # positive factor 2 sigma^2 / max D, which CKA does not see. This is the limit
+            # sigma -> inf, the linear kernel's CKA (centring removes sq_i + sq_j from -D).
+            D *= -1.0 / top
+            return D
         # K - 11' = expm1(-D / 2 sigma^2), which both HSIC estimators treat exactly as K (they
         # are invariant to adding a constant to the kernel): when sigma is large against the
         # distances, K = 1 - tiny and exp would round the information away before the centring
-        return np.expm1(_rbf_exponent(A, sigma))
+        D = _rbf_exponent(D, sigma)
+        return np.expm1(D, out=D)
 
     # per representation (simmetrics.pairwise): the Gram matrix and its HSIC with itself
     def _prepare(self, A, name):

@@ -190,13 +190,30 @@ def linear_hsic_unbiased_sums(n, cross, row_cross, x_sum, y_sum, x_row_sq, y_row
     >>> bool(abs(value - hsic_unbiased(X @ X.T, Y @ Y.T)) < 1e-12)
     True
     """
+    return _linear_hsic_unbiased_parts(n, cross, row_cross, x_sum, y_sum, x_row_sq, y_row_sq,
+                                       x_row_y, y_row_x)[0]
+
+
+def _linear_hsic_unbiased_parts(n, cross, row_cross, x_sum, y_sum, x_row_sq, y_row_sq, x_row_y,
+                                y_row_x):
+    """:func:`linear_hsic_unbiased_sums` and the size of what it cancels: the same formula
+    with every term taken in absolute value (the products of magnitudes for k_sum l_sum),
+    divided by n (n - 3) as the value is. Rounding leaves an error of a few eps times this
+    magnitude, so magnitude / |value| is the factor by which the feature-space formula
+    multiplies rounding errors: about 1 to d / n on ordinary data, but (k_max / typical
+    |x_i'x_j|)^2 when one squared row norm k_i = ||x_i||^2 dominates, because
+    tr(K~ L~) = ||X'Y||^2 - k'l then subtracts the diagonal's share from a sum it dominates."""
     if n < 4:
         raise ValueError(f"the unbiased HSIC needs at least 4 samples, got {n}")
-    trace = float(np.sum(cross**2)) - row_cross
-    k_sum = x_sum @ x_sum - x_row_sq
-    l_sum = y_sum @ y_sum - y_row_sq
-    cross_term = x_sum @ cross @ y_sum - x_sum @ x_row_y - y_sum @ y_row_x + row_cross
-    return _hsic1(n, trace, k_sum, l_sum, cross_term)
+    squares = float(np.sum(cross**2))
+    ss, tt = x_sum @ x_sum, y_sum @ y_sum
+    sct, szl, twk = x_sum @ cross @ y_sum, x_sum @ x_row_y, y_sum @ y_row_x
+    value = _hsic1(n, squares - row_cross, ss - x_row_sq, tt - y_row_sq,
+                   sct - szl - twk + row_cross)
+    magnitude = _hsic1(n, squares + abs(row_cross), abs(ss) + abs(x_row_sq),
+                       abs(tt) + abs(y_row_sq), 0.0) + float(
+        2.0 / (n - 2) * (abs(sct) + abs(szl) + abs(twk) + abs(row_cross)) / (n * (n - 3)))
+    return value, magnitude
 
 
 def _hsic1(n, trace, k_sum, l_sum, cross_term):

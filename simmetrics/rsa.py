@@ -18,11 +18,13 @@ from scipy import stats
 from scipy.spatial.distance import pdist
 
 from ._linalg import pow2_rescale as _pow2_rescale
+from ._params import Integral, Interval, Options
 from ._registry import register
 from ._validation import check_pair, check_representation
 from .base import Metric, param_dependent
 
-__all__ = ["RSA", "MutualKNN", "rdm", "compare_rdms", "mutual_knn", "nearest_neighbours"]
+__all__ = ["RSA", "MutualKNN", "rdm", "compare_rdms", "mutual_knn", "nearest_neighbours",
+           "neighbour_weights"]
 
 RDM_METHODS = ("correlation", "euclidean")
 COMPARE_METHODS = ("spearman", "pearson", "kendall")
@@ -101,8 +103,135 @@ def rdm(X, method="correlation", name="X"):
             )
         return pdist(X, "correlation")
     if method == "euclidean":
-        return pdist(X, "sqeuclidean") / X.shape[1]
+        r = pdist(X, "sqeuclidean")
+        r /= X.shape[1]
+        return r
     raise ValueError(f"rdm must be one of {RDM_METHODS}, got {method!r}")
+
+
+class _RoundingBounds:
+    """How far rounding can move each dissimilarity of :func:`rdm` from its exact value.
+
+    Two dissimilarities that are equal in exact arithmetic (binary, sparse or quantised
+    activations give many) come out of floating point as values up to the sum of their
+    bounds apart, and a rescaled, rotated or translated copy of the data rounds them
+    differently; counted as ties, they rank the same however they were rounded. For the pair
+    (i, j) of stimuli x_i, x_j (rows of the data as given, d neurons), the computed
+    dissimilarity ``r_ij`` and eps the float64 machine epsilon:
+
+    - ``"euclidean"`` (``r_ij = ||x_i - x_j||^2 / d``):
+      ``b_ij = 2 (d + 2) eps (2 sqrt(r_ij / d) (||x_i|| + ||x_j||) + r_ij)``. An input whose
+      entries carry rounding errors of ``c eps`` times their row's norm (c = 1 for a product
+      or a translation, about sqrt(d) for a rotation, at most d + 2) moves ``||x_i - x_j||^2``
+      by at most ``2 c eps ||x_i - x_j|| (||x_i|| + ||x_j||)``, and the sum of d squared
+      differences rounds by at most ``(d + 2) eps ||x_i - x_j||^2``; doubled for safety.
+    - ``"correlation"``: ``b_ij = 4 eps (d + kappa_i + kappa_j)`` with
+      ``kappa_i = ||x_i|| / ||x_i - mean(x_i)||`` (at least 1): the same input rounding moves
+      the centred, normalised pattern by ``eps kappa_i``, and the centring, normalisation and
+      inner product of d terms round by about ``(d + 2 kappa_i + 2 kappa_j) eps``.
+
+    Measured on rotated, permuted, translated and rescaled copies of binary, quantised, sparse
+    and heavy-tailed data, the differences stay below a tenth of these bounds.
+
+    Parameters
+    ----------
+    X : numpy.ndarray, shape (n, d)
+        The data the RDM was computed from.
+    method : {"correlation", "euclidean"}
+    r : numpy.ndarray, shape (n (n - 1) / 2,)
+        The condensed RDM (kept by reference).
+
+    Examples
+    --------
+    >>> X = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])  # pairs (0, 1), (0, 2), (1, 2)
+    >>> b = _RoundingBounds(X, "euclidean", rdm(X, "euclidean"))  # r = 1, 0.5, 0.5
+    >>> (b(np.arange(3)) / (8 * np.finfo(float).eps)).round(6).tolist()
+    [3.828427, 2.914214, 2.914214]
+    """
+
+    def __init__(self, X, method, r):
+        n, d = X.shape
+        eps = np.finfo(np.float64).eps
+        norms = np.sqrt(np.einsum("ij,ij->i", X, X))
+        self.r, self.euclidean = r, method == "euclidean"
+        if self.euclidean:
+            self.row, self.factor, self.d = norms, 2.0 * (d + 2) * eps, d
+        else:
+            C = X - X.mean(axis=1, keepdims=True)
+            spread = np.sqrt(np.einsum("ij,ij->i", C, C))
+            with np.errstate(divide="ignore", invalid="ignore"):  # constant rows: rdm() raises
+                kappa = np.where(spread > 0, norms / np.where(spread > 0, spread, 1.0), 1.0)
+            self.row, self.factor, self.d = kappa, 4.0 * eps, d
+        # start of row i of the condensed upper triangle: i n - i (i + 1) / 2
+        i = np.arange(n, dtype=np.int64)
+        self.starts = i * n - i * (i + 1) // 2
+        top = 2.0 * float(self.row.max()) if n else 0.0
+        self.max = self._bound(top, float(r.max()) if r.size else 0.0)
+
+    def _bound(self, both, r):
+        if self.euclidean:
+            return self.factor * (2.0 * np.sqrt(r / self.d) * both + r)
+        return self.factor * (self.d + both)
+
+    def __call__(self, k):
+        """The bounds of the condensed entries ``k`` (an integer array)."""
+        i = np.searchsorted(self.starts, k, side="right") - 1
+        j = k - self.starts[i] + i + 1
+        return self._bound(self.row[i] + self.row[j], self.r[k])
+
+
+class _UniformBound:
+    """The same rounding bound ``tol`` for every entry (see :func:`compare_rdms`)."""
+
+    def __init__(self, tol):
+        self.max = float(tol)
+
+    def __call__(self, k):
+        return np.full(np.shape(k), self.max)
+
+
+#: how many neighbouring sorted values are compared (and ranks assigned) per chunk
+_TIE_CHUNK = 2**16
+
+
+def _tied_ranks(r, bounds):
+    """Ranks 1..m of the values ``r`` (ties averaged, as ``scipy.stats.rankdata``), where two
+    values count as tied when they are at most the sum of their rounding ``bounds`` apart.
+
+    Ties are chains of neighbours in sorted order: sorted values s_t, s_(t+1) of entries a, b
+    are in one tie group when ``s_(t+1) - s_t <= bounds(a) + bounds(b)`` (``bounds`` None: when
+    they are equal). Exact ties (a gap of 0) always are, so with bounds of 0 the ranks are
+    ``rankdata(r)``. Memory besides ``r``: the sort order, the ranks, a boolean per value and,
+    when there are ties, the start of every tie group (m values at most); the rest is done a
+    chunk at a time.
+    """
+    m = r.size
+    order = np.argsort(r, kind="stable")  # fast on many equal values (quicksort is not)
+    merged = np.zeros(m, dtype=bool)  # merged[t]: sorted value t ties with value t - 1
+    limit = 0.0 if bounds is None else 2.0 * bounds.max
+    for start in range(1, m, _TIE_CHUNK):
+        stop = min(start + _TIE_CHUNK, m)
+        gaps = np.diff(r[order[start - 1:stop]])  # sorted value t minus value t - 1
+        merged[start:stop] = gaps == 0.0
+        near = np.flatnonzero((gaps > 0.0) & (gaps <= limit))
+        if near.size:
+            t = start + near
+            merged[t] = gaps[near] <= bounds(order[t]) + bounds(order[t - 1])
+    ranks = np.empty(m)
+    if not merged.any():
+        ranks[order] = np.arange(1.0, m + 1.0)
+        return ranks
+    starts = np.flatnonzero(~merged)  # first sorted position of every tie group
+    del merged
+    groups = starts.size
+    for start in range(0, m, _TIE_CHUNK):
+        stop = min(start + _TIE_CHUNK, m)
+        group = np.searchsorted(starts, np.arange(start, stop), side="right") - 1
+        end = np.where(group + 1 < groups, starts[np.minimum(group + 1, groups - 1)], m)
+        # the group holds sorted positions starts[group] .. end - 1, whose ranks
+        # starts[group] + 1 .. end average to (starts[group] + end + 1) / 2
+        ranks[order[start:stop]] = (starts[group] + end + 1) / 2.0
+    return ranks
 
 
 def _check_rdm_varies(r, name, scale):
@@ -115,18 +244,23 @@ def _check_rdm_varies(r, name, scale):
         )
 
 
-def _rdm_vector(r, method, name, scale):
+def _rdm_vector(r, method, name, scale, bounds=None):
     """A condensed RDM made ready for :func:`compare_rdms`: checked not to be constant, then
-    centred and scaled to unit norm (``"pearson"``), its ranks centred and scaled (``"spearman"``:
-    ranks with ties averaged), or kept as it is (``"kendall"``). Correlating two RDMs is then a
-    dot product, so an RDM prepared once serves every comparison it is part of."""
+    centred and scaled to unit norm (``"pearson"``), its ranks centred and scaled
+    (``"spearman"``: ranks with ties averaged), or replaced by those ranks (``"kendall"``,
+    which sees only the order and the ties). Correlating two RDMs is then a dot product, so an
+    RDM prepared once serves every comparison it is part of.
+
+    For the rank comparisons, values closer than their rounding ``bounds`` (a
+    :class:`_RoundingBounds`; None: exact ties only) count as ties (:func:`_tied_ranks`)."""
     _check_rdm_varies(r, name, scale)
-    if method == "kendall":
-        return r
-    if method == "spearman":
-        r = stats.rankdata(r)
+    if method != "pearson":
+        r = _tied_ranks(r, bounds)
+        if method == "kendall":
+            return r
     u = r - r.mean()
-    return u / np.sqrt(np.dot(u, u))
+    u /= np.sqrt(np.dot(u, u))
+    return u
 
 
 def _compare_vectors(u, v, method):
@@ -137,7 +271,7 @@ def _compare_vectors(u, v, method):
     return float(np.clip(np.dot(u, v), -1.0, 1.0))
 
 
-def compare_rdms(a, b, method="spearman", names=("X", "Y"), scale=0.0):
+def compare_rdms(a, b, method="spearman", names=("X", "Y"), scale=0.0, tie_tol=0.0):
     """Correlation between two condensed RDMs, with rsatoolbox's ``compare`` conventions.
 
     - ``"spearman"``: Pearson correlation of the ranks, ties given their average rank
@@ -146,6 +280,12 @@ def compare_rdms(a, b, method="spearman", names=("X", "Y"), scale=0.0):
     - ``"kendall"``: Kendall's tau-b, which corrects for ties in either RDM (rsatoolbox
       ``'kendall'``, an alias of its ``'tau-b'``; scipy ``kendalltau``), O(m log m) in the
       number m of pairs.
+
+    Ties: by default only exactly equal dissimilarities tie (rsatoolbox's and scipy's rule).
+    With ``tie_tol > 0`` the two rank comparisons also count as tied neighbouring sorted
+    values at most ``2 tie_tol`` apart (``tie_tol`` bounds each value's rounding error), so
+    that dissimilarities equal in exact arithmetic but rounded differently still tie.
+    :class:`RSA` computes such a bound for every entry from the data (``_RoundingBounds``).
 
     Parameters
     ----------
@@ -160,6 +300,9 @@ def compare_rdms(a, b, method="spearman", names=("X", "Y"), scale=0.0):
         as constant. :class:`RSA` passes 1 for correlation distances, which lie in [0, 2] and
         are rounded to about eps however small they are (all patterns perfectly correlated
         give an RDM of rounding noise around 0).
+    tie_tol : float, default 0.0
+        The rounding error each dissimilarity may carry, for the ties of ``"spearman"`` and
+        ``"kendall"`` (ignored by ``"pearson"``, which rounding moves by rounding amounts).
 
     Returns
     -------
@@ -178,8 +321,13 @@ def compare_rdms(a, b, method="spearman", names=("X", "Y"), scale=0.0):
     (1.0, -1.0)
     """
     _check_compare(method)
-    return _compare_vectors(_rdm_vector(a, method, names[0], scale),
-                            _rdm_vector(b, method, names[1], scale), method)
+    if isinstance(tie_tol, bool) or not (
+            isinstance(tie_tol, numbers.Real) and 0.0 <= tie_tol < np.inf):
+        raise ValueError(f"tie_tol must be a finite number >= 0, got {tie_tol!r}")
+    bounds = _UniformBound(tie_tol) if tie_tol > 0 else None
+    a, b = (np.asarray(v, dtype=np.float64) for v in (a, b))
+    return _compare_vectors(_rdm_vector(a, method, names[0], scale, bounds),
+                            _rdm_vector(b, method, names[1], scale, bounds), method)
 
 
 def _check_compare(method):
@@ -216,9 +364,26 @@ class RSA(Metric):
     across its neurons, and a rotation, a sign flip of some neurons or a translation by a
     non-constant vector changes those row means, so the RDM changes.
 
+    Ties: dissimilarities that are equal in exact arithmetic (binary, sparse, quantised
+    activations, duplicated stimuli) are rounded differently by a rescaled, rotated or
+    translated copy of the data, so ``"spearman"`` and ``"kendall"`` count as tied two
+    dissimilarities that differ by no more than their rounding error: neighbouring sorted
+    values at most ``b_a + b_b`` apart, with (d neurons, eps the float64 machine epsilon)
+    ``b_ij = 2 (d + 2) eps (2 sqrt(r_ij / d) (||x_i|| + ||x_j||) + r_ij)`` for the Euclidean
+    RDM r and ``b_ij = 4 eps (d + kappa_i + kappa_j)``, ``kappa_i = ||x_i|| / ||x_i -
+    mean(x_i)||``, for the correlation RDM: bounds on the rounding of the input and of the
+    RDM's arithmetic (``_RoundingBounds``). Tied values get their average rank, as in
+    rsatoolbox and scipy, whose values are reproduced on data without such near-ties.
+    ``"pearson"`` needs no rule (rounding moves it by rounding amounts).
+
     Memory and time are O(n^2) in the number n of stimuli: the condensed RDMs (and for
-    ``"spearman"`` their ranks) hold n (n - 1) / 2 float64 values each, 400 MB per vector at
-    n = 10,000 (50 million pairs). ``"kendall"`` is O(m log m) in the m pairs.
+    ``"spearman"`` and ``"kendall"`` their ranks) hold m = n (n - 1) / 2 float64 values each,
+    400 MB per vector at n = 10,000 (50 million pairs); ``fit_score`` holds about 3 such
+    vectors at once for ``"pearson"``, 6 for ``"spearman"`` and 7.5 for ``"kendall"``.
+    ``"kendall"`` is O(m log m) in the m pairs. Before starting, that peak for both inputs
+    (for :func:`simmetrics.pairwise`, for all of them) is checked against the memory budget
+    (:func:`simmetrics.set_memory_budget`): a ``MemoryBudgetError`` names the rows and the
+    alternatives.
 
     Parameters
     ----------
@@ -262,6 +427,11 @@ class RSA(Metric):
     symmetric = True
     reference = "Kriegeskorte, Mur, Bandettini 2008, Front. Syst. Neurosci.; rsatoolbox"
 
+    _parameter_constraints = {
+        "rdm": [Options(RDM_METHODS)],
+        "compare": [Options(COMPARE_METHODS, hint="rsatoolbox's 'corr' is 'pearson'")],
+    }
+
     def __init__(self, rdm="correlation", compare="spearman", layout=None):
         self.rdm = rdm
         self.compare = compare
@@ -275,13 +445,34 @@ class RSA(Metric):
     def _fit(self, X, Y):
         self._check_params()
 
+    # -- memory: counted in vectors of the m = n (n - 1) / 2 pairs of stimuli, measured with
+    # tracemalloc: the peak of preparing one representation (its RDM and ranking) and what the
+    # pair step holds besides the two states (Kendall's tau: sorts and tie counts)
+    _PREPARE_VECTORS = {"pearson": 2.1, "spearman": 5.0, "kendall": 5.0}
+    _PAIR_VECTORS = {"pearson": 0.0, "spearman": 0.0, "kendall": 5.5}
+
+    def _memory_bytes(self, n, d, count, jobs=1):
+        """Peak bytes with ``count`` prepared representations of n stimuli and d neurons held
+        and ``jobs`` steps running at once, and what that counts."""
+        m = n * (n - 1) // 2
+        extra = max(self._PREPARE_VECTORS.get(self.compare, 7.0) - 1.0,
+                    self._PAIR_VECTORS.get(self.compare, 8.0))
+        vectors = count + jobs * extra
+        # and, per job, copies of the input and the temporaries of one chunk of the ranking
+        nbytes = int(8 * m * vectors) + 8 * jobs * (4 * n * d + 4 * min(m, _TIE_CHUNK))
+        return nbytes, (f"about {vectors:g} float64 vectors of its {m:,} pairs of stimuli at "
+                        "once (the RDMs and their ranks)")
+
     # per representation (simmetrics.pairwise): its RDM, ready to be correlated
     def _prepare(self, A, name):
         self._check_params()
         # The RDM is exactly proportional to the one of the rescaled data, and every
         # comparison ignores a positive factor, so rescale first to keep squares in range.
-        r = rdm(_pow2_rescale(A), self.rdm, name)
-        return _rdm_vector(r, self.compare, name, float(self.rdm == "correlation"))
+        A = _pow2_rescale(A)
+        r = rdm(A, self.rdm, name)
+        # the rank comparisons count dissimilarities within rounding of each other as ties
+        bounds = None if self.compare == "pearson" else _RoundingBounds(A, self.rdm, r)
+        return _rdm_vector(r, self.compare, name, float(self.rdm == "correlation"), bounds)
 
     def _fit_score_prepared(self, a, b):
         return _compare_vectors(a, b, self.compare)
@@ -301,19 +492,34 @@ def _unit_rows(X, name):
     return X / norms[:, None]
 
 
-def _topk_mask(S, k):
-    """Boolean mask of the ``k`` largest entries of each row of ``S``; among equal values the
-    lower column index wins. O(rows x cols) time and memory."""
+def _topk_mask(S, k, tol=0.0):
+    """Boolean mask of the ``k`` largest entries of each row of ``S``, where values within
+    ``tol`` of the row's k-th largest value v count as tied with it: the values above
+    ``v + tol`` are in, and the places left go to the tied values (``|s - v| <= tol``) of
+    lowest column index. With ``tol = 0`` only equal values tie. O(rows x cols) time and
+    memory."""
     cols = S.shape[1]
-    kth = np.partition(S, cols - k, axis=1)[:, cols - k, None]  # each row's k-th largest
-    mask = S >= kth
-    crowded = np.flatnonzero(np.count_nonzero(mask, axis=1) > k)  # ties at the k-th value
+    kth = np.partition(S, cols - k, axis=1)[:, [cols - k]]  # each row's k-th largest (a copy)
+    mask = S >= kth - tol  # the k largest and every value tied with the k-th
+    crowded = np.flatnonzero(np.count_nonzero(mask, axis=1) > k)  # more ties than places
     if crowded.size:
         sub, cut = S[crowded], kth[crowded]
-        above, tied = sub > cut, sub == cut
+        above = sub > cut + tol
+        tied = mask[crowded] & ~above
         room = k - np.count_nonzero(above, axis=1, keepdims=True)  # tied values that fit
         mask[crowded] = above | (tied & (np.cumsum(tied, axis=1) <= room))
     return mask
+
+
+#: Cosine similarities whose exact values are equal differ, once rounded, by at most about
+#: d eps (d neurons; measured below 0.45 d eps for rotated, permuted and rescaled copies of
+#: binary, quantised, sparse and heavy-tailed data): they tie within ``_TIE_FACTOR (d + 2) eps``.
+_TIE_FACTOR = 4.0
+
+
+def _tie_tolerance(d):
+    """The tolerance within which two cosine similarities of d-neuron samples tie."""
+    return _TIE_FACTOR * (d + 2) * np.finfo(np.float64).eps
 
 
 class _NeighbourSearch:
@@ -321,10 +527,12 @@ class _NeighbourSearch:
 
     Duplicated rows (after L2 normalisation) are stored once, and the similarities are
     gathered from the distinct rows, so duplicated samples always get bitwise-equal
-    similarities and therefore exact ties.
+    similarities and therefore exact ties. ``tol`` is the tie tolerance of
+    :func:`_tie_tolerance` for the representation's width.
     """
 
     def __init__(self, X, name):
+        self.tol = _tie_tolerance(X.shape[1])
         U = _unit_rows(X, name)
         distinct, which = np.unique(U, axis=0, return_inverse=True)
         if distinct.shape[0] == U.shape[0]:  # no duplicates: keep the sample order
@@ -351,13 +559,15 @@ def mutual_knn(X, Y, k=10, chunk_size=None):
     where N_X(i) holds the k samples j != i with the largest cosine similarity
     ``<x_i, x_j> / (||x_i|| ||x_j||)`` to sample i in X (the paper L2-normalises each sample's
     feature vector and ranks neighbours by inner product; equivalently by the Euclidean
-    distance between the normalised rows). Exact ties are broken in favour of the lower sample
-    index; duplicated samples always tie exactly.
+    distance between the normalised rows). Ties at the k-th place count fractionally
+    (:func:`neighbour_weights`): with weights w_X(i, j) (1 for a neighbour, p / t for each of
+    t samples tied for p places, 0 otherwise), ``|N_X(i) & N_Y(i)|`` is
+    ``sum_j min(w_X(i, j), w_Y(i, j))``, which is the plain count when nothing ties.
 
     No input checking (:class:`MutualKNN` validates). The n x n similarity matrix is never
     formed: ``chunk_size`` rows at a time, so memory is O(n * chunk_size), besides the
-    normalised copies of X and Y; by default ``chunk_size`` is chosen so that a chunk holds about 4
-    million entries (32 MB per float64 array).
+    normalised copies of X and Y; by default ``chunk_size`` is chosen so that a chunk holds
+    about 4 million entries (32 MB per float64 array).
 
     Parameters
     ----------
@@ -370,23 +580,149 @@ def mutual_knn(X, Y, k=10, chunk_size=None):
     Returns
     -------
     float
-        A similarity in [0, 1], a multiple of 1 / (n k).
+        A similarity in [0, 1]; a multiple of 1 / (n k) when no similarities tie at the k-th
+        place.
 
     Examples
     --------
     >>> X = np.array([[1.0, 0.0], [0.9, 0.1], [0.0, 1.0], [0.1, 0.9]])
     >>> mutual_knn(X, X[:, ::-1], k=1), mutual_knn(X, X[[0, 2, 1, 3]], k=1)
     (1.0, 0.0)
+    >>> E = np.eye(3)  # every other sample ties for the one place: weights 1/2, 1/2
+    >>> mutual_knn(E, E, k=1), mutual_knn(E, X[:3], k=1)
+    (1.0, 0.5)
     """
     n = X.shape[0]
-    return _shared_neighbours(nearest_neighbours(X, k, "X", chunk_size),
-                              nearest_neighbours(Y, k, "Y", chunk_size)) / (n * k)
+    return _shared_weight(_neighbourhoods(X, k, "X", chunk_size),
+                          _neighbourhoods(Y, k, "Y", chunk_size)) / (n * k)
+
+
+class _Neighbourhoods:
+    """Every sample's k nearest neighbours with ties at the k-th place counted fractionally
+    (see :func:`neighbour_weights`), in O(n k) memory where ties are few and at most n^2 / 8
+    bytes where they are many.
+
+    Sample j is a neighbour of sample i with weight 1 when the key ``i n + j`` is in
+    ``above``, and with weight ``share[i]`` when j is in the tie group of i: listed as keys in
+    ``tied`` for a group of at most n / 64 samples, held as a row of bits otherwise (``bits``,
+    for the samples ``big``). Keys are sorted.
+    """
+
+    def __init__(self, n, k, chunks):
+        above, share, tied, big, bits = zip(*chunks)
+        self.n, self.k = n, k
+        self.above = np.concatenate(above)
+        self.share = np.concatenate(share)
+        self.tied = np.concatenate(tied)
+        self.big = np.concatenate(big)
+        self.bits = np.concatenate(bits)
+
+    def is_tied(self, keys):
+        """Whether each pair ``keys`` (i n + j) is in the tie group of its sample i."""
+        i, j = np.divmod(keys, self.n)
+        out = _isin_sorted(keys, self.tied)
+        if self.big.size:
+            pos = np.minimum(np.searchsorted(self.big, i), self.big.size - 1)
+            held = np.flatnonzero(self.big[pos] == i)
+            jj = j[held]
+            out[held] = (self.bits[pos[held], jj >> 3] >> (jj & 7)) & 1 == 1
+        return out
+
+    def listed_ties_of(self, samples):
+        """The keys of the tie groups held as lists, of the given samples only."""
+        return self.tied[_isin_sorted(self.tied // self.n, samples)]
+
+
+def _isin_sorted(values, sorted_keys):
+    """``numpy.isin(values, sorted_keys)`` for sorted unique ``sorted_keys``, by bisection."""
+    if not sorted_keys.size:
+        return np.zeros(np.shape(values), dtype=bool)
+    pos = np.minimum(np.searchsorted(sorted_keys, values), sorted_keys.size - 1)
+    return sorted_keys[pos] == values
+
+
+def _neighbourhood_chunk(S, start, n, k, tol):
+    """One chunk of :class:`_Neighbourhoods` (the samples ``start``, ``start + 1``, ...) from
+    their similarities ``S`` to every sample: (above keys, shares, tied keys, big samples,
+    their bits). The values above ``v + tol`` (v: the row's k-th largest value) have weight 1,
+    and each of the t values tied with v (``|s - v| <= tol``) ``p / t`` when p places are
+    left after them; a row whose ties fit the places (p = t) lists all k with weight 1."""
+    rows_in_chunk, cols = S.shape
+    kth = np.partition(S, cols - k, axis=1)[:, [cols - k]]  # each row's k-th largest (a copy)
+    mask = S >= kth - tol  # the k largest and every value tied with the k-th
+    share = np.ones(rows_in_chunk)
+    crowded = np.flatnonzero(np.count_nonzero(mask, axis=1) > k)  # more ties than places
+    tied = np.zeros((0, cols), dtype=bool)
+    if crowded.size:  # there the mask keeps the values above the tie, the tie goes apart
+        sub, cut = S[crowded], kth[crowded]
+        above = sub > cut + tol
+        tied = mask[crowded] & ~above
+        mask[crowded] = above
+        share[crowded] = (k - np.count_nonzero(above, axis=1)) / np.count_nonzero(tied, axis=1)
+    rows, cols_above = np.nonzero(mask)
+    above_keys = (rows + start).astype(np.int64) * n + cols_above
+    big = 64 * np.count_nonzero(tied, axis=1) > n  # a list of keys would outweigh a bit row
+    rows, cols_tied = np.nonzero(tied[~big])
+    tied_keys = (crowded[~big][rows] + start).astype(np.int64) * n + cols_tied
+    bits = np.packbits(tied[big], axis=1, bitorder="little")
+    if not bits.size:
+        bits = np.zeros((0, (n + 7) // 8), dtype=np.uint8)
+    return above_keys, share, tied_keys, crowded[big].astype(np.int64) + start, bits
+
+
+def neighbour_weights(X, k, name="X", chunk_size=None):
+    """Every sample's k nearest neighbours by cosine similarity, ties counted fractionally.
+
+    The weight of sample j as a neighbour of sample i (never j = i) is 1 when its similarity
+    exceeds the k-th largest similarity v of sample i by more than the tie tolerance
+    ``4 (d + 2) eps``, ``p / t`` for each of the t samples whose similarity is within the
+    tolerance of v when p places are left, and 0 otherwise; the weights of each sample sum to
+    k. Duplicated samples always tie exactly. Computed ``chunk_size`` rows at a time (see
+    :func:`mutual_knn`).
+
+    Returns
+    -------
+    numpy.ndarray of float64, shape (n, n)
+        The weights as a dense matrix, for inspection on small data (:class:`MutualKNN` keeps
+        them in O(n k) memory).
+
+    Examples
+    --------
+    >>> neighbour_weights(np.eye(3), 1).tolist()  # two samples tie for each place
+    [[0.0, 0.5, 0.5], [0.5, 0.0, 0.5], [0.5, 0.5, 0.0]]
+    """
+    hoods = _neighbourhoods(X, k, name, chunk_size)
+    n = hoods.n
+    W = np.zeros(n * n)
+    W[hoods.above] = 1.0
+    W[hoods.tied] = hoods.share[hoods.tied // n]
+    W = W.reshape(n, n)
+    for i, bits in zip(hoods.big, hoods.bits):
+        W[i, np.unpackbits(bits, count=n, bitorder="little") == 1] = hoods.share[i]
+    return W
+
+
+def _neighbourhoods(X, k, name="X", chunk_size=None):
+    """:class:`_Neighbourhoods` of the samples of ``X``, ``chunk_size`` rows at a time."""
+    n = X.shape[0]
+    if chunk_size is None:
+        chunk_size = max(1, _KNN_CHUNK_ENTRIES // n)
+    search = _NeighbourSearch(X, name)
+    chunks = [
+        _neighbourhood_chunk(search.similarities(np.arange(start, min(start + chunk_size, n))),
+                             start, n, k, search.tol)
+        for start in range(0, n, chunk_size)
+    ]
+    return _Neighbourhoods(n, k, chunks)
 
 
 def nearest_neighbours(X, k, name="X", chunk_size=None):
     """The k nearest neighbours of every sample of ``X`` by cosine similarity (a sample is not
-    its own neighbour; exact ties go to the lower index), as an (n, k) array of sample indices
+    its own neighbour; similarities within ``4 (d + 2) eps`` of each other tie, and a list of
+    exactly k needs a rule: ties go to the lower index), as an (n, k) array of sample indices
     in increasing order. Computed ``chunk_size`` rows at a time (see :func:`mutual_knn`).
+    :class:`MutualKNN` counts ties fractionally instead (:func:`neighbour_weights`), which
+    depends on no sample order.
 
     Examples
     --------
@@ -402,16 +738,34 @@ def nearest_neighbours(X, k, name="X", chunk_size=None):
     for start in range(0, n, chunk_size):
         rows = np.arange(start, min(start + chunk_size, n))
         # exactly k per row, found row by row in column order
-        out[rows] = np.nonzero(_topk_mask(search.similarities(rows), k))[1].reshape(-1, k)
+        mask = _topk_mask(search.similarities(rows), k, search.tol)
+        out[rows] = np.nonzero(mask)[1].reshape(-1, k)
     return out
 
 
-def _shared_neighbours(a, b):
-    """sum_i |N_a(i) & N_b(i)| for two (n, k) arrays of neighbour indices: each row holds k
-    distinct indices, so in the sorted concatenation of two rows an index shared by both is
-    exactly a pair of equal neighbours."""
-    both = np.sort(np.concatenate([a, b], axis=1), axis=1)
-    return int(np.count_nonzero(both[:, 1:] == both[:, :-1]))
+def _shared_weight(a, b):
+    """sum_i sum_j min(w_a(i, j), w_b(i, j)) for two :class:`_Neighbourhoods` of the same
+    samples: the number of shared neighbours, ties counted fractionally. Each sample's weights
+    are 1 on its set A of neighbours above the tie and its share s on its tie group T, so the
+    sum is |A_a & A_b| + s_b |A_a & T_b| + s_a |T_a & A_b| + min(s_a, s_b) |T_a & T_b|,
+    summed over the samples."""
+    n = a.n
+
+    def per_sample(keys):
+        return np.bincount(keys // n, minlength=n).astype(np.float64)
+
+    total = float(np.intersect1d(a.above, b.above, assume_unique=True).size)
+    total += float(b.share @ per_sample(a.above[b.is_tied(a.above)]))
+    total += float(a.share @ per_sample(b.above[a.is_tied(b.above)]))
+    # tie group against tie group: a's listed groups against b's (listed or bits), b's listed
+    # groups against a's bits, and groups held as bits on both sides
+    ties = per_sample(a.tied[b.is_tied(a.tied)])
+    listed = b.listed_ties_of(a.big)
+    ties += per_sample(listed[a.is_tied(listed)])
+    both, ia, ib = np.intersect1d(a.big, b.big, assume_unique=True, return_indices=True)
+    if both.size:
+        ties[both] += np.bitwise_count(a.bits[ia] & b.bits[ib]).sum(axis=1)
+    return total + float(np.minimum(a.share, b.share) @ ties)
 
 
 def _valid_k(k):
@@ -431,9 +785,20 @@ class MutualKNN(Metric):
     vector is L2-normalised and neighbours are the samples with the largest inner product, that
     is the largest cosine similarity; a sample is never its own neighbour. The paper's feature
     preparation also clips outliers at the 95th percentile of absolute activations before
-    normalising; that is preprocessing, not part of the metric, and is not done here. Exact ties
-    in similarity are broken deterministically, in favour of the lower sample index
-    (duplicated samples always tie exactly); the paper's code leaves them to an unstable sort.
+    normalising; that is preprocessing, not part of the metric, and is not done here.
+
+    Ties, decided deterministically and invariantly: binary, sparse and quantised activations
+    give many similarities that are equal in exact arithmetic, and a rotated or rescaled copy
+    of the data rounds them differently. So two cosine similarities of one sample count as
+    tied when they differ by at most ``4 (d + 2) eps`` (d neurons, eps the float64 machine
+    epsilon; similarities equal in exact arithmetic were measured within 0.45 d eps of each
+    other in rotated, permuted and rescaled copies), and a tie at the k-th place counts
+    fractionally, so that no order of the samples decides it: the samples whose similarity
+    exceeds the k-th largest value v by more than the tolerance are neighbours (weight 1),
+    and each of the t samples tied with v shares the p places left (weight p / t). The overlap
+    of two neighbourhoods is ``sum_j min(w_X(i, j), w_Y(i, j))`` (the plain count when nothing
+    ties; k for X against itself, so m(X, X) = 1). Duplicated samples always tie exactly. The
+    paper's code leaves ties to an unstable sort.
 
     A **similarity** in [0, 1]: 1 when every sample has the same k neighbours in X and Y.
     Not a metric. Invariant to orthogonal maps of the neurons (rotations, signed and plain
@@ -441,7 +806,9 @@ class MutualKNN(Metric):
     cosine similarities, so an all-zero sample is an error.
 
     Memory O(n * chunk) rather than O(n^2): similarities are computed a chunk of rows at a
-    time, about 4 million entries per chunk, besides normalised copies of X and Y.
+    time, about 4 million entries per chunk, besides normalised copies of X and Y; the peak
+    (about 170 MB at n = 10,000) is checked against the memory budget before starting
+    (:func:`simmetrics.set_memory_budget`).
     Time O(n^2 (d_x + d_y)); about 3.5 s for n = 10,000 and 256 neurons on 2 CPU cores.
 
     Parameters
@@ -477,6 +844,8 @@ class MutualKNN(Metric):
     symmetric = True
     reference = "Huh, Cheung, Wang, Isola 2024, The Platonic Representation Hypothesis, ICML"
 
+    _parameter_constraints = {"k": [Interval(Integral, 1, None)]}
+
     def __init__(self, k=10, layout=None):
         self.k = k
         self.layout = layout
@@ -486,14 +855,31 @@ class MutualKNN(Metric):
             raise ValueError(f"k must be a positive integer, got {self.k!r}")
         # Every other check first; then the sample count, in words that name k (min_samples is
         # k + 1 because each sample's neighbours are the other n - 1 samples).
-        X, Y = check_pair(X, Y, layout=self.layout, min_samples=1)
-        return self._enough_samples(X, "X"), Y
+        Xv, Yv = check_pair(X, Y, layout=self.layout, min_samples=1)
+        self._enough_samples(Xv, "X")
+        self._check_rows(Xv.shape[0], max(Xv.shape[1], Yv.shape[1]), raw=X)
+        return Xv, Yv
 
     def _validate_one(self, A, name):
         if not _valid_k(self.k):
             raise ValueError(f"k must be a positive integer, got {self.k!r}")
-        A = check_representation(A, name, layout=self.layout, min_samples=1)
-        return self._enough_samples(A, name)
+        B = self._enough_samples(check_representation(A, name, layout=self.layout, min_samples=1),
+                                 name)
+        self._check_rows(*B.shape, raw=A)
+        return B
+
+    # -- memory: measured with tracemalloc, the peak of one neighbour search is below 3
+    # similarity chunks (the chunk, its partition, the mask) and 3 copies of the input; each
+    # state holds about n k keys and weights (more where ties at the k-th place are large),
+    # and the pair step's intersection about 6 n k numbers
+    def _memory_bytes(self, n, d, count, jobs=1):
+        """Peak bytes with ``count`` neighbour lists of n samples held and ``jobs`` searches
+        (d neurons) running at once, and what that counts."""
+        rows = min(n, max(1, _KNN_CHUNK_ENTRIES // n))
+        k = int(self.k)
+        nbytes = 8 * (jobs * (5 * rows * n + 3 * n * d) + (2 * count + 8) * n * k)
+        return nbytes, (f"{jobs * 5} float64 {rows:,} x {n:,} chunks of similarities at once "
+                        "and the neighbour lists")
 
     def _enough_samples(self, A, name):
         n = A.shape[0]
@@ -505,9 +891,9 @@ class MutualKNN(Metric):
             )
         return A
 
-    # per representation (simmetrics.pairwise): its neighbour lists
+    # per representation (simmetrics.pairwise): its neighbours and their weights
     def _prepare(self, A, name):
-        return nearest_neighbours(A, int(self.k), name)
+        return _neighbourhoods(A, int(self.k), name)
 
     def _fit_score_prepared(self, a, b):
-        return _shared_neighbours(a, b) / a.size
+        return _shared_weight(a, b) / (a.n * a.k)

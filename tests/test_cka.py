@@ -168,9 +168,9 @@ def test_constant_representation_is_an_error(rng):
 
 def test_kernel_cka_bad_parameters(rng):
     X = rng.normal(size=(10, 3))
-    with pytest.raises(ValueError, match="sigma must be positive"):
+    with pytest.raises(ValueError, match=r"parameter 'sigma' must be None or a finite real number in \(0, inf\)"):
         KernelCKA(sigma=-1).fit_score(X, X)
-    with pytest.raises(ValueError, match="kernel must be"):
+    with pytest.raises(ValueError, match="parameter 'kernel' must be one of 'linear', 'rbf' or a callable"):
         KernelCKA(kernel="poly").fit_score(X, X)
     with pytest.raises(ValueError, match=r"kernel\(X\) must return"):
         KernelCKA(kernel=lambda A: A).fit_score(X, X)

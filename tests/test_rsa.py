@@ -208,11 +208,11 @@ def test_rsa_constant_rdm(rng):
 
 def test_rsa_bad_parameters_and_too_few_stimuli(rng):
     X = rng.normal(size=(10, 3))
-    with pytest.raises(ValueError, match="rdm must be one of"):
+    with pytest.raises(ValueError, match="parameter 'rdm' must be one of"):
         RSA(rdm="cosine").fit_score(X, X)
-    with pytest.raises(ValueError, match="compare must be one of .*'corr' is 'pearson'"):
+    with pytest.raises(ValueError, match="'compare' must be one of .*rsatoolbox's 'corr' is 'pearson'"):
         RSA(compare="corr").fit_score(X, X)
-    with pytest.raises(ValueError, match="rdm must be one of"):
+    with pytest.raises(ValueError, match="parameter 'rdm' must be one of"):
         RSA(rdm="mahalanobis").fit(X, X)
     with pytest.raises(ValueError, match="X has 2 samples, but this estimator needs at least 3"):
         RSA().fit_score(X[:2], X[:2])
@@ -251,19 +251,32 @@ def test_mutual_knn_equals_sklearn_cosine_neighbours(rng, k):
 def test_mutual_knn_chunks_agree(rng):
     X, Y = _related(rng, n=97)
     whole = mutual_knn(X, Y, k=6, chunk_size=97)
+    # exact: the value is a count of shared neighbours over n k, and the neighbour sets are
+    # integers (generic data: no two similarities within rounding of each other)
     for chunk in (1, 7, 50, None):
         assert mutual_knn(X, Y, k=6, chunk_size=chunk) == whole
 
 
-def _stable_knn_sets(S, k):
-    # independent tie rule: sort by similarity, ties by index (a stable sort of -S)
+def _fractional_knn_weights(S, k):
+    # independent tie rule, on similarities whose ties are exact: the values above the k-th
+    # largest v weigh 1, each of the t values equal to v weighs (places left) / t
     S = S.copy()
     np.fill_diagonal(S, -np.inf)
-    order = np.argsort(-S, axis=1, kind="stable")[:, :k]
-    return [set(row) for row in order]
+    W = np.zeros_like(S)
+    for i, row in enumerate(S):
+        v = np.sort(row)[-k]
+        W[i, row > v] = 1.0
+        W[i, row == v] = (k - np.count_nonzero(row > v)) / np.count_nonzero(row == v)
+    return W
 
 
-def test_mutual_knn_breaks_exact_ties_by_lower_index(rng):
+def _fractional_mutual_knn(Sx, Sy, k):
+    # the overlap of two weighted neighbourhoods: sum_j min(w_x, w_y), over n k
+    return np.minimum(_fractional_knn_weights(Sx, k), _fractional_knn_weights(Sy, k)).sum() / (
+        len(Sx) * k)
+
+
+def test_mutual_knn_counts_exact_ties_fractionally(rng):
     # The 24 vertices of the 24-cell (permutations of (+-1, +-1, 0, 0)) over sqrt 2, scaled by
     # 1/2: unit vectors whose inner products are exact dyadic numbers, so every tie is exact.
     # Each vertex has 8 neighbours at cosine 1/2: k = 3 keeps only some of them.
@@ -279,17 +292,18 @@ def test_mutual_knn_breaks_exact_ties_by_lower_index(rng):
     Y = X[rng.permutation(len(X))]
     k = 3
     unit_x, unit_y = X / np.sqrt(8), Y / np.sqrt(8)
-    nx, ny = _stable_knn_sets(unit_x @ unit_x.T, k), _stable_knn_sets(unit_y @ unit_y.T, k)
-    expected = np.mean([len(a & b) / k for a, b in zip(nx, ny)])
+    expected = _fractional_mutual_knn(unit_x @ unit_x.T, unit_y @ unit_y.T, k)
     assert MutualKNN(k=k).fit_score(X, Y) == pytest.approx(expected, abs=1e-15)
-    # the same answer whichever way the rows are chunked
+    # the same answer whichever way the rows are chunked, and whatever order the samples have
     assert mutual_knn(X, Y, k, chunk_size=5) == pytest.approx(expected, abs=1e-15)
+    order = rng.permutation(len(X))
+    assert MutualKNN(k=k).fit_score(X[order], Y[order]) == pytest.approx(expected, abs=1e-15)
 
 
 def test_mutual_knn_duplicated_samples_tie_exactly(rng):
     # duplicates (and power-of-two multiples, which normalise to the same row) must tie;
-    # the expected value uses a stable sort of similarities rounded to 12 digits, where the
-    # only ties in random data are the duplicates.
+    # the expected value counts ties fractionally on similarities rounded to 12 digits, where
+    # the only ties in random data are the duplicates.
     X = rng.normal(size=(120, 7))
     X[[5, 40, 77, 101]] = X[3] * np.array([[1.0], [2.0], [0.5], [1.0]])
     X[[60, 61]] = X[10]
@@ -302,8 +316,7 @@ def test_mutual_knn_duplicated_samples_tie_exactly(rng):
         U = A / np.linalg.norm(A, axis=1, keepdims=True)
         return np.round(U @ U.T, 12)
 
-    nx, ny = _stable_knn_sets(rounded(X), k), _stable_knn_sets(rounded(Y), k)
-    expected = np.mean([len(a & b) / k for a, b in zip(nx, ny)])
+    expected = _fractional_mutual_knn(rounded(X), rounded(Y), k)
     assert MutualKNN(k=k).fit_score(X, Y) == pytest.approx(expected, abs=1e-15)
 
 
@@ -325,6 +338,8 @@ def test_duplicated_samples_get_bitwise_equal_similarities():
 # -- mutual kNN: identities and invariances --------------------------------------------------
 def test_mutual_knn_identities(rng):
     X, Y = _related(rng, n=80)
+    # exact: the value is a count of shared neighbours over n k (X, X: the same neighbour sets,
+    # k = n - 1: all of them), and the count is symmetric
     assert MutualKNN(k=7).fit_score(X, X) == 1.0
     # symmetric in X and Y
     assert MutualKNN(k=7).fit_score(X, Y) == MutualKNN(k=7).fit_score(Y, X)
@@ -364,6 +379,7 @@ def test_mutual_knn_torch_and_layout(rng):
     H1 = rng.normal(size=(20, 3, 2, 2))
     H2 = H1 + 0.1 * rng.normal(size=H1.shape)
     flat = MutualKNN(k=5).fit_score(H1.reshape(20, -1), H2.reshape(20, -1))
+    # same code, same input: the layout gives these very matrices
     assert MutualKNN(k=5, layout="flatten").fit_score(torch.from_numpy(H1), H2) == flat
 
 
@@ -381,7 +397,8 @@ def test_mutual_knn_k_must_be_smaller_than_n(rng):
 @pytest.mark.parametrize("k", [0, -3, 2.5, True, "5", None])
 def test_mutual_knn_bad_k(rng, k):
     X = rng.normal(size=(10, 3))
-    with pytest.raises(ValueError, match="k must be a positive integer"):
+    # 0 and -3 are out of range (ValueError); 2.5, True, "5" and None are not ints (TypeError)
+    with pytest.raises((ValueError, TypeError), match=r"parameter 'k' must be an int in \[1, inf\)"):
         MutualKNN(k=k).fit_score(X, X)
     assert MutualKNN(k=k).min_samples == 2
 

@@ -272,7 +272,7 @@ def test_bad_streams_are_errors(rng):
     fitted = OrthogonalProcrustes().fit(X, Y)
     with pytest.raises(ValueError, match="fitted with"):
         stream_score(fitted, [(X[:, :-1], Y)], fit=False)
-    with pytest.raises(ValueError, match="score_method must be one of"):
+    with pytest.raises(ValueError, match="parameter 'score_method' must be one of"):
         stream_score(ShapeMetric(score_method="cosine"), [(X, Y)])
 
 
