@@ -14,25 +14,30 @@ ranks), never a NaN.
 - :class:`PWCCA`: canonical correlations weighted by how much of one representation's neurons
   each canonical variate accounts for (Morcos et al. 2018).
 
-**Two routes, on purpose.** ``fit``/``score`` on whole data take the SVD of the centred data;
-:func:`simmetrics.stream_score` has only second moments (:class:`simmetrics.PairMoments`) and
-takes the eigen-decomposition of the covariance matrices instead (``*_from_moments`` below):
-Ux = Xc V L^(-1/2), so Ux'Uy = L_x^(-1/2) V_x' (Xc'Yc) V_y L_y^(-1/2). The covariance squares
-the condition number: directions whose variance is below max(n, d) * eps of the largest cannot be
-told from rounding and are dropped (the SVD route resolves singular values down to
-max(n, d) * eps of the largest). On well-conditioned data both routes agree to 1e-10 (tested);
-on nearly rank-deficient data prefer the whole-data estimators.
+**Streaming.** ``fit``/``score`` on whole data take the SVD of the centred data.
+:func:`simmetrics.stream_score` accumulates, besides the second moments, a square root R of the
+joint centred Gram matrix (:attr:`simmetrics.PairMoments.factor`, R'R = [Xc Yc]'[Xc Yc], from
+QR decompositions of the batches), whose column blocks A, B are Q'Xc and Q'Yc for some Q with
+orthonormal columns (:meth:`simmetrics.PairMoments.factor_rows`): the same SVDs run on them,
+with the data's condition number, so one stimulus 1e8 times the others or a cluster beside a
+far outlier give the whole-data value (the covariance Xc'Xc squares the condition number and
+had lost those directions: CCA 1.0 for 0.63). Statistics without the factor use the covariance
+route, Ux = Xc W with W from a square root of Xc'Xc, so Ux'Uy = Wx' (Xc'Yc) Wy, only where
+:func:`simmetrics.moments.gram_factor` finds the Gram matrix's digits sufficient (else a
+``ValueError`` naming ``fit_score``). Both streaming routes drop the directions whose singular
+value is below max(n, d) * eps of the largest, as the whole-data route does.
 """
 
 import numbers
 
 import numpy as np
 
-from ._linalg import center, orthonormal_basis
+from ._linalg import center, orthonormal_basis, times_pow2
+from ._params import Interval, Options, Real
 from ._registry import register
 from ._validation import check_nonconstant
 from .base import GROUP_NAMES, Metric, param_dependent
-from .moments import check_nonconstant_moments, spectrum_from_gram
+from .moments import check_nonconstant_moments, gram_factor, rows_svd
 
 __all__ = [
     "CCA", "SVCCA", "PWCCA", "canonical_correlations", "canonical_correlations_from_moments"
@@ -189,6 +194,8 @@ class CCA(_RecordsTheFit):
     symmetric = True
     reference = "Hotelling 1936, Biometrika; Yanai's R^2: Yanai 1974, Kornblith et al. 2019"
 
+    _parameter_constraints = {"statistic": [Options(_STATISTICS)]}
+
     def __init__(self, statistic="mean_rho", layout=None):
         self.statistic = statistic
         self.layout = layout
@@ -204,7 +211,10 @@ class CCA(_RecordsTheFit):
         self.canonical_correlations_ = _principal_angles(a[0], b[0])[1]
         return _summarise(self.canonical_correlations_, self.statistic)
 
-    # -- streaming: the covariance route (see the module text) ----------------------------
+    # -- streaming (see the module text) ----------------------------------------------------
+    #: stream_score accumulates PairMoments.factor for these hooks
+    _moments_factor = True
+
     def _fit_from_moments(self, stats):
         _check_statistic(self.statistic)
         self.canonical_correlations_ = canonical_correlations_from_moments(stats)
@@ -221,9 +231,23 @@ def _check_variance(variance):
         raise ValueError(f"variance must be in (0, 1], got {variance!r}")
 
 
+#: Singular values within this fraction of the largest one of the singular value at SVCCA's
+#: cut count as tied with it, and the whole tied block is kept (see :func:`_top_directions`).
+#: Rounding moves singular values by a few eps times the largest, so exact ties (orthogonal
+#: neurons of equal norm, quantised or binary codes) are recognised whichever basis the data
+#: come in; a split between values this close would be fixed by rounding, not by the data.
+_TIE_RTOL = 1e-10
+
+
 def _top_directions(U, s, variance):
     """The fewest leading columns of U whose squared singular values reach ``variance`` of the
-    total (all of them for variance = 1)."""
+    total (all of them for variance = 1), extended by every further singular value tied with
+    the last one kept: |s_j - s_k| <= _TIE_RTOL * s_1.
+
+    Within a block of equal singular values the singular vectors are any orthonormal basis of
+    the block's span, so keeping part of the block would keep an arbitrary subspace (rotating
+    the data would change the value). Keeping the whole block keeps a subspace the data define;
+    it then explains more than ``variance`` (never less, as dropping the block would)."""
     if variance >= 1.0:
         # every direction, even one whose s^2 is below eps * sum(s^2), where the cumulative
         # share below already rounds to 1 (variance = 1 is plain CCA)
@@ -231,6 +255,8 @@ def _top_directions(U, s, variance):
     explained = np.cumsum(s**2)
     explained /= explained[-1]
     k = min(int(np.searchsorted(explained, variance, side="left")) + 1, s.size)
+    # s is in decreasing order: the tied block at the cut continues while s_j stays close
+    k += int(np.sum(s[k:] >= s[k - 1] - _TIE_RTOL * s[0]))
     return U[:, :k]
 
 
@@ -248,6 +274,14 @@ class SVCCA(_RecordsTheFit):
     m = min(k_x, k_y). ``variance=1`` keeps every direction above the rank tolerance, which is
     plain :class:`CCA`. On the seed-0 reference data (X, Y of 64 neurons) variance 0.99 keeps
     36 and 53 directions and gives 0.92849, as google/svcca, cca-zoo and sim_metric do.
+
+    **Ties at the cut.** When singular values equal to s_kx (to 1e-10 of s_1) come after it,
+    the whole tied block is kept, so k_x can exceed the fewest directions reaching
+    ``variance`` (orthogonal neurons of equal variance, binary or quantised codes). Inside a
+    block of equal singular values the singular vectors are any basis of its span, so a cut
+    through it keeps an arbitrary subspace and the value changed with a rotation of the data
+    (0.24, 0.20, 0.22, 0.34 for four rotations of one representation); keeping the block
+    keeps a subspace the data define and never explains less than ``variance``.
 
     A **similarity** in [0, 1]; not a metric. The cut depends on the singular values, so it is
     invariant to orthogonal maps (permutations and sign flips included), isotropic scaling and
@@ -289,6 +323,11 @@ class SVCCA(_RecordsTheFit):
     symmetric = True
     reference = "Raghu et al. 2017, NeurIPS"
 
+    _parameter_constraints = {
+        "variance": [Interval(Real, 0, 1, closed="right")],
+        "statistic": [Options(_STATISTICS)],
+    }
+
     def __init__(self, variance=0.99, statistic="mean_rho", layout=None):
         self.variance = variance
         self.statistic = statistic
@@ -308,14 +347,16 @@ class SVCCA(_RecordsTheFit):
         self.n_components_y_ = Uy.shape[1]
         return _summarise(self.canonical_correlations_, self.statistic)
 
-    # -- streaming: the covariance route (see the module text) ----------------------------
+    # -- streaming (see the module text) ----------------------------------------------------
+    _moments_factor = True
+
     def _correlations_from_moments(self, stats):
         _check_variance(self.variance)
         _check_statistic(self.statistic)
-        (Wx, sx, _), (Wy, sy, _), C = _moments_bases(stats)
-        Wx = _top_directions(Wx, sx, float(self.variance))
-        Wy = _top_directions(Wy, sy, float(self.variance))
-        return _angles(Wx.T @ C @ Wy)[1], Wx.shape[1], Wy.shape[1]
+        (Px, sx, _), (Py, sy, _) = _moments_bases(stats)
+        Px = _top_directions(Px, sx, float(self.variance))
+        Py = _top_directions(Py, sy, float(self.variance))
+        return _angles(Px.T @ Py)[1], Px.shape[1], Py.shape[1]
 
     def _fit_from_moments(self, stats):
         rho, kx, ky = self._correlations_from_moments(stats)
@@ -400,8 +441,8 @@ class PWCCA(_RecordsTheFit):
     >>> Y = X[:, :4] + 0.5 * rng.normal(size=(300, 4))
     >>> metric = PWCCA(side="symmetric")
     >>> value = metric.fit_score(X, Y)
-    >>> round(value, 12) == round(
-    ...     (PWCCA(side="x").fit_score(X, Y) + PWCCA(side="y").fit_score(X, Y)) / 2, 12)
+    >>> mean = (PWCCA(side="x").fit_score(X, Y) + PWCCA(side="y").fit_score(X, Y)) / 2
+    >>> bool(abs(value - mean) < 1e-12)  # the same average, summed in another order
     True
     >>> round(float(metric.weights_x_.sum()), 12)
     1.0
@@ -415,6 +456,8 @@ class PWCCA(_RecordsTheFit):
     same_width = False
     symmetric = param_dependent(lambda self: self.side == "symmetric")
     reference = "Morcos, Raghu, Bengio 2018, NeurIPS"
+
+    _parameter_constraints = {"side": [Options(_SIDES)]}
 
     def __init__(self, side="x", layout=None):
         self.side = side
@@ -436,11 +479,13 @@ class PWCCA(_RecordsTheFit):
             *_principal_angles(Ux, Uy), sx, Vxt, sy, Vyt)
         return self._value(self.canonical_correlations_, self.weights_x_, self.weights_y_)
 
-    # -- streaming: the covariance route (see the module text) ----------------------------
+    # -- streaming (see the module text) ----------------------------------------------------
+    _moments_factor = True
+
     def _parts_from_moments(self, stats):
         self._check_side()
-        (Wx, sx, Vxt), (Wy, sy, Vyt), C = _moments_bases(stats)
-        return _pwcca_weights(*_angles(Wx.T @ C @ Wy), sx, Vxt, sy, Vyt)
+        (Px, sx, Vxt), (Py, sy, Vyt) = _moments_bases(stats)
+        return _pwcca_weights(*_angles(Px.T @ Py), sx, Vxt, sy, Vyt)
 
     def _fit_from_moments(self, stats):
         self.canonical_correlations_, self.weights_x_, self.weights_y_ = \
@@ -459,38 +504,51 @@ class PWCCA(_RecordsTheFit):
         return 0.5 * (value_x + value_y)
 
 
-# -- the covariance route, for statistics accumulated over batches ---------------------------
-def _covariance_basis(G, n):
-    """From a centred Gram matrix G = Xc'Xc (scaled to unit trace): the whitener W (d x r,
-    Xc W is an orthonormal basis of the column space), the singular values s of Xc and V'
-    (r x d), by :func:`simmetrics.moments.spectrum_from_gram`."""
-    s, Vt = spectrum_from_gram(G, n)
-    return Vt.T / s, s, Vt
+# -- streaming: bases from the statistics accumulated over batches --------------------------
+def _rows_basis(A, n):
+    """(U, s, V') of rows ``A`` standing in for n data rows (a factor of the statistics, or a
+    square root of a Gram matrix) by :func:`simmetrics.moments.rows_svd` (the whole-data rank
+    rule), the singular values in ``A``'s units."""
+    U, s, Vt, e = rows_svd(A, n)
+    return U, times_pow2(s, e), Vt
 
 
 def _moments_bases(stats):
-    """The covariance bases of X and Y and the cross-product Xc'Yc, from
-    :class:`simmetrics.PairMoments`, scaled to unit total variance (nothing here depends on the
-    scale)."""
+    """For X and Y: (P, s, V'), where s, V' are the singular values and right vectors of the
+    centred data and Px'Py = Ux'Uy (the matrix whose singular values are the canonical
+    correlations), from :class:`simmetrics.PairMoments`.
+
+    With the statistics' ``factor``: P = U, the orthonormal bases of its column blocks (rows
+    standing in for the data; see the module text). Without: the covariance route, from the
+    square roots M of the centred Gram matrices that :func:`simmetrics.moments.gram_factor`
+    accepts (a ``ValueError`` where their digits do not suffice): M = U S V' gives the
+    whitener W = V S^-1 (Xc W = Ux) and Px = Wx, Py = (Xc'Yc) Wy. The singular values are those
+    of the data at the statistics' power-of-two level (the callers use their ratios only)."""
     S = stats.to_numpy().centred()
     check_nonconstant_moments(S.x, "X")
     check_nonconstant_moments(S.y, "Y")
-    tx, ty = np.trace(S.x.gram), np.trace(S.y.gram)
-    for name, t in (("X", tx), ("Y", ty)):
-        if not t > 0.0:
+    n = S.n
+    if S.factor is not None:
+        A, B = S.factor_rows(centred=True)
+        bases = _rows_basis(A, n), _rows_basis(B, n)
+    else:
+        bases = []
+        for name, rep in (("X", S.x), ("Y", S.y)):
+            _, s, Vt = _rows_basis(gram_factor(rep, name), n)
+            bases.append((Vt.T / s, s, Vt))
+        (Wy, sy, Vyt) = bases[1]
+        bases[1] = (S.cross @ Wy, sy, Vyt)
+    for name, (_, s, _) in zip("XY", bases):
+        if not s.size:
             raise ValueError(f"{name} has zero variance: every neuron is constant across samples")
-    return (
-        _covariance_basis(S.x.gram / tx, S.n),
-        _covariance_basis(S.y.gram / ty, S.n),
-        S.cross / np.sqrt(tx * ty),
-    )
+    return tuple(bases)
 
 
 def canonical_correlations_from_moments(stats):
     """Canonical correlations from second moments (:class:`simmetrics.PairMoments`): the
-    singular values of L_x^(-1/2) V_x' (Xc'Yc) V_y L_y^(-1/2), with V L V' the
-    eigen-decomposition of each centred covariance (see the module text for when this route is
-    less accurate than :func:`canonical_correlations`).
+    singular values of Ux'Uy, with the orthonormal bases from the statistics' ``factor``
+    (rows standing in for the data), or, without it, from whitening square roots of the
+    centred covariances where their digits suffice (see the module text).
 
     Examples
     --------
@@ -502,5 +560,5 @@ def canonical_correlations_from_moments(stats):
     >>> bool(np.allclose(rho, canonical_correlations(X, Y), rtol=1e-10, atol=0))
     True
     """
-    (Wx, _, _), (Wy, _, _), C = _moments_bases(stats)
-    return _angles(Wx.T @ C @ Wy)[1]
+    (Px, _, _), (Py, _, _) = _moments_bases(stats)
+    return _angles(Px.T @ Py)[1]

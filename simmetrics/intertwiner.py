@@ -26,7 +26,9 @@ import numbers
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from ._linalg import center, frobenius_norm, orthonormal_basis, pow2_rescale
+from ._linalg import center, frobenius_norm, orthonormal_basis, pow2_rescale, times_pow2
+from ._memory import check_memory, format_bytes, get_memory_budget, gram_bytes
+from ._params import Boolean, Integral, Interval, Options
 from ._registry import register
 from ._validation import (
     as_float_array,
@@ -34,10 +36,11 @@ from ._validation import (
     check_nonconstant,
     check_pair,
     check_representation,
+    shape_of,
 )
 from .base import GROUP_NAMES, AlignmentMetric, Metric, param_dependent
 from .cka import _on_accelerator
-from .hsic import UnbiasedGram, cka_from_hsic
+from .hsic import UnbiasedGram, _frobenius_inner, cka_from_hsic
 from .moments import (
     _colmax,
     _is_torch,
@@ -47,12 +50,12 @@ from .moments import (
     _torch_matrix,
     check_nonconstant_array,
     check_nonconstant_moments,
-    spectrum_from_gram,
+    gram_factor,
+    rows_svd,
 )
 from .shape import (
     _assignment_from_cross,
     _cross_in_range,
-    _distance_from_products,
     _pad2,
     _rotation_from_cross,
     angular_distance,
@@ -201,17 +204,84 @@ def _column_squares(X):
     return np.einsum("ij,ij->j", scaled, scaled), e
 
 
-def _neuron_rms(X):
-    """Root mean square of every column (neuron) of X (no overflow or underflow)."""
-    squares, e = _column_squares(X)
-    return np.ldexp(np.sqrt(squares / X.shape[0]), e)
-
-
 def _reciprocal(s):
     """1 / s, with 0 where s == 0 (silent neurons stay silent)."""
     out = np.zeros_like(s)
     np.divide(1.0, s, out=out, where=s > 0.0)
     return out
+
+
+def _unit_rms_columns(X):
+    """Every column of X divided by its root mean square (all-zero columns stay 0), on
+    power-of-two rescaled columns (exact), so subnormal and 1e300 columns are normalised
+    without overflow or underflow."""
+    squares, e = _column_squares(X)
+    return np.ldexp(X, -e[None, :]) * _reciprocal(np.sqrt(squares / X.shape[0]))
+
+
+def _folded(W, e):
+    """(W 2**-e, 0) where that product is a finite float with no subnormal entry, else (W, e):
+    the canonicalising map X -> (X 2**-e) W in true units when float64 can hold it (every
+    data set but subnormal-scale ones), per column for a vector ``e``."""
+    with np.errstate(over="ignore", under="ignore"):
+        folded = np.ldexp(W, -e)
+    tiny = np.finfo(np.float64).tiny
+    ok = np.isfinite(folded) & ((folded == 0.0) | (np.abs(folded) >= tiny)) \
+        & ((W == 0.0) | (folded != 0.0))
+    if np.ndim(e) == 0:
+        return (folded, 0) if ok.all() else (W, int(e))
+    ok = ok if ok.ndim == 1 else ok.all(axis=0)
+    return np.where(ok, folded, W), np.where(ok, 0, e)
+
+
+def _fitted_centring(X):
+    """(X - mean, mean) by two-pass centring (:func:`simmetrics._linalg.center`); a neuron that
+    is constant on X gets that constant as its mean and an exactly zero centred column, so it
+    is silent and stays exactly 0 on held-out stimuli at the same constant (no rounding
+    residue of the mean for a normalisation to blow up)."""
+    constant = np.ptp(X, axis=0) == 0.0
+    mean = X.mean(axis=0)
+    mean[constant] = X[0, constant]
+    Xc = center(X)
+    Xc[:, constant] = 0.0
+    return Xc, mean
+
+
+def _silent_pairs_in_order(perm, signs, silent_x, silent_y):
+    """The matching with every pair of neurons silent on both sides re-paired in index order
+    (the training stimuli say nothing about their correspondence; the objective is unchanged,
+    their terms are 0) and given sign +1."""
+    rows = np.flatnonzero(silent_x & silent_y[perm])
+    perm, signs = perm.copy(), signs.copy()
+    perm[rows] = np.sort(perm[rows])
+    signs[rows] = 1.0
+    return perm, signs
+
+
+def _rematch_undetermined(cross, perm, signs, silent_x, silent_y, signed):
+    """The fitted matching with the pairs the training stimuli leave undetermined re-solved on
+    held-out canonical forms A, B, given as ``cross(rows, cols)``, the block A[:, rows]'
+    B[:, cols] of their cross-product (from the data, or from second moments).
+
+    A pair with a neuron silent on the training stimuli contributes 0 to the fitted
+    objective, so every re-pairing of the rows ``U = {i : silent_x[i] or silent_y[perm[i]]}``
+    with their partners ``perm[U]`` that keeps a silent member in every pair (and every sign
+    of such a pair) is as good on the training stimuli. Among those, the one maximising
+    sum_i s_i <A[:, i], B[:, pi(i)]> on A, B (linear assignment; |.| and s_i = sign for signed
+    groups)."""
+    rows = np.flatnonzero(silent_x | silent_y[perm])
+    if rows.size == 0:
+        return perm, signs
+    cols = perm[rows]
+    C = cross(rows, cols)
+    gain = np.abs(C) if signed else C
+    allowed = silent_x[rows][:, None] | silent_y[cols][None, :]
+    r, c = linear_sum_assignment(np.where(allowed, gain, -np.inf), maximize=True)
+    perm, signs = perm.copy(), signs.copy()
+    perm[rows[r]] = cols[c]
+    if signed:
+        signs[rows[r]] = np.where(C[r, c] < 0.0, -1.0, 1.0)
+    return perm, signs
 
 
 def upsample_to_match(A, B, layout="nchw"):
@@ -391,6 +461,29 @@ def _tile_elements(H):
     return _TILE_ELEMENTS if on_cpu else _DEVICE_TILE_ELEMENTS
 
 
+def _tile_shape(n, C, P, estimator, chunk_size, torch_like, tile_elements):
+    """Samples per side of one tile of :func:`channel_kernel` (rows, columns), at most n."""
+    if chunk_size:
+        shape = (chunk_size, chunk_size)
+    elif P == 1 and estimator == "max":
+        shape = _NUMPY_STRIP if not torch_like else (int(np.sqrt(tile_elements / 4)),) * 2
+    else:
+        shape = (max(1, int(np.sqrt(tile_elements / C))),) * 2
+    # a tile never needs more than the n samples (its buffers are allocated at this size)
+    return min(shape[0], n), min(shape[1], n)
+
+
+def _tile_bytes(n, C, P, estimator, chunk_size, torch_like=False,
+                tile_elements=_TILE_ELEMENTS):
+    """Working memory of :func:`channel_kernel` besides K: its tile buffers and temporaries."""
+    r, c = _tile_shape(n, C, P, estimator, chunk_size, torch_like, tile_elements)
+    diagonal = 3 * r * r  # a tile on the diagonal: two triangles and their sum
+    if P == 1 and estimator == "max":
+        return 8 * (2 * r * c + diagonal)  # two r x c buffers
+    # the (r, c, C) or (C, r, c) products, the median's partitioned copy, the reduced tile
+    return 8 * (r * c * (C * (2 if estimator == "median" else 1) + 1) + diagonal)
+
+
 def channel_kernel(H, estimator="max", chunk_size=None):
     """The paper's max-over-channels kernel between samples.
 
@@ -461,13 +554,7 @@ def channel_kernel(H, estimator="max", chunk_size=None):
     if H.ndim == 2:
         H = H[:, :, None]
     n, C, P = H.shape
-    tile_elements = _tile_elements(H)
-    if chunk_size:
-        shape = (chunk_size, chunk_size)
-    elif P == 1 and estimator == "max":
-        shape = _NUMPY_STRIP if not _is_torch(H) else (int(np.sqrt(tile_elements / 4)),) * 2
-    else:
-        shape = (max(1, int(np.sqrt(tile_elements / C))),) * 2
+    shape = _tile_shape(n, C, P, estimator, chunk_size, _is_torch(H), _tile_elements(H))
     if P == 1 and estimator == "max":
         # one channel at a time, its outer product folded into a running maximum: no
         # (r, c, C) array, so a tile is only two r x c arrays that stay in cache; about 1.6
@@ -538,12 +625,16 @@ def _procrustes_invariances(self):
 
 
 def _procrustes_bounds(self):
+    """Bounds that hold for fit-on-train/score-on-test: an angle lies in [0, pi] always; the
+    canonical forms of held-out stimuli are scaled with the training rms (or whitening), so
+    their rms distance has no upper bound (held-out data 1000 times larger than the training
+    data give about 1000 times the distance), for every group. On the fitting data the
+    normalised groups stay in [0, 2] (paper: [0, 1]), as the class docstring says."""
     if self.score_method == "angular":
         return (0.0, np.pi)
-    normalised = intertwiner_group_name(self.activation) in _SCALED | {"invertible_linear"}
     if self.score_method == "paper":
-        return (0.0, 1.0) if normalised else (-np.inf, 1.0)
-    return (0.0, 2.0) if normalised else (0.0, np.inf)
+        return (-np.inf, 1.0)
+    return (0.0, np.inf)
 
 
 @register("intertwiner_procrustes", aliases=("g_procrustes",))
@@ -561,7 +652,8 @@ class IntertwinerProcrustes(AlignmentMetric):
        rows):
 
        - positive scaled permutations (ReLU) and scaled permutations (abs, x^d): divide each
-         neuron by its rms (silent neurons stay 0); this removes every D > 0;
+         neuron by its rms (silent neurons stay 0; on held-out stimuli, see below); this
+         removes every D > 0;
        - signed permutations (tanh, sin, Gaussian), scaled permutations: the signs are folded
          into the assignment below;
        - permutations (GELU, sigmoid, SiLU, ...): no canonicalisation, scale is information;
@@ -599,10 +691,10 @@ class IntertwinerProcrustes(AlignmentMetric):
 
     For ReLU, "paper" is exactly the paper's reported 1 - d with
     d^2 = (||H1||^2 + ||H2||^2 - 2 sum_i C_{i, pi(i)}) / (4 n) for unit-norm channels (the rms
-    scaling multiplies both sides by m), in [0, 1] (in [1 - 1/sqrt 2, 1] for non-negative
-    features). Unlike :class:`simmetrics.ShapeMetric` (netrep's convention), the Euclidean form
-    is divided by sqrt(m n), so it does not grow with the number of stimuli; for the groups with
-    a per-neuron scale it lies in [0, 2] on the fitting data.
+    scaling multiplies both sides by m), in [0, 1] on the fitting data (in [1 - 1/sqrt 2, 1]
+    for non-negative features). Unlike :class:`simmetrics.ShapeMetric` (netrep's convention),
+    the Euclidean form is divided by sqrt(m n), so it does not grow with the number of
+    stimuli; for the groups with a per-neuron scale it lies in [0, 2] on the fitting data.
 
     No centring by default: translations are not in G_sigma, and a ReLU network's
     representation is not translation invariant (``center=True`` subtracts the fitted neuron
@@ -610,7 +702,40 @@ class IntertwinerProcrustes(AlignmentMetric):
 
     Fit on training stimuli, score on held-out ones: ``fit`` learns the means, the per-neuron
     scales (or whiteners) of X and Y and the discrete alignment; ``score`` and ``transform``
-    apply them to the given stimuli (the declared bounds hold on the fitting data).
+    apply them to the given stimuli. What the training stimuli cannot determine is determined
+    on the scored stimuli, by rules that keep the held-out value a G-invariant distance
+    (acting with any g in G on X, training and held-out stimuli alike, changes nothing; held-out
+    Y = X g scores 0 where the fit found g):
+
+    - a neuron **silent on the training stimuli** (all zero; with ``center=True``, constant,
+      whose fitted mean is then that constant exactly) has no training rms: for the groups
+      with a per-neuron scale it is divided by its rms on the scored stimuli (0 if silent
+      there too). So held-out data that differ only in such a neuron get a nonzero distance
+      (it was multiplied by 0 before, giving 1.5e-16);
+    - a pair of the matching with a silent member adds 0 to the fitted objective, so which
+      partner (and sign) such a neuron gets is undetermined: in ``fit`` (``permutation_``),
+      pairs of neurons silent on both sides are matched in index order with sign +1; in
+      ``score`` and ``transform``, the pairs with a silent member are re-matched among
+      themselves (every pair keeping a silent member, the other pairs as fitted) by linear
+      assignment on the canonical scored data, signs included;
+    - identity activation (GL_n): directions of the neurons that the training rows do not
+      span (a silent neuron, fewer stimuli than neurons) are invisible to the fitted
+      whitening. The part of the scored data outside the training row space is whitened on
+      the scored stimuli and appended as extra columns (aligned between X and Y by orthogonal
+      Procrustes on the scored stimuli), and the whitened block is projected off it, so the
+      value stays invariant to GL_n; ``transform`` then returns more columns than neurons.
+
+    Declared ``bounds`` hold on held-out data: an angle is in [0, pi]; held-out canonical
+    forms are scaled by the training rms or whitening, so the Euclidean form has no upper
+    bound (held-out stimuli 1000 times larger than the training ones give about 1000 times
+    the distance) and the paper's form no lower bound, for every group.
+
+    Extreme scales: the per-neuron scales and the whitening are computed on the data
+    rescaled by exact powers of two (per neuron for the scales) and kept with their exponent
+    where float64 cannot hold them in true units (subnormal activations, |x| < 2e-308), so
+    ``X * 1e-310`` and ``X * 1e300`` give the value of X for every scale-free combination
+    (angular; euclidean and paper for ReLU, abs, x^d and the identity). Held-out stimuli so
+    much larger than the training ones that the canonical form overflows get a ValueError.
 
     Conv features: pass ``layout`` ("nchw", ...); every sample and position is a row, as in the
     paper. With ``score_method="paper"`` a 4-D input without ``layout`` is read as
@@ -673,6 +798,12 @@ class IntertwinerProcrustes(AlignmentMetric):
     same_width = False
     reference = _REFERENCE
 
+    _parameter_constraints = {
+        "activation": [str, callable],
+        "score_method": [Options(_PROCRUSTES_METHODS)],
+        "center": [Boolean()],
+    }
+
     def __init__(self, activation="relu", score_method="angular", center=False, layout=None):
         self.activation = activation
         self.score_method = score_method
@@ -695,59 +826,97 @@ class IntertwinerProcrustes(AlignmentMetric):
                           same_width=self.same_width)
 
     # -- canonical forms -------------------------------------------------------------------
-    def _canonicalize(self, Ac, W):
-        return Ac * W if W.ndim == 1 else Ac @ W
+    def _canonicalize(self, Ac, W, e=0):
+        """c(Ac) = (Ac 2**-e) W: a per-neuron factor (vector W, scalar or per-neuron e) or a
+        whitening matrix. e is 0 except for subnormal-scale data (see :func:`_folded`)."""
+        S = np.ldexp(Ac, -e) if np.any(e) else Ac
+        with np.errstate(over="ignore", invalid="ignore"):  # refused below
+            C = S * W if W.ndim == 1 else S @ W
+        if not np.all(np.isfinite(C)):
+            raise ValueError(
+                "the scored stimuli are too large for the scale fitted on the training "
+                "stimuli: their canonical form (each neuron divided by its training rms, or "
+                "whitened) overflows float64; fit and score on data of comparable scale"
+            )
+        return C
 
     def _whitener(self, Ac):
-        """The canonicalising map: a vector (per-neuron factor) or a matrix (whitening)."""
+        """The canonicalising map of the (centred) training data and its power-of-two
+        exponent: a vector (per-neuron factor) or a matrix (whitening), computed on the data
+        rescaled by exact powers of two (per neuron for the factors), so subnormal and 1e300
+        activations give the map of the unscaled data."""
         if self.group_ == "invertible_linear":
-            _, s, Vt = orthonormal_basis(Ac)
-            return _whitening_map(s, Vt, Ac.shape[0])
+            top = float(np.max(np.abs(Ac)))
+            e = int(np.frexp(top)[1]) if top > 0.0 else 0
+            _, s, Vt = orthonormal_basis(np.ldexp(Ac, -e))
+            return _folded(_whitening_map(s, Vt, Ac.shape[0]), e)
         if self.group_ in _SCALED:
-            return _reciprocal(_neuron_rms(Ac))
-        return np.ones(Ac.shape[1])
+            squares, e = _column_squares(Ac)
+            return _folded(_reciprocal(np.sqrt(squares / Ac.shape[0])), e)
+        return np.ones(Ac.shape[1]), 0
 
     def _fit(self, X, Y):
         self.group_ = self._check_params()
         check_nonconstant(X, "X")
         check_nonconstant(Y, "Y")
         if self.center:
-            self.mean_x_, self.mean_y_ = X.mean(axis=0), Y.mean(axis=0)
             # the alignment is learned on accurately centred data (two passes,
             # simmetrics._linalg.center): with large means, X - mean_x_ keeps a constant
             # rounding residual that the whitening would take for a direction of the data
-            Xc, Yc = center(X), center(Y)
+            (Xc, self.mean_x_), (Yc, self.mean_y_) = _fitted_centring(X), _fitted_centring(Y)
         else:
             self.mean_x_, self.mean_y_ = np.zeros(X.shape[1]), np.zeros(Y.shape[1])
             Xc, Yc = X, Y
-        self._wx = self._whitener(Xc)
-        self._wy = self._whitener(Yc)
+        self._wx, ex = self._whitener(Xc)
+        self._wy, ey = self._whitener(Yc)
         width = max(X.shape[1], Y.shape[1])
-        A = zero_pad(self._canonicalize(Xc, self._wx), width)
-        B = zero_pad(self._canonicalize(Yc, self._wy), width)
+        A = zero_pad(self._canonicalize(Xc, self._wx, ex), width)
+        B = zero_pad(self._canonicalize(Yc, self._wy, ey), width)
+        silent = None
         if self.group_ == "invertible_linear":
             self._rotation = procrustes_rotation(A, B)
-        elif self.group_ in _SIGNED:
-            self._perm, self._signs = optimal_signed_permutation(A, B)
         else:
-            self._perm, self._signs = optimal_permutation(A, B), np.ones(width)
-        self._describe_alignment(X.shape[1], Y.shape[1])
+            if self.group_ in _SIGNED:
+                perm, signs = optimal_signed_permutation(A, B)
+            else:
+                perm, signs = optimal_permutation(A, B), np.ones(width)
+            silent = (~A.any(axis=0), ~B.any(axis=0))  # padding included
+            self._perm, self._signs = _silent_pairs_in_order(perm, signs, *silent)
+        self._describe_alignment(X.shape[1], Y.shape[1], ex, ey, silent)
 
-    def _describe_alignment(self, nx, ny):
-        """The user-facing attributes: the fitted group element and its parts."""
+    def _describe_alignment(self, nx, ny, ex=0, ey=0, silent=None):
+        """The user-facing attributes: the fitted group element and its parts.
+
+        Also records what held-out scoring needs besides the maps: the power-of-two exponents
+        ``ex``, ``ey`` of the maps (0: the maps are in true units) and, for the permutation
+        groups, which neurons were silent on the training stimuli (two masks over the padded
+        width; None: those whose factor is 0)."""
+        self._ex, self._ey = ex, ey
         if self.group_ == "invertible_linear":
             rx, ry = self._wx.shape[1], self._wy.shape[1]
-            # X ~ c(X) W_x^+ and c(X) ~ Y W_y R: the inverse of the whitening is pinv(W_x)
-            self.alignment_ = self._wy @ self._rotation[:ry, :rx] @ np.linalg.pinv(self._wx)
+            # X ~ c(X) W_x^+ and c(X) ~ Y W_y R: the inverse of the whitening is pinv(W_x);
+            # with exponents, c(X) = X 2**-ex W_x, so the element gains 2**(ex - ey)
+            with np.errstate(over="ignore", under="ignore"):
+                self.alignment_ = np.ldexp(
+                    self._wy @ self._rotation[:ry, :rx] @ np.linalg.pinv(self._wx), ex - ey)
             self.permutation_ = self.signs_ = self.scales_ = None
+            self._silent = None
             return
+        width = len(self._perm)
+        if silent is None:
+            silent = tuple(np.concatenate([w == 0.0, np.ones(width - len(w), dtype=bool)])
+                           for w in (self._wx, self._wy))
+        self._silent = silent
         perm = self._perm[:nx].copy()
         matched = perm < ny
         perm[~matched] = -1
         scales = np.zeros(nx)
         idx = np.flatnonzero(matched)
-        # c(X)[:, i] = X[:, i] wx_i  ~  s_i Y[:, j] wy_j  =>  X[:, i] ~ s_i (wy_j / wx_i) Y[:, j]
-        scales[idx] = self._wy[perm[idx]] * _reciprocal(self._wx[idx])
+        # c(X)[:, i] = X[:, i] 2**-ex_i wx_i  ~  s_i Y[:, j] 2**-ey_j wy_j
+        #   =>  X[:, i] ~ s_i (wy_j / wx_i) 2**(ex_i - ey_j) Y[:, j]
+        shift = (np.broadcast_to(ex, (nx,))[idx] - np.broadcast_to(ey, (ny,))[perm[idx]])
+        with np.errstate(over="ignore", under="ignore"):
+            scales[idx] = np.ldexp(self._wy[perm[idx]] * _reciprocal(self._wx[idx]), shift)
         self.permutation_ = perm
         self.signs_ = self._signs[:nx].copy()
         self.scales_ = scales
@@ -755,14 +924,65 @@ class IntertwinerProcrustes(AlignmentMetric):
         self.alignment_[perm[idx], idx] = self.signs_[idx] * scales[idx]
 
     # -- alignment and score ---------------------------------------------------------------
+    def _heldout_factors(self, Xc, W, e):
+        """c(Xc) for the per-neuron groups on scored stimuli: the fitted factors, and a neuron
+        silent on the training stimuli (factor 0) divided by its rms on ``Xc``."""
+        A = self._canonicalize(Xc, W, e)
+        silent = W == 0.0
+        if self.group_ in _SCALED and silent.any():
+            A[:, silent] = _unit_rms_columns(Xc[:, silent])
+        return A
+
+    def _heldout_whitened(self, X, Xc, W, e):
+        """(main, extra) for the identity group on scored stimuli X (m rows), Xc = X - mean.
+
+        main = c(Xc) = Xc 2**-e W, the training whitening. Directions of the neurons that the
+        training rows never spanned (a silent neuron, fewer stimuli than neurons) are invisible
+        to it: the part of Xc outside the training row space, Z = Xc (I - V V') (V: the
+        orthonormal columns of W, which are orthogonal), is whitened on the scored stimuli,
+        extra = sqrt(m) U_z (U_z: orthonormal basis of Z's column space, singular values
+        below max(m, d) eps ||X||_F dropped as rounding: the uncentred X, whose size sets the
+        rounding of X - mean, a constant row of about eps |mean|), and main is projected off
+        span(U_z). Both blocks are then G-equivariant up to an orthogonal map (GL_n maps the
+        unseen part of one representation to the unseen part of the other), so held-out
+        values stay invariant."""
+        main = self._canonicalize(Xc, W, e)
+        m, d = Xc.shape
+        if W.shape[1] >= d:
+            return main, np.zeros((m, 0))
+        V = _unit_rms_columns(W)  # orthogonal columns: unit rms, i.e. norm sqrt(d)
+        top = float(np.max(np.abs(Xc)))
+        shift = -int(np.frexp(top)[1]) if top > 0.0 else 0
+        T = np.ldexp(Xc, shift)  # exact; the basis below does not depend on the scale
+        Z = T - (T @ V) @ V.T / d
+        U, s, _ = np.linalg.svd(Z, full_matrices=False)
+        with np.errstate(over="ignore", under="ignore"):
+            floor = np.ldexp(frobenius_norm(X), shift)
+        keep = s > max(m, d) * np.finfo(np.float64).eps * max(floor, frobenius_norm(T))
+        Uz = U[:, keep]
+        if Uz.shape[1]:
+            main = main - Uz @ (Uz.T @ main)
+        return main, np.sqrt(m) * Uz
+
     def _transform(self, X, Y):
         # the fitted widths, from the fitted maps (set inside fit, before n_features_x_)
         width = max(self._wx.shape[0], self._wy.shape[0])
-        A = zero_pad(self._canonicalize(X - self.mean_x_, self._wx), width)
-        B = zero_pad(self._canonicalize(Y - self.mean_y_, self._wy), width)
+        Xc, Yc = X - self.mean_x_, Y - self.mean_y_
         if self.group_ == "invertible_linear":
-            return A, B @ self._rotation
-        return A, B[:, self._perm] * self._signs
+            (Ma, Ea), (Mb, Eb) = (self._heldout_whitened(X, Xc, self._wx, self._ex),
+                                  self._heldout_whitened(Y, Yc, self._wy, self._ey))
+            A, B = zero_pad(Ma, width), zero_pad(Mb, width) @ self._rotation
+            k = max(Ea.shape[1], Eb.shape[1])
+            if k:  # the unseen directions, aligned on the scored stimuli
+                Ea, Eb = zero_pad(Ea, k), zero_pad(Eb, k)
+                A, B = np.hstack([A, Ea]), np.hstack([B, Eb @ procrustes_rotation(Ea, Eb)])
+            return A, B
+        A = zero_pad(self._heldout_factors(Xc, self._wx, self._ex), width)
+        B = zero_pad(self._heldout_factors(Yc, self._wy, self._ey), width)
+        perm, signs = _rematch_undetermined(
+            lambda rows, cols: _cross_in_range(A[:, rows], B[:, cols]), self._perm,
+            self._signs, *self._silent, signed=self.group_ in _SIGNED)
+        return A, B[:, perm] * signs
 
     def _score(self, X, Y):
         self._check_params()
@@ -771,78 +991,225 @@ class IntertwinerProcrustes(AlignmentMetric):
         A, B = self._transform(X, Y)
         if self.score_method == "angular":
             return angular_distance(A, B)
-        rms = frobenius_norm(A - B) / np.sqrt(A.size)  # no overflow or underflow at 1e+-300
+        # an rms over m x n entries, n = the fitted width (the identity group's held-out
+        # unseen directions add columns, not neurons); no overflow or underflow at 1e+-300
+        width = max(self._wx.shape[0], self._wy.shape[0])
+        rms = frobenius_norm(A - B) / np.sqrt(A.shape[0] * width)
         return rms if self.score_method == "euclidean" else 1.0 - 0.5 * rms
 
     # -- streaming (simmetrics.stream_score): fit and score from second moments --------------
-    # The canonical forms, the assignment and the distance need only the (uncentred, or
-    # centred with the fitted means) X'X, Y'Y and X'Y. The whole-data route above is kept for
-    # whole data: the whitening of the identity group takes the SVD of the data (better
-    # conditioned than the eigen-decomposition of X'X), and its angle is accurate near 0.
+    # For the per-neuron groups the canonical forms, the assignment and the distance need only
+    # the (uncentred, or centred with the fitted means) X'X, Y'Y and X'Y. The identity group
+    # whitens, which X'X cannot do where it has rounded away small directions (one stimulus
+    # 1e8 times the others): it runs the whole-data fit and distance on rows standing in for
+    # the data (PairMoments.factor_rows, the data's conditioning), and without a factor uses
+    # X'X only where simmetrics.moments.gram_factor finds its digits sufficient.
     def _batch_layout(self, X, Y):
         """What ``_validate`` does before ``check_pair``, for one batch of a stream."""
         self._check_params()
         default_4d = "nchw" if self.score_method == "paper" else None
         return _prepare_conv(X, Y, self.layout, default_4d)
 
-    def _whitener_from_moments(self, G, n):
-        if self.group_ == "invertible_linear":
-            return _whitening_map(*spectrum_from_gram(G, n), n)
-        if self.group_ in _SCALED:
-            return _reciprocal(np.sqrt(np.diag(G) / n))  # the rms of every neuron
-        return np.ones(G.shape[0])
+    #: the hooks below take statistics at any power-of-two level (``stats.exponents``) and
+    #: give the value in the data's units (see simmetrics.streaming._for_metric)
+    _moments_any_scale = True
 
-    def _canonical_moments(self, S):
-        """||c(X)||^2, ||c(Y)||^2 and c(X)'c(Y) (zero-padded to the common width)."""
-        wx, wy = self._wx, self._wy
-        if wx.ndim == 1:
-            aa = float(np.sum(wx**2 * np.diag(S.x.gram)))
-            bb = float(np.sum(wy**2 * np.diag(S.y.gram)))
-            M = wx[:, None] * S.cross * wy[None, :]
-        else:
-            aa = float(np.trace(wx.T @ S.x.gram @ wx))
-            bb = float(np.trace(wy.T @ S.y.gram @ wy))
-            M = wx.T @ S.cross @ wy
-        width = max(S.x.width, S.y.width)
-        return aa, bb, _pad2(M, width, width)
+    @property
+    def _moments_factor(self):
+        """The identity group whitens: stream_score accumulates PairMoments.factor, and the
+        fit and the distance come from rows standing in for the data (PairMoments.factor_rows)
+        with the data's conditioning; the other groups need only diagonals and cross-products
+        of the second moments."""
+        try:
+            return intertwiner_group_name(self.activation) == "invertible_linear"
+        except (TypeError, ValueError):  # reported by the parameter checks
+            return False
 
-    def _checked_moments(self, stats):
+    def _moments_parts(self, stats):
+        """The statistics as exactly centred parts and offsets, at their power-of-two level
+        (X_s = X 2^-ex, Y_s = Y 2^-ey): n, Gx = Xc'Xc, Gy, C = Xc'Yc and dx = mean(X_s) -
+        mean_x_ 2^-ex, dy. About the fitted means, X'X = Gx + n dx dx' (likewise C); the two
+        parts are never added: with a large mean (1e8 +- 1e-3) the sum would round away Gx."""
         self._check_params()
         S = stats.to_numpy()
         check_nonconstant_moments(S.x, "X")
         check_nonconstant_moments(S.y, "Y")
-        return S
+        Sc = S.centred()
+        n, sx, sy = S.n, Sc.x.sum, Sc.y.sum  # the residual sums of the centring (rounding)
+        ex, ey = S.exponents
+        dx = (Sc.x.shift - _at_level(self.mean_x_, -ex)) + sx / n
+        dy = (Sc.y.shift - _at_level(self.mean_y_, -ey)) + sy / n
+        return (n, Sc.x.gram - np.outer(sx, sx / n), Sc.y.gram - np.outer(sy, sy / n),
+                Sc.cross - np.outer(sx, sy / n), dx, dy)
+
+    def _whitener_from_parts(self, G, d, n, rep=None, name="X"):
+        """The canonicalising map of data with centred Gram G and offset d (X'X = G + n dd'),
+        at the statistics' level (statistics without a factor). The identity group whitens by
+        the SVD of the square root [M ; sqrt(n) d'] of G + n dd', M'M = G the square root that
+        :func:`simmetrics.moments.gram_factor` accepts (refused, naming fit_score, where G's
+        digits do not suffice; ``rep`` gives the neurons' extremes), which resolves singular
+        values down to max(n, d) eps of the largest as the data's SVD does; the scaled groups
+        divide by the rms of every neuron, sqrt(diag(G)/n + d^2)."""
+        if self.group_ == "invertible_linear":
+            M = gram_factor(rep, name, centred=True, gram=G)
+            _, sv, Vt, e = rows_svd(np.vstack([M, np.sqrt(n) * d[None, :]]), n)
+            return _whitening_map(times_pow2(sv, e), Vt, n)
+        if self.group_ in _SCALED:
+            return _reciprocal(np.sqrt(np.diag(G) / n + d * d))
+        return np.ones(G.shape[0])
+
+    def _canonical_parts(self, parts, exponents):
+        """The canonical forms' parts, per side at its own power-of-two level: A = c(X) =
+        (Ac + 1 a') 2^kx with ||Ac||^2 = aa, likewise B, and M = Ac'Bc (zero-padded to the
+        common width); the fitted maps, at the statistics' level, by :func:`_level_map`."""
+        n, Gx, Gy, C, dx, dy = parts
+        (wx, kx), (wy, ky) = (_level_map(self._wx, self._ex, exponents[0]),
+                              _level_map(self._wy, self._ey, exponents[1]))
+        if wx.ndim == 1:
+            aa = float(np.sum(wx**2 * np.diag(Gx)))
+            bb = float(np.sum(wy**2 * np.diag(Gy)))
+            M = wx[:, None] * C * wy[None, :]
+            a, b = wx * dx, wy * dy
+        else:
+            aa = float(np.sum((Gx @ wx) * wx))
+            bb = float(np.sum((Gy @ wy) * wy))
+            M = wx.T @ C @ wy
+            a, b = wx.T @ dx, wy.T @ dy
+        width = max(Gx.shape[0], Gy.shape[0])
+        return aa, bb, _pad2(M, width, width), _pad1(a, width), _pad1(b, width), kx, ky
 
     def _fit_from_moments(self, stats):
         self.group_ = self._check_params()
-        S = self._checked_moments(stats)
+        S = stats.to_numpy()
+        ex, ey = S.exponents
         if self.center:
             self.mean_x_, self.mean_y_ = S.x.mean, S.y.mean
         else:
             self.mean_x_, self.mean_y_ = np.zeros(S.x.width), np.zeros(S.y.width)
-        S = S.shifted(self.mean_x_, self.mean_y_)
-        self._wx = self._whitener_from_moments(S.x.gram, S.n)
-        self._wy = self._whitener_from_moments(S.y.gram, S.n)
-        M = self._canonical_moments(S)[2]
+        if self.group_ == "invertible_linear" and S.factor is not None:
+            return self._fit_identity_from_rows(S)
+        parts = self._moments_parts(S)
+        n, Gx, Gy, _, dx, dy = parts
+        # the maps at the statistics' level: c(X) = X_s W = (X 2^-ex) W, as the whole-data
+        # maps with an exponent; the permutation groups' identity map stays in true units
+        whitens = self.group_ == "invertible_linear" or self.group_ in _SCALED
+        self._wx = self._whitener_from_parts(Gx, dx, n, S.x, "X")
+        self._wy = self._whitener_from_parts(Gy, dy, n, S.y, "Y")
+        self._ex, self._ey = (ex, ey) if whitens else (0, 0)
+        aa, bb, M, a, b, _, _ = self._canonical_parts(parts, (ex, ey))
+        M = M + n * np.outer(a, b)  # A'B, the two parts at one level (for the alignment only)
         if self.group_ == "invertible_linear":
             self._rotation = _rotation_from_cross(pow2_rescale(M.T))
         elif self.group_ in _SIGNED:
             self._perm, self._signs = _signed_assignment_from_cross(M)
         else:
             self._perm, self._signs = _assignment_from_cross(pow2_rescale(M)), np.ones(len(M))
-        self._describe_alignment(S.x.width, S.y.width)
+        self._describe_alignment(S.x.width, S.y.width, self._ex, self._ey)
+
+    def _fit_identity_from_rows(self, S):
+        """The whole-data fit of the identity group (:meth:`_fit`) on rows standing in for
+        the data about the fitted means (:meth:`simmetrics.PairMoments.factor_rows`, at the
+        statistics' levels X_s = X 2^-ex): c(X) = sqrt(n) U, U the orthonormal basis of the
+        rows' column space (the whole-data rank rule for n rows), and the rotation of
+        orthogonal Procrustes between the padded canonical forms."""
+        n, (ex, ey) = S.n, S.exponents
+        maps, forms = [], []
+        for rows, e in zip(S.shifted(self.mean_x_, self.mean_y_).factor_rows(), (ex, ey)):
+            U, s, Vt, k = rows_svd(rows, n)  # of rows 2^-k: c(X) = (X 2^-(e + k)) W
+            maps.append(_folded(_whitening_map(s, Vt, n), e + k))
+            forms.append(np.sqrt(n) * U)
+        (self._wx, ex), (self._wy, ey) = maps
+        width = max(S.x.width, S.y.width)
+        self._rotation = procrustes_rotation(zero_pad(forms[0], width), zero_pad(forms[1], width))
+        self._describe_alignment(S.x.width, S.y.width, ex, ey)
+
+    def _identity_score_from_rows(self, S):
+        """The whole-data distance of the identity group (:meth:`_score`) on rows standing
+        in for the data about the fitted means, each side at its own level (the fitted maps
+        brought there by :func:`_level_map`)."""
+        rows = S.shifted(self.mean_x_, self.mean_y_).factor_rows()
+        (wx, kx), (wy, ky) = (_level_map(self._wx, self._ex, S.exponents[0]),
+                              _level_map(self._wy, self._ey, S.exponents[1]))
+        width = max(self._wx.shape[0], self._wy.shape[0])
+        A = zero_pad(rows[0] @ wx, width)  # c(X) 2^-kx
+        B = zero_pad(rows[1] @ wy, width) @ self._rotation  # c(Y) R 2^-ky
+        if self.score_method == "angular":
+            return angular_distance(A, B)
+        k = max(kx, ky)  # both at the larger level, then the rms back in the data's units
+        with np.errstate(under="ignore"):
+            diff = times_pow2(A, kx - k) - times_pow2(B, ky - k)
+        rms = float(times_pow2(frobenius_norm(diff) / np.sqrt(S.n * width), k))
+        return rms if self.score_method == "euclidean" else 1.0 - 0.5 * rms
 
     def _score_from_moments(self, stats):
-        S = self._checked_moments(stats).shifted(self.mean_x_, self.mean_y_)
-        aa, bb, M = self._canonical_moments(S)
+        S = stats.to_numpy()
+        if self.group_ == "invertible_linear" and S.factor is not None:
+            return self._identity_score_from_rows(S)
+        parts = self._moments_parts(S)
+        if self.group_ == "invertible_linear":  # the Gram route, where its digits suffice
+            gram_factor(S.x, "X", gram=parts[1])
+            gram_factor(S.y, "Y", gram=parts[2])
+        aa, bb, M, a, b, kx, ky = self._canonical_parts(parts, S.exponents)
+        n = S.n
         if self.group_ == "invertible_linear":
-            ab = float(np.sum(M * self._rotation.T))  # <A, B R> = tr(A'B R)
+            ab = float(np.sum(M * self._rotation.T))  # <Ac, Bc R> = tr(Ac'Bc R)
+            b = self._rotation.T @ b  # the offset row of B R
         else:
             ab = float(np.sum(M[np.arange(len(M)), self._perm] * self._signs))
+            b = b[self._perm] * self._signs
         if self.score_method == "angular":
-            return _distance_from_products(aa, bb, ab, "angular")
-        rms = _distance_from_products(aa, bb, ab, "euclidean") / np.sqrt(S.n * len(M))
+            # the angle between A and B R, each side at its own level (the angle ignores
+            # scale): Kahan's 2 atan2(||a - b||, ||a + b||) on unit-norm versions, the offset
+            # rows subtracted as vectors (no cancellation of two large products)
+            na, nb = aa + n * float(a @ a), bb + n * float(b @ b)
+            for name, sq in (("X", na), ("Y", nb)):
+                if not sq > 0.0:
+                    raise ValueError(
+                        f"the aligned {name} is zero (no variance left after centring with "
+                        "the fitted means and whitening), so the angular distance is undefined"
+                    )
+            ua, ub = 1.0 / np.sqrt(na), 1.0 / np.sqrt(nb)
+            cross = 2.0 * ab * ua * ub
+            diff = aa * ua * ua + bb * ub * ub - cross + n * float(np.sum((a * ua - b * ub)**2))
+            both = aa * ua * ua + bb * ub * ub + cross + n * float(np.sum((a * ua + b * ub)**2))
+            return float(2.0 * np.arctan2(np.sqrt(max(diff, 0.0)), np.sqrt(max(both, 0.0))))
+        # euclidean: both sides at the larger level k, then the rms scaled back by 2^k
+        k = max(kx, ky)
+        fx, fy = 2.0 ** max(kx - k, -1074), 2.0 ** max(ky - k, -1074)
+        diff = (fx * fx * aa + fy * fy * bb - 2.0 * fx * fy * ab
+                + n * float(np.sum((fx * a - fy * b) ** 2)))
+        rms = float(times_pow2(np.sqrt(max(diff, 0.0)) / np.sqrt(n * len(M)), k))
         return rms if self.score_method == "euclidean" else 1.0 - 0.5 * rms
+
+
+def _pad1(v, width):
+    """v with zeros appended up to ``width``."""
+    out = np.zeros(width)
+    out[: v.shape[0]] = v
+    return out
+
+
+def _at_level(v, k):
+    """v 2^k (exact unless it over- or underflows)."""
+    return v if k == 0 else times_pow2(np.asarray(v, dtype=np.float64), k)
+
+
+def _level_map(W, e, level):
+    """A fitted map (W, e) (c(X) = (X 2^-e) W, e a scalar or one per neuron) at the level of
+    statistics of X_s = X 2^-level, as (W', k) with c(X) = X_s W' 2^k and max |W'| in
+    [0.5, 1): X_s 2^(level - e) W, the powers of two gathered into one exponent k, so that
+    neither W' nor X_s W' overflows whatever the level."""
+    with np.errstate(divide="ignore"):
+        mant, ew = np.frexp(W)
+    shift = np.asarray(level - np.asarray(e), dtype=np.int64)
+    if W.ndim == 2:
+        shift = np.broadcast_to(shift, (W.shape[0],))[:, None] if shift.ndim else shift
+    total = ew + shift
+    live = W != 0.0
+    if not live.any():
+        return W, 0
+    k = int(total[live].max())
+    return np.where(live, np.ldexp(mant, np.maximum(total - k, -1100)), 0.0), k
 
 
 def _whitening_map(s, Vt, m):
@@ -865,6 +1232,72 @@ def _cka_kernel_group(group):
 def _cka_invariances(self):
     group = _cka_kernel_group(intertwiner_group_name(self.activation))
     return frozenset(_group_subgroups(group) | {"isotropic_scaling", "translation"})
+
+
+def _kernel_input_shape(raw, M):
+    """(stimuli, positions, channels) of one input: ``raw`` as given, ``M`` validated (rows x
+    channels, or stimuli x channels x positions with positions summed)."""
+    if M.ndim == 3:
+        return int(M.shape[0]), int(M.shape[2]), int(M.shape[1])
+    rows, C = int(M.shape[0]), int(M.shape[1])
+    stimuli = int(raw.shape[0]) if hasattr(raw, "shape") and len(raw.shape) else len(raw)
+    if stimuli < 1 or rows % stimuli:
+        stimuli = rows
+    return stimuli, rows // stimuli, C
+
+
+def _cka_peak_bytes(shapes, summed, group, estimator, chunk_size, torch_like=False,
+                    tile_elements=_TILE_ELEMENTS):
+    """Estimated peak memory of IntertwinerCKA on inputs of the given (stimuli, positions,
+    channels) shapes, whose kernels are held at once: the n x n float64 kernels (n = stimuli
+    with positions summed, stimuli x positions otherwise), the validated inputs, three copies
+    of one input made by its channel normalisation (rescaled, centred, normalised or
+    whitened), and the kernel's tile memory (:func:`_tile_bytes`), plus 10 %. Checked against
+    the allocations numpy reports to ``tracemalloc`` (tests/test_trust_intertwiner.py): the
+    estimate is 1.1 to 1.4 times the measured peak."""
+    total, work = 0, 0
+    for stimuli, positions, C in shapes:
+        n = stimuli if summed else stimuli * positions
+        data = 8 * stimuli * positions * C
+        total += gram_bytes(n) + data
+        P = positions if summed else 1
+        tile = data if group == "invertible_linear" else \
+            _tile_bytes(n, C, P, estimator, chunk_size, torch_like, tile_elements)
+        work = max(work, 3 * data + tile)
+    return int(1.1 * (total + work))  # 10 % for what the count above leaves out
+
+
+def _u_centred(K):
+    """K (zero diagonal, numpy or torch) U-centred in place (Szekely and Rizzo 2014)::
+
+        K_U[a, b] = K_ab - r_a / (n - 2) - r_b / (n - 2) + S / ((n - 1)(n - 2)),   a != b
+
+    with r = K 1 and S = 1'K 1, and 0 on the diagonal. The rows of K_U sum to 0, so the
+    unbiased HSIC of Song et al. 2012 is unchanged, HSIC1(K_U, L_U) = tr(K_U L_U) / (n (n - 3))
+    = HSIC1(K, L), but the constant and the row effects are removed entry by entry instead of
+    cancelling between the sums of :func:`simmetrics.hsic.hsic_unbiased_from_sums`: where K is
+    a large constant plus small structure (one stimulus 1e8 times the others: after centring,
+    every other stimulus sits at minus its share of the mean), those sums kept 2 to 3 digits
+    (-0.04441 against -0.04456 computed with 60 digits; reordering the stimuli moved the
+    value by 4e-3), the entrywise centring keeps 9.
+
+    A kernel that the U-centring removes, whose centred entries are rounding noise (rms of
+    K_U at most 16 n eps max |K|: an entry of K is a sum of up to n rounded products, or comes
+    from an SVD, and the centring adds a few eps max |K|; the whitened kernel with
+    n - 1 <= d measures 0.7 n eps to 1.2 n eps max |K|), is returned as zeros, so its self-HSIC is
+    0 and CKA refuses it (:func:`simmetrics.hsic.cka_from_hsic`)."""
+    n = K.shape[0]
+    top = max(float(K.max()), -float(K.min()))  # max |K| without an n x n temporary
+    rows = K.sum(1)
+    total = float(rows.sum())
+    K -= rows[:, None] / (n - 2)
+    K -= rows[None, :] / (n - 2)
+    K += total / ((n - 1) * (n - 2))
+    _zero_diagonal(K)
+    floor = 16.0 * n * np.finfo(np.float64).eps * top
+    if _frobenius_inner(K, K) <= n * n * floor * floor:
+        K[...] = 0.0
+    return K
 
 
 def _rows(H):
@@ -948,8 +1381,10 @@ class IntertwinerCKA(Metric):
        evaluated by :class:`simmetrics.hsic.UnbiasedGram`):
        HSIC1(K, L) / sqrt(HSIC1(K, K) HSIC1(L, L)). The paper's code builds K with a zero
        diagonal and its HSIC1 does not zero it again; the unbiased HSIC here zeroes diagonals
-       itself, so the two agree. The self-terms have the rounding floor of
-       :func:`simmetrics.hsic.hsic_self`.
+       itself, so the two agree. Each kernel is first U-centred entry by entry
+       (:func:`_u_centred`; the unbiased HSIC is unchanged in exact arithmetic), which keeps
+       the digits the sums formula loses when one stimulus dominates. The self-terms have the
+       rounding floor of :func:`simmetrics.hsic.hsic_self`.
 
     Which transformations leave the value unchanged (each verified in the tests):
 
@@ -999,6 +1434,14 @@ class IntertwinerCKA(Metric):
     "median"), plus the two n x n float64 matrices K and L (the HSIC forms no copies);
     ``chunk_size=None`` uses tiles of about 8 MiB on the CPU, 128 MiB on an accelerator. At
     n = 10,000, K and L take 1.6 GB. Time is O(n^2 C) (n^2 P C with positions summed).
+    Before any kernel is built, the peak (kernels, validated inputs, normalisation copies,
+    tiles) is estimated and checked against the memory budget
+    (:func:`simmetrics._memory.check_memory`; ``simmetrics.set_memory_budget``, the
+    environment variable ``SIMMETRICS_MEMORY_BUDGET``; accelerator work is measured against
+    the same budget): with ``positions="rows"`` and a conv layout the rows are stimuli x
+    positions (540 images of 16 x 8 x 8: 34,560 rows, 8.9 GiB per kernel), and the refusal
+    (:class:`simmetrics._memory.MemoryBudgetError`) names the rows, their positions and the
+    alternatives (``positions="sum"``, fewer stimuli, a streaming metric).
 
     A **similarity** in [-1, 1] (the unbiased HSIC is an inner product of U-centred kernels, so
     Cauchy-Schwarz applies); 1 for X and X g, g in the invariance group. Needs n >= 4 samples.
@@ -1039,6 +1482,13 @@ class IntertwinerCKA(Metric):
     symmetric = True
     reference = _REFERENCE + "; unbiased HSIC: Song et al. 2012"
 
+    _parameter_constraints = {
+        "activation": [str, callable],
+        "estimator": [Options(_CKA_ESTIMATORS)],
+        "positions": [Options(_CKA_POSITIONS)],
+        "chunk_size": [None, Interval(Integral, 1, None)],
+    }
+
     def __init__(self, activation="relu", estimator="max", positions="rows", chunk_size=None,
                  layout=None):
         self.activation = activation
@@ -1061,17 +1511,67 @@ class IntertwinerCKA(Metric):
         stays on its accelerator (if any); then the sample counts must agree."""
         self._check_params()
         device = next((A.device for A in (X, Y) if _on_device_path(A)), None)
-        A, B = self._validate_one(X, "X", device), self._validate_one(Y, "Y", device)
+        A, B = self._validated(X, "X", device), self._validated(Y, "Y", device)
         if self.positions == "rows":
-            check_matching_shapes(tuple(A.shape), tuple(B.shape))
+            check_matching_shapes(tuple(A.shape), tuple(B.shape),
+                                  raw_shapes=(shape_of(X), shape_of(Y)), layout=self.layout)
         elif A.shape[0] != B.shape[0]:
             raise ValueError(
                 "X and Y must have the same number of samples: "
                 f"X has {A.shape[0]}, Y has {B.shape[0]}"
             )
+        self._check_memory((X, A), (Y, B))  # both kernels are held at once
         return A, B
 
     def _validate_one(self, A, name, device=None):
+        """One input as the metric reads it (:meth:`_validated`), refused with
+        :class:`simmetrics._memory.MemoryBudgetError` when its kernel would exceed the memory
+        budget (:func:`simmetrics.pairwise` prepares one kernel per representation)."""
+        M = self._validated(A, name, device)
+        self._check_memory((A, M))
+        return M
+
+    def _check_memory(self, *inputs):
+        """Refuse, before any kernel is built, work whose estimated peak exceeds the memory
+        budget (:func:`simmetrics._memory.check_memory`); ``inputs`` are (as given, validated)
+        pairs whose kernels are held at once. The message names the rows, whether they come
+        from positions, and the alternatives."""
+        group = intertwiner_group_name(self.activation)
+        shapes = [_kernel_input_shape(raw, M) for raw, M in inputs]
+        torch_like = any(_is_torch(M) for _, M in inputs)
+        tiles = next((_tile_elements(M) for _, M in inputs if _is_torch(M)), _TILE_ELEMENTS)
+
+        def peak(summed):
+            return _cka_peak_bytes(shapes, summed, group, self.estimator, self.chunk_size,
+                                   torch_like, tiles)
+
+        summed = self.positions == "sum"
+        need = peak(summed)
+        if need <= get_memory_budget():
+            return
+        stimuli, positions, C = shapes[0]
+        n = stimuli if summed else stimuli * positions
+        count = len(inputs)
+        kernels = (f"{count} float64 {n:,} x {n:,} kernel" + ("s" if count > 1 else "")
+                   + (" and its working memory" if count == 1 else " and their working memory"))
+        streaming = ("a streaming metric, whose memory does not grow with the stimuli "
+                     "(simmetrics.stream_score with 'intertwiner_procrustes' or 'linear_cka')")
+        fewer = "fewer stimuli (the kernels grow with the square of their number)"
+        if positions > 1 and not summed:
+            what = (f"IntertwinerCKA on {n:,} rows ({stimuli:,} stimuli x {positions:,} "
+                    f"positions: with positions='rows' every position of every stimulus is a "
+                    f"row), {kernels}")
+            alternatives = [
+                f"positions='sum' (the paper's conv kernel: the {stimuli:,} stimuli are the "
+                "rows, positions are summed inside each channel's product; about "
+                f"{format_bytes(peak(True))})", fewer, streaming]
+        else:
+            summed_text = f" ({positions:,} positions summed)" if positions > 1 else ""
+            what = f"IntertwinerCKA on {n:,} stimuli{summed_text}, {kernels}"
+            alternatives = [fewer, streaming]
+        check_memory(need, what, alternatives)
+
+    def _validated(self, A, name, device=None):
         """One input as the metric reads it: the (n, d) matrix of rows, or, with
         ``positions="sum"``, an (n, C, P) array that keeps each sample's positions together.
 
@@ -1117,7 +1617,8 @@ class IntertwinerCKA(Metric):
         check_nonconstant_array(_rows(H), name)
         if _TORCH_ON_CPU and not _is_torch(H):
             H = _tensor_from_numpy(H)
-        return UnbiasedGram(_intertwiner_kernel(H, group, self.estimator, self.chunk_size))
+        K = _intertwiner_kernel(H, group, self.estimator, self.chunk_size)
+        return UnbiasedGram(_u_centred(K))
 
     def _fit_score_prepared(self, a, b):
         a, b = _same_place(a, b)

@@ -10,15 +10,17 @@ between the neurons, which allows layers of different widths.
 
 Conventions follow netrep's ``LinearMetric`` and ``PermutationMetric`` (ahwillia/netrep): the
 centring means and the whitening matrices are learned in ``fit`` (so ``score`` on held-out
-stimuli uses them), the covariance used for whitening is the unnormalised ``Xc' Xc``, the
-Euclidean distance is not divided by sqrt(n), and representations of different widths are
-compared by zero-padding the narrower one.
+stimuli uses them; with full whitening, held-out directions the training stimuli did not span
+are whitened on the scored stimuli: :class:`ShapeMetric`'s Notes), the covariance used for
+whitening is the unnormalised ``Xc' Xc``, the Euclidean distance is not divided by sqrt(n),
+and representations of different widths are compared by zero-padding the narrower one.
 """
 
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 from ._linalg import (
+    abs_max,
     center,
     clearly_varying,
     frobenius_norm,
@@ -26,11 +28,14 @@ from ._linalg import (
     near_centred,
     orthonormal_basis,
     pow2_rescale,
+    times_pow2,
 )
+from ._memory import check_memory
+from ._params import Boolean, Interval, Options, Real
 from ._registry import register
 from ._validation import check_nonconstant
 from .base import AlignmentMetric, param_dependent
-from .moments import _numpy, check_nonconstant_moments, spectrum_from_gram
+from .moments import _numpy, check_nonconstant_moments, gram_factor, rows_svd
 
 __all__ = [
     "ShapeMetric",
@@ -139,8 +144,14 @@ def partial_whitener(Xc, alpha):
     Rank-deficient C (constant or duplicate neurons, n <= d, zero-padding): C^(-1/2) is the
     pseudo-inverse square root, keeping the directions whose singular value of Xc exceeds
     ``max(n, d) * eps * s_max`` (:func:`simmetrics._linalg.orthonormal_basis`); on the other
-    directions Z is alpha I. netrep instead clips the eigenvalues at 1e-7; both agree on
-    full-rank data, and neither produces a NaN.
+    directions Z is k alpha I (k the scale above). netrep instead clips the eigenvalues at 1e-7;
+    both agree on full-rank data, and neither produces a NaN. (At alpha = 0 these directions
+    get weight 0; :class:`ShapeMetric` scores held-out data that vary there by the rule in its
+    Notes.)
+
+    Extreme scales: the SVD runs on ``Xc`` times a power of two (exact) and Z is formed from
+    ratios of singular values, so subnormal data (1e-310, where an SVD of the data fails and
+    1/s overflows) and huge data (1e300) give the whitener of the data as given.
 
     Examples
     --------
@@ -152,19 +163,99 @@ def partial_whitener(Xc, alpha):
     """
     if alpha == 1.0:
         return None
-    _, s, Vt = orthonormal_basis(Xc)
-    return _whitener_from_spectrum(s, Vt, alpha)
+    return _whitener_map(Xc, alpha).dense()
 
 
-def _whitener_from_spectrum(s, Vt, alpha):
-    """:func:`partial_whitener` from the singular values s and right vectors V' of Xc (from
-    its SVD, or from the eigen-decomposition of Xc'Xc when streaming)."""
-    d = Vt.shape[1]
-    Z = ((1.0 - alpha) * (Vt.T / s)) @ Vt
-    Z[np.diag_indices(d)] += alpha
-    # sqrt(sum s^2 / new_var) as a ratio of norms, which neither overflows nor underflows
-    Z *= frobenius_norm(s) / frobenius_norm(alpha * s + (1.0 - alpha))
+def _whitener_map(Xc, alpha, e=0):
+    """:func:`partial_whitener` of the centred data ``Xc * 2**e`` as a :class:`_LinearMap`
+    (Z = c I + V diag(z) V', no d x d matrix), from the SVD of ``Xc`` rescaled by a power of
+    two: subnormal (1e-310) and huge (1e300) data give the whitener of the data as given, with
+    no failed SVD and no overflow of 1/s."""
+    top = abs_max(Xc)
+    shift = int(np.frexp(top)[1]) if top > 0.0 else 0
+    _, s, Vt = orthonormal_basis(times_pow2(Xc, -shift))
+    return _whitener_from_spectrum(s, Vt, alpha, e + shift, n=Xc.shape[0])
+
+
+def _whitener_from_spectrum(s, Vt, alpha, e=0, n=None):
+    """:func:`partial_whitener` (as a :class:`_LinearMap`) from the singular values
+    s * 2**e and right vectors V' of Xc (from its SVD, or from the eigen-decomposition of Xc'Xc
+    when streaming); ``n`` the number of rows of Xc (None: not known).
+
+    With sigma = s 2**e the singular values of Xc, Z = k (alpha I + (1 - alpha) V diag(1/sigma)
+    V') and k = ||sigma|| / ||alpha sigma + (1 - alpha)|| (the total variance kept), so::
+
+        Z = k alpha I + V diag(k (1 - alpha) / sigma) V'
+
+    Both coefficients are formed from ratios of s and powers of two, never from 1/sigma,
+    which overflows for data of 1e-310.
+
+    For full whitening (alpha = 0) the map also records ``unit`` = (||s|| / sqrt(r), e, n):
+    k = ||s|| 2**e / sqrt(r) is the norm of each of the r whitened directions of Xc
+    (Xc Z = k U V'), so k / sqrt(n) is their rms per stimulus, the scale that
+    :class:`ShapeMetric` gives held-out directions the training rows did not span."""
+    t = max(e, 0)  # m = (alpha sigma + (1 - alpha)) 2**-t stays in range at either extreme
+    with np.errstate(under="ignore"):  # a term below the smallest float is negligible here
+        m = alpha * times_pow2(s, e - t) + (1.0 - alpha) * 2.0 ** (-t)
+        ratio = frobenius_norm(s) / frobenius_norm(m)  # = k 2**(t - e)
+        diagonal = (1.0 - alpha) * (times_pow2(ratio, -t) / s)  # k (1 - alpha) / sigma
+        scalar = alpha * times_pow2(ratio, e - t)  # k alpha
+    Z = _LinearMap(diagonal, Vt.T, scalar)
+    if alpha == 0.0:
+        Z.unit = (frobenius_norm(s) / np.sqrt(s.size), e, n)
     return Z
+
+
+class _LinearMap:
+    """A fitted d x d linear map A -> A M, kept as the matrix M itself (``basis`` None) or as
+    M = c I + W K W' with W (d x w) orthonormal columns and K (w x w, or a vector: diagonal),
+    so that maps learned from n < d stimuli cost O(d n) memory and A M costs O(rows d w).
+
+    :meth:`apply` rescales inputs outside the trusted range by a power of two (exact), so
+    subnormal or huge held-out data are mapped without under- or overflow of the products.
+
+    ``unit`` is None except for a full whitener (see :func:`_whitener_from_spectrum`)."""
+
+    __slots__ = ("core", "basis", "scalar", "unit")
+
+    def __init__(self, core, basis=None, scalar=0.0):
+        self.core, self.basis, self.scalar = core, basis, float(scalar)
+        self.unit = None
+
+    @property
+    def width(self):
+        return (self.core if self.basis is None else self.basis).shape[0]
+
+    def apply(self, A):
+        top = abs_max(A)
+        if top == 0.0 or _SAFE_LOW <= top <= _SAFE_HIGH:
+            return self._apply(A)
+        e = int(np.frexp(top)[1])
+        with np.errstate(under="ignore"):  # back to the data's scale: subnormal on purpose
+            return times_pow2(self._apply(times_pow2(A, -e)), e)
+
+    def _apply(self, A):
+        if self.basis is None:
+            return A @ self.core
+        AW = A @ self.basis
+        AW = AW * self.core if self.core.ndim == 1 else AW @ self.core
+        out = AW @ self.basis.T
+        if self.scalar != 0.0:
+            with np.errstate(under="ignore"):  # c A below the smallest float is 0, rightly
+                out += self.scalar * A
+        return out
+
+    def dense(self):
+        """M as a d x d array (formed here when kept as c I + W K W')."""
+        if self.basis is None:
+            return self.core
+        d = self.width
+        check_memory(8 * d * d, f"the fitted {d:,} x {d:,} map as a dense matrix", [
+            "use transform(X, Y) or score(X, Y), which apply the map without forming it"])
+        W = self.basis
+        M = (W * self.core) @ W.T if self.core.ndim == 1 else W @ self.core @ W.T
+        M[np.diag_indices(d)] += self.scalar
+        return M
 
 
 def procrustes_rotation(A, B):
@@ -204,6 +295,103 @@ def _rotation_from_cross(M):
     """U V' from the SVD U S V' of M = B'A: the rotation of :func:`procrustes_rotation`."""
     U, _, Vt = np.linalg.svd(M)
     return U @ Vt
+
+
+def _closest_optimal_rotation(M, width=None):
+    """The orthogonal Q maximising <M, Q>_F (M = B'A: Q minimises ||A - B Q||) that is closest
+    to the identity among the maximisers, and the singular values of M.
+
+    With M = U S V' and r the singular values above ``width * eps * s_1`` (``width`` defaults
+    to M's size), every maximiser is U_r V_r' + U_0 G V_0' with G orthogonal: the data fix Q on
+    V_r only (rank-deficient M: zero-padding, n <= d, duplicate neurons). Of these, the one with
+    the largest trace (the least rotation of what the data do not determine) takes G = the
+    orthogonal polar factor of U_0'V_0. For full-rank M this is U V'; unlike U V' it does not
+    depend on how LAPACK picks the null vectors, so held-out scores are defined."""
+    U, sv, Vt = np.linalg.svd(M)
+    width = max(M.shape) if width is None else width
+    r = int(np.sum(sv > width * np.finfo(np.float64).eps * sv[0])) if sv.size else 0
+    Q = U[:, :r] @ Vt[:r]
+    if r < M.shape[0]:
+        a, _, bt = np.linalg.svd(U[:, r:].T @ Vt[r:].T)
+        Q += U[:, r:] @ (a @ bt) @ Vt[r:]
+    return Q, sv
+
+
+def _use_n_space_route(n_rows, width):
+    """Whether the rotation of n_rows stimuli in ``width`` dimensions is found in the span of
+    the two row spaces (at most 2 n_rows dimensions) rather than from the width x width
+    cross-product's SVD."""
+    return width > n_rows
+
+
+def _n_space_rotation(A, B, width):
+    """:func:`_closest_optimal_rotation` of M = B'A (A, B zero-padded to ``width`` columns)
+    without forming M, for rows < width. With [A' B'] = W T the QR decomposition of the two
+    transposed representations side by side (each rescaled by a power of two, which changes
+    neither the rotation nor, once undone, the nuclear norm), W (width x w, w = min(2 n, width))
+    has orthonormal columns spanning both row spaces, A W = T_A' and B W = T_B', so that
+    M = W (T_B T_A') W'. The rotation is I + W (Q_w - I) W' with Q_w that of the w x w matrix
+    T_B T_A': the identity on directions neither A nor B reaches, which is what the
+    closest-to-identity rule gives there (and the rule's result does not depend on W).
+
+    Returns the rotation as a :class:`_LinearMap` and the nuclear norm of M (= <A, B Q>)."""
+    n = A.shape[0]
+    ea = int(np.frexp(abs_max(A))[1])
+    eb = int(np.frexp(abs_max(B))[1])
+    stacked = np.zeros((width, 2 * n))
+    stacked[: A.shape[1], :n] = times_pow2(A, -ea).T
+    stacked[: B.shape[1], n:] = times_pow2(B, -eb).T
+    W, T = np.linalg.qr(stacked)
+    Qw, sv = _closest_optimal_rotation(T[:, n:] @ T[:, :n].T, width)
+    Qw[np.diag_indices(Qw.shape[0])] -= 1.0
+    with np.errstate(over="ignore", under="ignore"):  # out of range: not used (see callers)
+        nuclear = float(np.ldexp(np.sum(sv), ea + eb))
+    return _LinearMap(Qw, W, 1.0), nuclear
+
+
+def _split_unseen(A, As, Z):
+    """(main, extra) of scored rows for full whitening: :class:`ShapeMetric`'s held-out rule.
+
+    ``A`` the scored rows as given (m x d), ``As`` = A - fitted mean, ``Z`` the fitted full
+    whitener (``Z.unit`` set), whose basis V (d x r, orthonormal) spans the training rows.
+    The part of As outside that span, As (I - V V'), is invisible to Z; U_u is an orthonormal
+    basis of its column space (singular values up to max(m, d) eps max(||A||_F, ||As||_F)
+    dropped as rounding: ||A||, uncentred, sets the rounding of A - mean, a constant row of
+    about eps |mean|), and::
+
+        extra = sqrt(m) (k / sqrt(n)) U_u          (m x r_u)
+        main  = (I - U_u U_u') As Z                (m x d)
+
+    k / sqrt(n) the rms per training stimulus of a whitened training direction (``Z.unit``).
+    Without an unseen part, main = As Z and extra has no columns. The basis is computed on
+    As times a power of two (exact), so subnormal and huge data lose nothing."""
+    main = Z.apply(As)
+    m, d = As.shape
+    V = Z.basis
+    top = abs_max(As)
+    if V.shape[1] >= d or top == 0.0:  # the training rows spanned every direction
+        return main, np.zeros((m, 0))
+    shift = -int(np.frexp(top)[1])
+    T = times_pow2(As, shift)
+    U, s, _ = np.linalg.svd(T - (T @ V) @ V.T, full_matrices=False)
+    with np.errstate(over="ignore", under="ignore"):  # only compared with s below
+        floor = times_pow2(frobenius_norm(A), shift)
+    keep = s > max(m, d) * np.finfo(np.float64).eps * max(floor, frobenius_norm(T))
+    Uu = U[:, keep]
+    if not Uu.shape[1]:
+        return main, Uu
+    norm, e, n = Z.unit
+    if n is None:
+        raise ValueError(
+            "these scored stimuli vary in directions the training stimuli did not span, and "
+            "this ShapeMetric(alpha=0) was fitted from second moments without their number of "
+            "stimuli, which the held-out rule needs (see ShapeMetric's Notes); fit it with "
+            "fit(X, Y) on the training data"
+        )
+    main = main - Uu @ (Uu.T @ main)
+    with np.errstate(under="ignore"):  # back to the data's scale: subnormal on purpose
+        extra = times_pow2(Uu * (norm * np.sqrt(m / n)), e)
+    return main, extra
 
 
 def optimal_permutation(A, B):
@@ -373,6 +561,10 @@ class _CenteredAlignment(AlignmentMetric):
     is_metric = True
     same_width = False
     _score_methods = _SCORE_METHODS
+    _parameter_constraints = {
+        "score_method": [Options(_SCORE_METHODS)],
+        "center_columns": [Boolean()],
+    }
     _pads = True  # the narrower representation is zero-padded to the common width
 
     def _check_params(self):
@@ -432,10 +624,30 @@ class _CenteredAlignment(AlignmentMetric):
         return _distance(*self._transform(X, Y), self.score_method)
 
     # -- streaming (simmetrics.stream_score): the same fit and score from second moments ----
-    # Both need only Xc'Xc, Yc'Yc and Xc'Yc about the fitted means. The whole-data route is
-    # kept for whole data: its SVD of the data (whitening) is better conditioned than the
-    # eigen-decomposition of Xc'Xc, and its angle 2 atan2(||a - b||, ||a + b||) is accurate
-    # near 0, where arccos of a cosine formed from moments has an error of about sqrt(eps).
+    # Without whitening both need only Xc'Xc, Yc'Yc and Xc'Yc about the fitted means (the
+    # angle, arccos of a cosine formed from them, has an error of about sqrt(eps) near 0;
+    # whole data use 2 atan2(||a - b||, ||a + b||)). The whitening shape metrics use the
+    # statistics' factor instead (ShapeMetric below).
+    @property
+    def _moments_any_scale(self):
+        """The Euclidean distances without partial whitening (alpha 0 or 1) are homogeneous
+        of degree 1 in (X, Y): the hooks take statistics at any power-of-two level 2^-k
+        (both sides brought to the larger exponent) and scale the distance by 2^k, exactly.
+        Partial whitening (0 < alpha < 1) mixes alpha I with C^(-1/2) and is not."""
+        return self.score_method == "euclidean" and float(getattr(self, "alpha", 1.0)) in (0.0, 1.0)
+
+    def _one_level(self, S):
+        """(S, k): for the homogeneous distances, S with both sides at the larger exponent k
+        (exact, up to contributions below 2^-1074 of the smaller side, which lie far below
+        eps of the distance), else (S, 0)."""
+        if not self._moments_any_scale:
+            return S, 0
+        k = max(S.exponents)
+        if S.exponents != (k, k):
+            with np.errstate(under="ignore"):
+                S = S.at_exponents(k, k)
+        return S, k
+
     def _check_moments(self, stats):
         for name, rep in (("X", stats.x), ("Y", stats.y)):
             if self.center_columns:
@@ -447,7 +659,7 @@ class _CenteredAlignment(AlignmentMetric):
 
     def _fit_from_moments(self, stats):
         self._check_params()
-        S = stats.to_numpy()
+        S, _ = self._one_level(stats.to_numpy())
         self._check_moments(S)
         if self.center_columns:
             self.mean_x_, self.mean_y_ = S.x.mean, S.y.mean
@@ -457,9 +669,10 @@ class _CenteredAlignment(AlignmentMetric):
 
     def _score_from_moments(self, stats):
         self._check_params()
-        S = stats.to_numpy()
+        S, k = self._one_level(stats.to_numpy())
         self._check_moments(S)
-        return self._distance_from_moments(S.shifted(self.mean_x_, self.mean_y_))
+        value = self._distance_from_moments(S.shifted(self.mean_x_, self.mean_y_))
+        return float(times_pow2(value, k)) if k else value  # in the data's units
 
     def _distance_from_moments(self, S):
         return _distance_from_products(*self._aligned_products(S), self.score_method)
@@ -520,7 +733,8 @@ class ShapeMetric(_CenteredAlignment):
         euclidean: ||X~ - Y~ Q||_F          (not divided by sqrt(n), as in netrep)
 
     On the fitting data <X~, Y~ Q> is the nuclear norm of X~'Y~, so the angular distance lies in
-    [0, pi/2] (held-out stimuli can give up to pi). alpha = 1 is the Procrustes shape distance;
+    [0, pi/2]; held-out stimuli can give up to pi (Y = -X after fitting on Y = X gives pi), so
+    ``bounds`` is [0, pi]. alpha = 1 is the Procrustes shape distance;
     alpha = 0 whitens fully and the angular distance is arccos(sum_k rho_k / sqrt(r_x r_y)),
     rho_k the canonical correlations and r the ranks: arccos of the mean canonical correlation
     for full-rank data of equal widths (with unequal widths the padding shrinks it).
@@ -530,6 +744,18 @@ class ShapeMetric(_CenteredAlignment):
     sign flips) and translations; the angular distance also to isotropic scaling at alpha = 1
     and to every invertible linear map at alpha = 0. For 0 < alpha < 1 the unnormalised
     covariance makes the value depend on the data's scale (netrep's convention).
+
+    **The fitted rotation.** Where Y~'X~ is rank-deficient (fewer stimuli than neurons,
+    zero-padding, duplicate neurons) the training data fix Q only on the directions they span;
+    Q is then the optimal rotation closest to the identity (the largest trace among the
+    optimal ones): the identity on directions neither representation reaches, and on the rest
+    of the null space the polar factor that rotates least. It is unique, so held-out scores do
+    not depend on how an SVD picks null vectors. With more neurons than stimuli (d > n) it is
+    found in the span of the two row spaces (at most 2n dimensions, from a QR decomposition of
+    the d x 2n matrix [X~' Y~']), never from the d x d SVD; Q and the whitening matrices are
+    then kept factored (I + W K W') and formed as d x d arrays only when ``rotation_`` or
+    ``whitener_x_`` is read. Data of 1e-310 or 1e300 are whitened after an exact power-of-two
+    rescaling, so the scale-free variants give the same value as at scale 1.
 
     Parameters
     ----------
@@ -545,9 +771,56 @@ class ShapeMetric(_CenteredAlignment):
     mean_x_, mean_y_ : ndarray
         Neuron means learned in ``fit`` (zeros when ``center_columns=False``).
     whitener_x_, whitener_y_ : ndarray or None
-        Partial whitening matrices (None when alpha = 1: no whitening).
+        Partial whitening matrices (None when alpha = 1: no whitening), formed when read.
     rotation_ : ndarray, shape (d, d)
-        Q mapping the (padded, whitened) Y onto X; d = max(n_x, n_y).
+        Q mapping the (padded, whitened) Y onto X; d = max(n_x, n_y). Formed when read (a
+        d x d array, checked against the memory budget); ``transform`` and ``score`` apply
+        the factored form.
+
+    Notes
+    -----
+    **Held-out stimuli that vary where the training stimuli did not (alpha = 0).** Full
+    whitening keeps only the span of the training rows: a neuron silent during ``fit``, or any
+    direction the n training rows do not reach (always when n <= d), is multiplied by 0, so
+    held-out data that differed only there scored 0 (1.6e-15). ``score`` and ``transform``
+    instead follow the rule of :class:`simmetrics.IntertwinerProcrustes` for the identity
+    activation (the same group, GL_d). For the scored rows of X (m of them, As = X - mean_x_),
+    with V (d x r) an orthonormal basis of the training row space, U_u an orthonormal basis of
+    the column space of As (I - V V') (its singular values up to max(m, d) eps ||X||_F dropped
+    as rounding) and k^2 = tr(Xc'Xc) / r the squared norm of each of the r whitened training
+    directions (Xc Z_X = k U V' on the n training rows)::
+
+        X~ = [ (I - U_u U_u') As Z_X ,  sqrt(m / n) k U_u ]
+
+    and Y~ likewise (its own U_v, k_Y). The first blocks are zero-padded to the common width
+    and aligned by the fitted Q; the extra blocks, zero-padded to the larger of their widths,
+    by the orthogonal Procrustes rotation R of the scored stimuli (minimising
+    ||E_x - E_y R||_F); the distance is taken between [X~_1, E_x] and [Y~_1 Q, E_y R]. So an
+    unseen direction is whitened on the scored stimuli to the training rms per stimulus,
+    k / sqrt(n) (it weighs what a training direction weighs), and the whitened block is
+    projected off span(U_u), which removes what the unseen part leaks into it under a
+    non-orthogonal map. Consequences: the held-out value is invariant to GL_d acting on X
+    (training and held-out rows alike), held-out Y = X g scores 0, the angle stays in
+    [0, pi], and held-out X varying only in unseen directions is well defined (against a Y
+    without unseen part: pi/2). Rows inside the training span (the fitting data among them)
+    add no column, so ``fit_score``, and ``score`` on the fitting data, are unchanged;
+    otherwise ``transform`` returns more columns than neurons.
+
+    For 0 < alpha < 1 the unseen directions keep the weight k alpha of the fitted map (the
+    rule is alpha = 0's): where the scored data have an unseen part the held-out value jumps at
+    alpha = 0 (a held-out difference only in a neuron silent during fit: 4e-6 at alpha = 1e-6,
+    0.40 at alpha = 0); without one it is continuous in alpha. Fitted by
+    :func:`simmetrics.stream_score` and scored on arrays, the number of training stimuli is
+    not known, and scored data with an unseen part get a ValueError.
+
+    **Fewer stimuli than neurons, alpha = 0.** With n <= d every training set leaves at least
+    d - n + 1 directions unseen. ``fit_score`` is 0 for any pair in general position (all
+    canonical correlations are 1), and held-out rows in general position score 0 as long as
+    m + r <= d (r = n - 1 when centring): GL_d then maps the training and scored rows of X onto
+    those of Y, and the invariance leaves nothing to compare. With more scored rows the value
+    compares the parts in the training spans and the principal angles between the unseen parts.
+    To compare such data use alpha > 0, or fewer neurons (e.g. PCA fitted on the training
+    stimuli).
 
     Examples
     --------
@@ -560,9 +833,11 @@ class ShapeMetric(_CenteredAlignment):
     0.0
     """
 
-    bounds = _angular_or_euclidean_bounds(np.pi / 2)
+    bounds = _angular_or_euclidean_bounds(np.pi)
     invariances = param_dependent(_shape_invariances)
     reference = _REFERENCE_SHAPE
+
+    _parameter_constraints = {"alpha": [Interval(Real, 0, 1, closed="both")]}
 
     def __init__(self, alpha=1.0, score_method="angular", center_columns=True, layout=None):
         self.alpha = alpha
@@ -577,8 +852,32 @@ class ShapeMetric(_CenteredAlignment):
                 or not 0.0 <= alpha <= 1.0:
             raise ValueError(f"alpha must be a number in [0, 1], got {alpha!r}")
 
+    # -- fitted maps: kept as _LinearMap (factored when learned from fewer stimuli than
+    # neurons), formed as dense matrices only when the public attributes are read
+    def _fitted(self, name, public):
+        try:
+            return self.__dict__[name]
+        except KeyError:
+            raise AttributeError(
+                f"{type(self).__name__!r} object has no attribute {public!r} (call fit first)"
+            ) from None
+
+    @property
+    def rotation_(self):
+        return self._fitted("_rotation", "rotation_").dense()
+
+    @property
+    def whitener_x_(self):
+        Z = self._fitted("_whitener_x", "whitener_x_")
+        return None if Z is None else Z.dense()
+
+    @property
+    def whitener_y_(self):
+        Z = self._fitted("_whitener_y", "whitener_y_")
+        return None if Z is None else Z.dense()
+
     def _whiten(self, Ac, Z):
-        return Ac if Z is None else Ac @ Z
+        return Ac if Z is None else Z.apply(Ac)
 
     def _prepare(self, A, name):
         self._check_params()
@@ -589,40 +888,91 @@ class ShapeMetric(_CenteredAlignment):
         # simmetrics._linalg.center): with large means, X - mean_x_ keeps a constant rounding
         # residual that the whitening would take for a direction of the data
         _check_one(A, name, self.center_columns)
-        if self.center_columns:
-            mean, Ac = A.mean(axis=0), center(A)
-        else:
-            mean, Ac = np.zeros(A.shape[1]), A
-        Z = partial_whitener(Ac, alpha)
-        Aw = Ac @ Z
+        # data out of range (1e-310, 1e300) are centred and whitened times a power of two
+        # (exact), so that no SVD meets subnormal numbers; only the whitened data go back
+        top = abs_max(A)
+        e = 0 if _SAFE_LOW <= top <= _SAFE_HIGH else int(np.frexp(top)[1])
+        As = times_pow2(A, -e) if e else A
+        with np.errstate(under="ignore"):  # means and whitened data of subnormal inputs
+            if self.center_columns:
+                mean, Ac = times_pow2(As.mean(axis=0), e), center(As)
+            else:
+                mean, Ac = np.zeros(A.shape[1]), As
+            Z = _whitener_map(Ac, alpha, e)
+            Aw = times_pow2(Z.apply(Ac), e) if e else Z.apply(Ac)
         with np.errstate(over="ignore", under="ignore"):
             colsq = np.einsum("ij,ij->j", Aw, Aw)
         return _Prepared(Aw, np.zeros(A.shape[1]), colsq, mean, Z)
 
     def _fit_prepared(self, a, b):
-        self.whitener_x_, self.whitener_y_ = a.whitener, b.whitener
+        self._whitener_x, self._whitener_y = a.whitener, b.whitener
+        width = max(a.data.shape[1], b.data.shape[1])
+        if _use_n_space_route(a.n, width):
+            # more neurons than stimuli: the rotation in the span of the two row spaces, no
+            # width x width SVD (d = 5,000, n = 10: milliseconds instead of minutes)
+            self.mean_x_, self.mean_y_ = a.mean, b.mean
+            self._rotation, nuclear = _n_space_rotation(a.centred(), b.centred(), width)
+            return a.sq, b.sq, nuclear
         return super()._fit_prepared(a, b)
 
     def _fit_alignment(self, Xw, Yw):
         """The rotation from the (padded, whitened) data themselves."""
-        self.rotation_ = procrustes_rotation(Xw, Yw)
+        self._rotation = _LinearMap(_closest_optimal_rotation(_cross_in_range(Yw, Xw))[0])
 
     def _fit_alignment_from_cross(self, a, b, C):
-        # Q = U V' from the SVD U S V' of Yw'Xw = C'; on these data <Xw, Yw Q> = sum(S)
-        U, sv, Vt = np.linalg.svd(C.T)
-        self.rotation_ = U @ Vt
+        # Q from the SVD U S V' of Yw'Xw = C'; on these data <Xw, Yw Q> = sum(S)
+        Q, sv = _closest_optimal_rotation(C.T)
+        self._rotation = _LinearMap(Q)
         return a.sq, b.sq, float(sv.sum())
 
     def _align(self, Xc, Yc):
-        return self._align_whitened(self._whiten(Xc, self.whitener_x_),
-                                    self._whiten(Yc, self.whitener_y_))
+        return self._align_whitened(self._whiten(Xc, self._whitener_x),
+                                    self._whiten(Yc, self._whitener_y))
 
     def _aligned(self, a, b):
         return self._align_whitened(a.centred(), b.centred())  # prepared: already whitened
 
+    def _transform(self, X, Y):
+        Zx, Zy = self._fitted("_whitener_x", "whitener_x_"), self._whitener_y
+        # partial or no whitening (or a map pickled before maps recorded their unit): the
+        # fitted maps alone
+        if getattr(Zx, "unit", None) is None:
+            return super()._transform(X, Y)
+        # full whitening: directions the training rows did not span, by the held-out rule
+        # (class Notes): whitened on the scored stimuli, appended, aligned on them
+        Mx, Ex = _split_unseen(X, X - self.mean_x_, Zx)
+        My, Ey = _split_unseen(Y, Y - self.mean_y_, Zy)
+        A, B = self._align_whitened(Mx, My)
+        k = max(Ex.shape[1], Ey.shape[1])
+        if k:
+            Ex, Ey = zero_pad(Ex, k), zero_pad(Ey, k)
+            A, B = np.hstack([A, Ex]), np.hstack([B, Ey @ procrustes_rotation(Ex, Ey)])
+        return A, B
+
     def _align_whitened(self, Xw, Yw):
-        width = self.rotation_.shape[0]
-        return zero_pad(Xw, width), zero_pad(Yw, width) @ self.rotation_
+        width = self._rotation.width
+        return zero_pad(Xw, width), self._rotation.apply(zero_pad(Yw, width))
+
+    # -- streaming with whitening: the statistics' factor, or a checked square root ---------
+    @property
+    def _moments_factor(self):
+        """stream_score accumulates PairMoments.factor for the whitening (alpha < 1): the
+        whitener, the rotation and the distance then come from rows that stand in for the
+        data (PairMoments.factor_rows), with the data's conditioning."""
+        return float(self.alpha) != 1.0
+
+    def _moments_whitener(self, A, n, alpha):
+        """The whitener (:func:`_whitener_from_spectrum`) of data with rows ``A`` standing in
+        for their n rows, by the whole-data rank rule (:func:`simmetrics.moments.rows_svd`)."""
+        _, s, Vt, e = rows_svd(A, n)
+        return _whitener_from_spectrum(s, Vt, alpha, e)
+
+    def _check_gram_route(self, S):
+        """Without a factor the whitening decomposes the Gram matrices: refused where
+        :func:`simmetrics.moments.gram_factor` finds their digits insufficient; returns the
+        square roots it accepted."""
+        return [gram_factor(rep, name, centred=bool(self.center_columns))
+                for name, rep in (("X", S.x), ("Y", S.y))]
 
     def _whitened_moments(self, S):
         """Xw'Xw, Yw'Yw and Xw'Yw (zero-padded to the common width) from centred moments."""
@@ -638,13 +988,29 @@ class ShapeMetric(_CenteredAlignment):
 
     def _fit_alignment_from_moments(self, S):
         alpha = float(self.alpha)
-        self.whitener_x_ = self.whitener_y_ = None
-        if alpha != 1.0:
-            self.whitener_x_ = _whitener_from_spectrum(*spectrum_from_gram(S.x.gram, S.n), alpha)
-            self.whitener_y_ = _whitener_from_spectrum(*spectrum_from_gram(S.y.gram, S.n), alpha)
+        self._whitener_x = self._whitener_y = None
         width = max(S.x.width, S.y.width)
+        if alpha != 1.0 and S.factor is not None:
+            # the whole-data fit on rows standing in for the data about the fitted means
+            A, B = S.factor_rows()
+            self._whitener_x = self._moments_whitener(A, S.n, alpha)
+            self._whitener_y = self._moments_whitener(B, S.n, alpha)
+            self._fit_alignment(zero_pad(self._whiten(A, self._whitener_x), width),
+                                zero_pad(self._whiten(B, self._whitener_y), width))
+            return
+        if alpha != 1.0:
+            Mx, My = self._check_gram_route(S)
+            self._whitener_x = self._moments_whitener(Mx, S.n, alpha)
+            self._whitener_y = self._moments_whitener(My, S.n, alpha)
         C = _pad2(self._whitened_moments(S)[2], width, width)
-        self.rotation_ = _rotation_from_cross(pow2_rescale(C.T))
+        self._rotation = _LinearMap(_closest_optimal_rotation(pow2_rescale(C.T))[0])
+
+    def _distance_from_moments(self, S):
+        if float(self.alpha) != 1.0:
+            if S.factor is not None:  # the whole-data distance, on the rows
+                return _distance(*self._align(*S.factor_rows()), self.score_method)
+            self._check_gram_route(S)
+        return super()._distance_from_moments(S)
 
     def _aligned_products(self, S):
         Gx, Gy, C = self._whitened_moments(S)
@@ -663,7 +1029,9 @@ class OrthogonalProcrustes(ShapeMetric):
         angular:   arccos( ||Xc' Yc||_* / (||Xc||_F ||Yc||_F) )   in [0, pi/2]
         euclidean: ||Xc - Yc Q||_F = sqrt(||Xc||^2 + ||Yc||^2 - 2 ||Xc' Yc||_*)
 
-    (||.||_* the nuclear norm; the closed forms hold on the fitting data). Williams et al. 2021;
+    (||.||_* the nuclear norm; the closed forms hold on the fitting data: held-out stimuli,
+    scored with the fitted means and Q, give angles up to pi, and ``bounds`` is [0, pi]). For
+    d > n the rotation is found in the n-space (see :class:`ShapeMetric`). Williams et al. 2021;
     the angular form is Procrustes' shape distance of Kendall's shape space. A **distance** and a
     metric; invariant to orthogonal maps, permutations, sign flips and translations, and
     (angular) to isotropic scaling.
@@ -844,6 +1212,12 @@ class SoftMatching(_CenteredAlignment):
     )
     _score_methods = ("euclidean",)
     _pads = False  # a transport plan matches populations of any sizes
+
+    _parameter_constraints = {
+        "score_method": [Options({"euclidean"}, hint="SoftMatching: Khosla & Williams define no "
+                                 "angular form")],
+        "center_columns": [Boolean()],
+    }
 
     def __init__(self, score_method="euclidean", center_columns=True, layout=None):
         self.score_method = score_method
