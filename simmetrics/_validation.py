@@ -18,6 +18,9 @@ __all__ = [
     "check_nonconstant",
     "check_matching_shapes",
     "check_random_state",
+    "shape_of",
+    "rows_per_stimulus",
+    "positions_differ_message",
 ]
 
 #: Layouts accepted for inputs with more than two axes.
@@ -214,15 +217,63 @@ def check_pair(X, Y, layout=None, min_samples=2, same_width=False):
     ...
     ValueError: X and Y must have the same number of samples (rows): X has 5, Y has 4
     """
+    raw = (shape_of(X), shape_of(Y)) if layout in _EXPECTED_NDIM else None
     X = check_representation(X, "X", layout=layout, min_samples=min_samples)
     Y = check_representation(Y, "Y", layout=layout, min_samples=min_samples)
-    check_matching_shapes(X.shape, Y.shape, same_width)
+    check_matching_shapes(X.shape, Y.shape, same_width, raw, layout)
     return X, Y
 
 
-def check_matching_shapes(x_shape, y_shape, same_width=False):
-    """Raise unless two (n, d) shapes have the same n (and, with ``same_width``, the same d)."""
+def shape_of(A):
+    """The shape of an input as given (array, tensor, nested lists), or None where it has none
+    (ragged lists, None): only used to word error messages."""
+    shape = getattr(A, "shape", None)
+    if shape is None:
+        try:
+            shape = np.shape(A)
+        except (ValueError, TypeError):
+            return None
+    return tuple(int(s) for s in shape)
+
+
+def rows_per_stimulus(shape, layout):
+    """(count, words) of the rows one stimulus becomes under ``layout``."""
+    if layout == "ntd":
+        return shape[1], f"{shape[1]} tokens"
+    h, w = (shape[2], shape[3]) if layout == "nchw" else (shape[1], shape[2])
+    return h * w, f"{h * w} positions ({h} x {w})"
+
+
+def positions_differ_message(name0, name, shape0, shape, layout):
+    """The message for inputs of the same stimuli that a conv / token layout turns into
+    different numbers of rows (their positions per stimulus differ), with the ways out."""
+    stimuli = shape0[0]
+    (p0, w0), (p, w) = rows_per_stimulus(shape0, layout), rows_per_stimulus(shape, layout)
+    unit = "token" if layout == "ntd" else "spatial position"
+    pool = "A.mean(axis=1)" if layout == "ntd" else (
+        "A.mean(axis=(2, 3))" if layout == "nchw" else "A.mean(axis=(1, 2))")
+    return (
+        f"every representation holds {stimuli} stimuli, but layout={layout!r} makes one row "
+        f"per stimulus and {unit}, and the layers differ there: {name0} has {stimuli} x {w0} = "
+        f"{stimuli * p0} rows, {name} has {stimuli} x {w} = {stimuli * p} rows. To compare "
+        f"layers of different sizes use layout='flatten' (one row per stimulus, every {unit} x "
+        f"channel a neuron), pool the {unit}s first ({pool} per layer), or a metric with a "
+        f"positions option (IntertwinerCKA(positions='sum', layout={layout!r}) sums them "
+        "inside its kernel)"
+    )
+
+
+def check_matching_shapes(x_shape, y_shape, same_width=False, raw_shapes=None, layout=None):
+    """Raise unless two (n, d) shapes have the same n (and, with ``same_width``, the same d).
+
+    ``raw_shapes`` (the inputs' shapes before ``layout`` turned them into rows) lets the message
+    name the real cause when both inputs hold the same stimuli but a conv or token layout gives
+    them different numbers of positions."""
     if x_shape[0] != y_shape[0]:
+        if (raw_shapes is not None and layout in _EXPECTED_NDIM
+                and all(s is not None and len(s) == _EXPECTED_NDIM[layout] for s in raw_shapes)
+                and raw_shapes[0][0] == raw_shapes[1][0]):
+            raise ValueError(positions_differ_message("X", "Y", *raw_shapes, layout))
         raise ValueError(
             "X and Y must have the same number of samples (rows): "
             f"X has {x_shape[0]}, Y has {y_shape[0]}"

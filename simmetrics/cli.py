@@ -12,8 +12,16 @@
     simmetrics invariances [--metric NAME ...] [--group NAME ...] [--markdown] [--plot OUT.png]
                           the measured invariance table
 
-Errors are one line on stderr and a non-zero exit status. Progress bars (pairwise, permutation
-tests, bootstrap) go to stderr when it is a terminal, unless ``--quiet``.
+Errors are one line on stderr and exit status 2: unreadable or empty files, bad values,
+out-of-memory (with the size and what to do instead), each naming the input. Notes (what a CSV
+file was read as: rows, columns, header, index column; a dequantized tensor) and progress bars
+(pairwise, permutation tests, bootstrap; only when stderr is a terminal) go to stderr, unless
+``--quiet``.
+
+``--param NAME=VALUE`` values are Python literals (``k=5``, ``sigma=0.5``) or bare words
+(``kernel=rbf``); for a boolean parameter (declared ``Boolean()`` in the metric's
+``_parameter_constraints``, or, where undeclared, one whose default is a bool) the words
+true/false, yes/no and 1/0 in any case are read as True / False, and anything else is an error.
 """
 
 import argparse
@@ -101,17 +109,82 @@ def _same_stimuli(labels, arrays):
             )
 
 
+def _same_positions(labels, arrays, layout):
+    """With a conv / token layout every stimulus is a row per position: the same stimuli in
+    layers of different spatial sizes cannot be compared row by row (say so, and the fixes)."""
+    if layout not in ("nchw", "nhwc", "ntd"):
+        return
+    from ._validation import positions_differ_message, rows_per_stimulus
+
+    counts = [rows_per_stimulus(A.shape, layout)[0] for A in arrays]
+    for label, A, count in zip(labels, arrays, counts):
+        if count != counts[0]:
+            raise ValueError(_for_the_command_line(
+                positions_differ_message(labels[0], label, arrays[0].shape, A.shape, layout)))
+
+
+def _for_the_command_line(message):
+    return message.replace("layout='flatten'", "--layout flatten")
+
+
 def _parse_param(text):
+    """(metric class or None, parameter name, the raw value text) of one --param."""
     name, sep, raw = text.partition("=")
     name = name.strip()
     if not sep or not name:
         raise ValueError(f"--param {text!r}: expected NAME=VALUE, e.g. --param debiased=True")
-    try:
-        value = ast.literal_eval(raw.strip())
-    except (ValueError, SyntaxError):
-        value = raw.strip()  # a bare word is a string: --param kernel=rbf
     scope, _, name = name.rpartition(".")
-    return (metric_class(scope) if scope else None), name, value
+    return (metric_class(scope) if scope else None), name, raw.strip()
+
+
+def _declared_constraints(cls, name):
+    """The constraint list declared for ``name`` by ``cls`` or a base class (None: none)."""
+    for klass in cls.__mro__:
+        declared = vars(klass).get("_parameter_constraints") or {}
+        if name in declared:
+            return list(declared[name])
+    return None
+
+
+_TRUE, _FALSE = ("true", "yes", "1"), ("false", "no", "0")
+
+
+def _param_value(cls, name, raw, text):
+    """The value of ``--param name=raw`` for the metric class ``cls``.
+
+    Boolean parameters (a ``Boolean()`` constraint; where ``cls`` declares nothing for
+    ``name``, a bool default) read true/false, yes/no (any case) and, when only a bool (or
+    None) is accepted, 1/0; any other word is an error naming the parameter. Every other
+    value is a Python literal, or the bare word as a string.
+    """
+    from ._params import Boolean
+
+    constraints = _declared_constraints(cls, name)
+    if constraints is None:
+        boolean = only = isinstance(cls().get_params().get(name), bool)
+        allows_none = False
+    else:
+        boolean = any(isinstance(c, Boolean) for c in constraints)
+        only = boolean and all(isinstance(c, Boolean) or c is None for c in constraints)
+        allows_none = None in constraints
+    if boolean:
+        word = raw.lower()
+        true, false = (_TRUE, _FALSE) if only else (_TRUE[:2], _FALSE[:2])
+        if word in true:
+            return True
+        if word in false:
+            return False
+        if only and allows_none and word == "none":
+            return None
+        if only:
+            raise ValueError(
+                f"--param {text!r}: {name} of {cls.name} is a boolean: use true/false, yes/no "
+                f"or 1/0 (any case){', or none' if allows_none else ''}"
+            )
+    try:
+        return ast.literal_eval(raw)
+    except (ValueError, SyntaxError):
+        return raw  # a bare word is a string: --param kernel=rbf
 
 
 def _build_metrics(names, param_texts, layout):
@@ -119,7 +192,7 @@ def _build_metrics(names, param_texts, layout):
     classes = list(dict.fromkeys(metric_class(n) for n in names))
     params = {cls: {} for cls in classes}
     for text in param_texts or ():
-        scope, name, value = _parse_param(text)
+        scope, name, raw = _parse_param(text)
         if scope is not None and scope not in params:
             raise ValueError(f"--param {text!r}: {scope.name} is not one of the --metric names")
         targets = [c for c in classes if scope in (None, c) and name in c().get_params()]
@@ -131,7 +204,7 @@ def _build_metrics(names, param_texts, layout):
                 f"{', '.join(c.name for c in where)} (parameters: {', '.join(known) or 'none'})"
             )
         for cls in targets:
-            params[cls][name] = value
+            params[cls][name] = _param_value(cls, name, raw, text)
     out = []
     for cls in classes:
         given = params[cls]
@@ -139,23 +212,45 @@ def _build_metrics(names, param_texts, layout):
         if given:
             label += "(" + ", ".join(f"{k}={v!r}" for k, v in given.items()) + ")"
         layout_param = {} if layout is None else {"layout": layout}
-        out.append((label, get_metric(cls.name, **given, **layout_param), given))
+        metric = get_metric(cls.name, **given, **layout_param)
+        try:  # a bad --param value fails now, before any file is compared
+            getattr(metric, "_validate_params", lambda: None)()
+        except (ValueError, TypeError) as exc:
+            raise type(exc)(f"{label}: {exc}") from None
+        out.append((label, metric, given))
     return out
 
 
-def _select(path, key):
+_FLAGS = {"auto": None, "yes": True, "no": False}
+
+
+def _select(path, key, args, infos):
     """The arrays of ``path`` by name: all of them, or the one named ``key`` (a file holding a
-    single unnamed array ignores ``key``, so one --key can serve a .npz next to a .npy)."""
+    single unnamed array ignores ``key``, so one --key can serve a .npz next to a .npy). What
+    was read is appended to ``infos``."""
     from .io import load_arrays, load_representation
 
-    arrays = load_arrays(path)
+    flags = {"header": _FLAGS[getattr(args, "csv_header", "auto")],
+             "index": _FLAGS[getattr(args, "csv_index", "auto")]}
+    arrays, read = load_arrays(path, return_info=True, **flags)
     if key is None or list(arrays) == [""]:
+        infos.extend(read.values())
         return arrays
-    return {key: load_representation(path, key)}
+    array, info = load_representation(path, key, return_info=True, **flags)
+    infos.append(info)
+    return {key: array}
 
 
-def _load_one(path, key, layout):
-    arrays = _select(path, key)
+def _report(args, infos):
+    """A note for every input whose reading involved a choice: a CSV file's header and index
+    column, a dequantized or densified tensor."""
+    for info in infos:
+        if info.header is not None or info.notes:
+            _note(args, f"read {info.summary()}")
+
+
+def _load_one(path, key, layout, args, infos):
+    arrays = _select(path, key, args, infos)
     if len(arrays) > 1:
         from .io import load_representation
 
@@ -163,7 +258,7 @@ def _load_one(path, key, layout):
     return _checked(next(iter(arrays.values())), str(path), layout)
 
 
-def _load_many(paths, key, layout):
+def _load_many(paths, key, layout, args, infos):
     """Labels, sources (for messages) and arrays of every representation in ``paths``; a .npz
     or saved dict holding several arrays contributes all of them (unless --key picks one)."""
     stems = [Path(p).stem for p in paths]
@@ -171,7 +266,7 @@ def _load_many(paths, key, layout):
     labels, sources, arrays = [], [], []
     for path, stem in zip(paths, stems):
         base = stem if unique else str(path)
-        for name, array in _select(path, key).items():
+        for name, array in _select(path, key, args, infos).items():
             if name and len(paths) == 1 and key is None:
                 label = name
             else:
@@ -265,11 +360,14 @@ def _cmd_invariances(args):
 def _cmd_score(args):
     from sklearn.base import clone
 
-    X = _load_one(args.a, args.key_a or args.key, args.layout)
-    Y = _load_one(args.b, args.key_b or args.key, args.layout)
+    infos = []
+    X = _load_one(args.a, args.key_a or args.key, args.layout, args, infos)
+    Y = _load_one(args.b, args.key_b or args.key, args.layout, args, infos)
     _same_stimuli([args.a, args.b], [X, Y])
+    _same_positions([args.a, args.b], [X, Y], args.layout)
     explicit = bool(args.metric)
     metrics = _build_metrics(args.metric or available_metrics(), args.param, args.layout)
+    _report(args, infos)  # after every input and --param error, so that an error is one line
     progress = _show_progress(args)
     records, failures = [], []
     for label, metric, given in metrics:
@@ -295,7 +393,8 @@ def _cmd_score(args):
             res = bootstrap_ci(metric, X, Y, n_bootstraps=args.bootstrap,
                                confidence=args.confidence, random_state=args.seed,
                                n_jobs=args.n_jobs, progress=progress)
-            record.update(ci_low=res.low, ci_high=res.high, confidence=args.confidence)
+            record.update(ci_low=res.low, ci_high=res.high, confidence=args.confidence,
+                          ci_method=res.method)
         records.append(record)
     if not records:
         label, exc = failures[0]
@@ -319,7 +418,9 @@ def _cmd_score(args):
         if "pvalue" in stats_keys:
             head.append(f"p ({args.permutations} perm.)")
         if "ci_low" in stats_keys:
-            head.append(f"{args.confidence:.0%} CI ({args.bootstrap} boot.)")
+            # the interval method is chosen per metric (stats.bootstrap_ci, method="auto")
+            methods = sorted({r["ci_method"] for r in records if "ci_method" in r})
+            head.append(f"{args.confidence:.0%} CI ({args.bootstrap} x {'/'.join(methods)})")
         rows = []
         for r in records:
             row = [r["metric"], r["kind"], _range(r["bounds"]), f"{r['value']:.4f}"]
@@ -337,7 +438,8 @@ def _cmd_pairwise(args):
     from .pairwise import pairwise
 
     _check_plot_path(args.plot)
-    labels, sources, arrays = _load_many(args.files, args.key, args.layout)
+    infos = []
+    labels, sources, arrays = _load_many(args.files, args.key, args.layout, args, infos)
     if len(arrays) < 2:
         raise ValueError(
             f"pairwise needs at least two representations, got {len(arrays)} ({sources[0]}): "
@@ -345,14 +447,17 @@ def _cmd_pairwise(args):
         )
     _same_stimuli(sources, arrays)
     [(label, metric, _)] = _build_metrics([args.metric], args.param, args.layout)
+    _report(args, infos)
     try:
         M = pairwise(metric, arrays, n_jobs=args.n_jobs, progress=_show_progress(args))
     except (ValueError, TypeError) as exc:  # name the files, not reps[i]
         message = re.sub(r"reps\[(\d+)\]", lambda m: sources[int(m.group(1))], str(exc))
+        message = _for_the_command_line(message)
         raise type(exc)(message) from None
     if args.json:
         print(json.dumps({"metric": label, "kind": metric.kind, "labels": labels,
-                          "matrix": M.tolist()}, indent=2))
+                          "row_labels": labels, "col_labels": labels, "matrix": M.tolist()},
+                         indent=2))
     elif args.csv:
         _print_csv([""] + labels, [[lab] + [repr(float(v)) for v in row]
                                    for lab, row in zip(labels, M)])
@@ -393,10 +498,17 @@ def _add_input_options(p):
 
     p.add_argument("--param", action="append", metavar="NAME=VALUE",
                    help="a metric parameter, e.g. debiased=True or linear_cka.debiased=True "
-                        "(repeatable; values are Python literals, bare words are strings)")
+                        "(repeatable; values are Python literals, bare words are strings; "
+                        "booleans: true/false, yes/no, 1/0 in any case)")
     p.add_argument("--layout", choices=LAYOUTS,
                    help="how to read arrays with more than two axes (first axis = stimuli)")
     p.add_argument("--key", help="which array of a .npz file or saved dict of tensors")
+    p.add_argument("--csv-header", choices=list(_FLAGS), default="auto",
+                   help="whether line 1 of a CSV file holds column names (default: detected; "
+                        "see simmetrics.io.load_arrays)")
+    p.add_argument("--csv-index", choices=list(_FLAGS), default="auto",
+                   help="whether column 1 of a CSV file holds row labels, not a neuron "
+                        "(default: detected)")
     p.add_argument("--n-jobs", type=int, default=None, help="parallel jobs (joblib; -1: all)")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bars or notes")
     fmt = p.add_mutually_exclusive_group()
@@ -431,7 +543,9 @@ def build_parser():
     score.add_argument("--permutations", type=_positive_int, metavar="N",
                        help="add a permutation-test p-value from N shuffles of B's stimuli")
     score.add_argument("--bootstrap", type=_positive_int, metavar="N",
-                       help="add a percentile bootstrap interval from N resamples of stimuli")
+                       help="add a confidence interval from N resamples of stimuli: percentile "
+                            "bootstrap, or subsampling without replacement for the metrics that "
+                            "repeated stimuli bias (simmetrics.bootstrap_ci, method='auto')")
     score.add_argument("--confidence", type=float, default=0.95,
                        help="bootstrap confidence level (default 0.95)")
     score.add_argument("--seed", type=int, default=0,
@@ -466,6 +580,32 @@ def build_parser():
     return parser
 
 
+def _inputs(args):
+    if getattr(args, "command", None) == "score":
+        return f"comparing {args.a} with {args.b}"
+    files = list(getattr(args, "files", ()) or ())
+    if files:
+        shown = ", ".join(files[:3]) + (f" and {len(files) - 3} more" if len(files) > 3 else "")
+        return f"comparing the representations of {shown}"
+    return f"running {getattr(args, 'command', 'simmetrics')}"
+
+
+def _memory_message(args, exc):
+    """One line for a MemoryError: the inputs, the size, what to do instead."""
+    from ._memory import MemoryBudgetError
+
+    if isinstance(exc, MemoryBudgetError):  # already says the size and the alternatives
+        return f"{_inputs(args)}: {exc}"
+    what = str(exc).strip() or "an allocation failed"
+    return (
+        f"out of memory {_inputs(args)}: {what}; try fewer stimuli, pool the positions of conv "
+        "layers (or --layout flatten instead of nchw / nhwc, which make a row per position), or "
+        "a metric whose memory grows with the neurons rather than with the stimuli squared "
+        "(linear_cka, cca, procrustes); SIMMETRICS_MEMORY_BUDGET sets the size that metrics "
+        "refuse up front"
+    )
+
+
 def main(argv=None):
     """Entry point of the ``simmetrics`` console script; returns the exit status.
 
@@ -477,8 +617,8 @@ def main(argv=None):
     Returns
     -------
     int
-        0 on success, 2 on a usage or input error (reported as one line on stderr), 130 when
-        interrupted.
+        0 on success, 2 on a usage or input error or a lack of memory (reported as one line
+        on stderr), 130 when interrupted.
 
     Examples
     --------
@@ -498,6 +638,10 @@ def main(argv=None):
     except KeyboardInterrupt:
         print("\nsimmetrics: interrupted", file=sys.stderr)
         return 130
+    except MemoryError as exc:  # the budget's refusal (also a ValueError) or a failed allocation
+        print(f"simmetrics: error: {' '.join(_memory_message(args, exc).split())}",
+              file=sys.stderr)
+        return 2
     except _USER_ERRORS as exc:
         print(f"simmetrics: error: {' '.join(str(exc).split())}", file=sys.stderr)
         return 2

@@ -1,14 +1,142 @@
 """One metric between every pair of representations: the layer x layer (or model x model)
 matrix."""
 
+from collections.abc import Mapping
+
 import numpy as np
 from sklearn.base import clone
 
 from ._parallel import Progress, parallel_map
-from ._validation import as_float_array, check_matching_shapes
+from ._validation import as_float_array, check_matching_shapes, positions_differ_message
 from .invariance import _as_metric
 
-__all__ = ["pairwise", "is_symmetric"]
+__all__ = ["pairwise", "is_symmetric", "LabelledMatrix"]
+
+
+class LabelledMatrix(np.ndarray):
+    """A 2-D float array with names on its rows and columns: what :func:`pairwise` returns
+    for a mapping of name -> representation (the dict of
+    :func:`simmetrics.extract.extract_activations`, for example).
+
+    It is an ``numpy.ndarray`` (every array operation works, the numbers are the matrix's) with
+    two attributes, ``row_labels`` and ``col_labels`` (tuples of str). The labels follow
+    slicing and integer-list indexing of rows and columns (``M[1:]``, ``M[:, [2, 0]]``),
+    transposition (``M.T``) and elementwise arithmetic (``1 - M``); any other result that is
+    not the full 2-D matrix (a row ``M[0]``, a boolean mask, a reduction) is a plain ndarray
+    or carries no labels (None).
+
+    Examples
+    --------
+    >>> M = LabelledMatrix([[1.0, 0.4], [0.4, 1.0]], ["conv1", "fc"], ["conv1", "fc"])
+    >>> M[0, 1], M.row_labels
+    (np.float64(0.4), ('conv1', 'fc'))
+    >>> M.to_frame()  # doctest: +SKIP
+           conv1   fc
+    conv1    1.0  0.4
+    fc       0.4  1.0
+    """
+
+    def __new__(cls, values, row_labels, col_labels):
+        obj = np.asarray(values, dtype=np.float64).view(cls)
+        if obj.ndim != 2:
+            raise ValueError(f"a LabelledMatrix is 2-D, got shape {obj.shape}")
+        rows, cols = tuple(map(str, row_labels)), tuple(map(str, col_labels))
+        if (len(rows), len(cols)) != obj.shape:
+            raise ValueError(
+                f"{len(rows)} row labels and {len(cols)} column labels for a matrix of shape "
+                f"{obj.shape}"
+            )
+        obj.row_labels, obj.col_labels = rows, cols
+        return obj
+
+    def __array_finalize__(self, obj):
+        # views and elementwise results of the same shape keep the labels; anything else
+        # (reductions, reshapes) has none
+        rows = getattr(obj, "row_labels", None)
+        cols = getattr(obj, "col_labels", None)
+        if rows is not None and self.shape == (len(rows), len(cols)):
+            self.row_labels, self.col_labels = rows, cols
+        else:
+            self.row_labels = self.col_labels = None
+
+    def __array_wrap__(self, array, context=None, return_scalar=False):
+        # ufunc results: the labels stay on a full matrix; reductions become plain arrays
+        result = super().__array_wrap__(array, context, return_scalar)
+        if isinstance(result, LabelledMatrix) and result.row_labels is None:
+            result = result.view(np.ndarray)
+            if return_scalar and result.ndim == 0:
+                return result[()]
+        return result
+
+    def _plain(self, result):
+        return result.view(np.ndarray) if isinstance(result, LabelledMatrix) else result
+
+    def __getitem__(self, key):
+        result = super().__getitem__(key)
+        if not isinstance(result, LabelledMatrix) or self.row_labels is None:
+            return self._plain(result)
+        keys = key if isinstance(key, tuple) else (key,)
+        if len(keys) == 1:
+            keys = keys + (slice(None),)
+        if len(keys) != 2 or result.ndim != 2 or any(
+                isinstance(k, (int, np.integer)) or k is None or k is Ellipsis
+                or np.asarray(k).dtype == bool for k in keys if not isinstance(k, slice)):
+            return self._plain(result)
+        try:
+            rows = np.arange(self.shape[0])[keys[0]]
+            cols = np.arange(self.shape[1])[keys[1]]
+        except (IndexError, TypeError, ValueError):  # pragma: no cover - numpy raised above
+            return self._plain(result)
+        if np.ndim(rows) != 1 or np.ndim(cols) != 1 or result.shape != (len(rows), len(cols)):
+            return self._plain(result)
+        result.row_labels = tuple(self.row_labels[i] for i in rows)
+        result.col_labels = tuple(self.col_labels[j] for j in cols)
+        return result
+
+    def transpose(self, *axes):
+        result = super().transpose(*axes)
+        if self.row_labels is not None and result.shape == self.shape[::-1] and (
+                not axes or tuple(np.ravel(axes)) == (1, 0)):
+            result.row_labels, result.col_labels = self.col_labels, self.row_labels
+        else:
+            result.row_labels = result.col_labels = None
+        return result
+
+    @property
+    def T(self):
+        return self.transpose()
+
+    def sort(self, *args, **kwargs):
+        super().sort(*args, **kwargs)
+        self.row_labels = self.col_labels = None  # the positions moved
+
+    def __reduce__(self):
+        constructor, args, state = super().__reduce__()
+        return constructor, args, (state, self.row_labels, self.col_labels)
+
+    def __setstate__(self, state):
+        base, self.row_labels, self.col_labels = state
+        super().__setstate__(base)
+
+    def __repr__(self):
+        if self.row_labels is None:
+            return repr(self.view(np.ndarray))
+        prefix = "LabelledMatrix("
+        body = np.array2string(self.view(np.ndarray), separator=", ", prefix=prefix)
+        pad = " " * len(prefix)
+        return (f"{prefix}{body},\n{pad}row_labels={self.row_labels!r},\n{pad}"
+                f"col_labels={self.col_labels!r})")
+
+    def to_frame(self):
+        """The matrix as a ``pandas.DataFrame`` with the labels as index and columns."""
+        try:
+            import pandas as pd
+        except ImportError:
+            raise ImportError("to_frame needs pandas, which is not installed") from None
+        if self.row_labels is None:
+            raise ValueError("this array has no labels (it is not a full labelled matrix)")
+        return pd.DataFrame(self.view(np.ndarray).copy(), index=list(self.row_labels),
+                            columns=list(self.col_labels))
 
 
 def is_symmetric(metric):
@@ -30,27 +158,51 @@ def is_symmetric(metric):
 
 
 def _as_list(reps, name):
+    """(representations, their names in messages, their labels, whether a mapping)."""
+    if isinstance(reps, Mapping):
+        if not reps:
+            raise ValueError(f"{name} is empty; pass at least one representation")
+        keys = list(reps)
+        return ([reps[k] for k in keys], [f"{name}[{k!r}]" for k in keys],
+                [str(k) for k in keys], True)
     if isinstance(reps, np.ndarray) or not hasattr(reps, "__len__") or isinstance(reps, str) \
             or type(reps).__module__.startswith("torch"):
         raise TypeError(
-            f"{name} must be a list of representations (one array per layer or model), got "
-            f"{type(reps).__name__}"
+            f"{name} must be a list of representations (one array per layer or model) or a "
+            f"dict of name -> representation, got {type(reps).__name__}"
         )
     reps = list(reps)
     if not reps:
         raise ValueError(f"{name} is empty; pass at least one representation")
-    return reps
+    return reps, [f"{name}[{i}]" for i in range(len(reps))], [str(i) for i in range(len(reps))], \
+        False
 
 
-def _check_stimuli(arrays, names):
+def _check_stimuli(arrays, names, inputs=None, layout=None):
+    """Every validated representation has the same number of rows. When the inputs share
+    their first axis but a layout turned each stimulus into several rows (positions, tokens),
+    the message says so and offers the ways out."""
     n0 = arrays[0].shape[0] if arrays[0].ndim else None
-    for A, name in zip(arrays, names):
+    for k, (A, name) in enumerate(zip(arrays, names)):
         n = A.shape[0] if A.ndim else None
-        if n != n0:
-            raise ValueError(
-                f"every representation must hold the same stimuli (first axis): {names[0]} has "
-                f"{n0}, {name} has {n}"
-            )
+        if n == n0:
+            continue
+        shapes = [np.shape(inputs[0]), np.shape(inputs[k])] if inputs is not None else None
+        if layout in ("nchw", "nhwc", "ntd") and shapes[0][:1] == shapes[1][:1]:
+            raise ValueError(positions_differ_message(names[0], name, shapes[0], shapes[1], layout))
+        if layout in ("nchw", "nhwc", "ntd") and shapes[0][:1] and shapes[1][:1]:
+            n0, n = shapes[0][0], shapes[1][0]  # the stimuli, not the rows a layout makes
+        raise ValueError(
+            f"every representation must hold the same stimuli (first axis): {names[0]} has "
+            f"{n0}, {name} has {n}"
+        )
+
+
+def _pairwise_jobs(n_jobs, count):
+    """How many per-representation steps :func:`simmetrics.pairwise` runs at once."""
+    from joblib import effective_n_jobs
+
+    return max(1, min(int(effective_n_jobs(n_jobs)), count))
 
 
 def _labelled(exc, label):
@@ -105,10 +257,12 @@ def pairwise(metric, reps, reps2=None, n_jobs=None, progress=False):
     ----------
     metric : str or Metric
         A registered name or a metric instance; cloned for every pair, never modified.
-    reps : list of array-like or torch.Tensor
+    reps : list of array-like or torch.Tensor, or dict of name -> representation
         L representations of the same stimuli (same first axis), e.g. one per layer; widths may
-        differ where the metric allows it.
-    reps2 : list of array-like, optional
+        differ where the metric allows it. A mapping (such as the dict that
+        :func:`simmetrics.extract.extract_activations` returns) names them: its keys label the
+        result's rows and columns and the error messages (``reps['conv1']``).
+    reps2 : list or dict of array-like, optional
         L2 more representations: the result is then L x L2 (e.g. the layers of a second
         network).
     n_jobs : int, optional
@@ -123,12 +277,18 @@ def pairwise(metric, reps, reps2=None, n_jobs=None, progress=False):
     Returns
     -------
     numpy.ndarray of float64, shape (L, L) or (L, L2)
+        A plain array when ``reps`` (and ``reps2``) are lists, as before. When either is a
+        mapping, a :class:`LabelledMatrix`: the same numbers in an ndarray subclass with
+        ``row_labels`` and ``col_labels`` (the keys; a list's side is labelled "0", "1", ...),
+        which ``to_frame()`` turns into a labelled ``pandas.DataFrame`` and
+        :func:`simmetrics.plots.plot_similarity_matrix` uses as tick labels.
 
     Raises
     ------
     ValueError
-        The representations do not share their first axis; a representation or a pair the
-        metric cannot compare (the message says which).
+        The representations do not share their first axis (or, with a conv / token layout,
+        their number of positions per stimulus: the message says so and what to do instead);
+        a representation or a pair the metric cannot compare (the message says which).
 
     Examples
     --------
@@ -140,13 +300,17 @@ def pairwise(metric, reps, reps2=None, n_jobs=None, progress=False):
     array([[1.  , 0.56, 0.05],
            [0.56, 1.  , 0.02],
            [0.05, 0.02, 1.  ]])
+    >>> M = pairwise("linear_cka", {"input": layers[0], "hidden": layers[1]})
+    >>> M.row_labels, M.to_frame().loc["input", "hidden"].round(2)
+    (('input', 'hidden'), np.float64(0.56))
     """
     metric = _as_metric(metric)
-    first = _as_list(reps, "reps")
-    second = first if reps2 is None else _as_list(reps2, "reps2")
-    names = [f"reps[{i}]" for i in range(len(first))]
+    first, names, row_labels, labelled = _as_list(reps, "reps")
+    second, col_labels = first, row_labels
     if reps2 is not None:
-        names += [f"reps2[{j}]" for j in range(len(second))]
+        second, names2, col_labels, labelled2 = _as_list(reps2, "reps2")
+        names = names + names2
+        labelled = labelled or labelled2
     union = first if reps2 is None else first + second
     offset = 0 if reps2 is None else len(first)
     mirror = reps2 is None and is_symmetric(metric)
@@ -158,6 +322,7 @@ def pairwise(metric, reps, reps2=None, n_jobs=None, progress=False):
     index_pairs = [(i, offset + j) for i, j in pairs]
     labels = [f"{names[i]} vs {names[j]}" for i, j in index_pairs]
     desc = f"{type(metric).__name__} pairwise"
+    metric._validate_params()
     if metric._prepare is None:
         arrays = [as_float_array(A, name) for A, name in zip(union, names)]
         _check_stimuli(arrays, names)
@@ -168,13 +333,17 @@ def pairwise(metric, reps, reps2=None, n_jobs=None, progress=False):
         )
     else:
         arrays = [metric._validate_one(A, name) for A, name in zip(union, names)]
-        _check_stimuli(arrays, names)
+        _check_stimuli(arrays, names, union, getattr(metric, "layout", None))
         if metric.same_width:
             for (i, j), label in zip(index_pairs, labels):
                 try:
                     check_matching_shapes(arrays[i].shape, arrays[j].shape, True)
                 except ValueError as exc:
                     raise _labelled(exc, label) from exc
+        # every representation's prepared state is held at once (kernels, RDMs: n x n each)
+        metric._check_rows(arrays[0].shape[0], max(A.shape[1] for A in arrays),
+                           count=len(arrays), jobs=_pairwise_jobs(n_jobs, len(arrays)),
+                           prefix=f"{len(arrays)} representations: ")
         route = getattr(metric, "_pairwise_values", None)
         values = None if route is None else route(arrays, index_pairs, names, n_jobs=n_jobs,
                                                   progress=progress)
@@ -195,4 +364,4 @@ def pairwise(metric, reps, reps2=None, n_jobs=None, progress=False):
         M[i, j] = value
         if mirror:
             M[j, i] = value
-    return M
+    return LabelledMatrix(M, row_labels, col_labels) if labelled else M

@@ -36,6 +36,14 @@ def _labels(labels, count, name):
     return labels
 
 
+def _carried(M, attribute, frame_attribute):
+    """The labels ``M`` carries: a LabelledMatrix's, or a pandas DataFrame's index / columns."""
+    labels = getattr(M, attribute, None)
+    if labels is None and type(M).__module__.startswith("pandas"):
+        labels = getattr(M, frame_attribute, None)
+    return None if labels is None else [str(x) for x in labels]
+
+
 def plot_similarity_matrix(M, row_labels=None, col_labels=None, ax=None, annotate=True,
                            fmt=".2f", cmap="viridis", vmin=None, vmax=None, title=None,
                            colorbar=True):
@@ -44,9 +52,11 @@ def plot_similarity_matrix(M, row_labels=None, col_labels=None, ax=None, annotat
     Parameters
     ----------
     M : array-like, shape (n_rows, n_cols)
-        Finite values.
+        Finite values: e.g. the result of :func:`simmetrics.pairwise`, whose labels (a
+        :class:`simmetrics.pairwise.LabelledMatrix`, from a dict of representations) are the
+        default tick labels, or a pandas DataFrame (its index and columns are).
     row_labels, col_labels : list of str, optional
-        Tick labels (default 0, 1, ...).
+        Tick labels (default: the labels ``M`` carries, else 0, 1, ...).
     ax : matplotlib.axes.Axes, optional
         Where to draw; a new figure when None.
     annotate : bool, default True
@@ -72,6 +82,10 @@ def plot_similarity_matrix(M, row_labels=None, col_labels=None, ax=None, annotat
     ['1.00', '0.40', '0.40', '1.00']
     >>> import matplotlib.pyplot as plt; plt.close(ax.figure)
     """
+    if row_labels is None:
+        row_labels = _carried(M, "row_labels", "index")
+    if col_labels is None:
+        col_labels = _carried(M, "col_labels", "columns")
     M = np.asarray(M, dtype=float)
     if M.ndim != 2 or M.size == 0:
         raise ValueError(f"M must be a non-empty 2-D matrix, got shape {M.shape}")

@@ -60,7 +60,7 @@ def test_score_table(capsys, files, data):
     cka = simmetrics.LinearCKA().fit_score(X, Y)
     procrustes = simmetrics.OrthogonalProcrustes().fit_score(X, Y)
     assert lines[4].split() == ["linear_cka", "similarity", "[0,", "1]", f"{cka:.4f}"]
-    assert lines[5].split() == ["procrustes", "distance", "[0,", "1.57]", f"{procrustes:.4f}"]
+    assert lines[5].split() == ["procrustes", "distance", "[0,", "3.14]", f"{procrustes:.4f}"]
 
 
 @pytest.mark.parametrize("b, key", [("y.npy", None), ("one.npz", None), ("layers.npz", "second"),
@@ -86,6 +86,7 @@ def test_score_csv_params_and_one_key_for_both(capsys, files, data):
     rows = list(csv.reader(io.StringIO(out)))
     assert rows[0] == ["metric", "kind", "value"]
     assert rows[1][:2] == ["linear_cka(debiased=True)", "similarity"]
+    # same code, same input (the .npz/.npy arrays as saved), and the CSV holds repr(value)
     assert float(rows[1][2]) == simmetrics.LinearCKA(debiased=True).fit_score(X, Y)
     assert rows[2][0] == "rsa(rdm='euclidean')"
     assert float(rows[2][2]) == simmetrics.RSA(rdm="euclidean").fit_score(X, Y)
@@ -103,10 +104,15 @@ def test_score_with_permutation_test_and_bootstrap(capsys, files, data):
                                  random_state=3)
     assert record["pvalue"] == test.pvalue == 0.05 and record["n_permutations"] == 19
     assert (record["ci_low"], record["ci_high"]) == (ci.low, ci.high)
+    assert record["ci_method"] == ci.method == "percentile"  # CKA's documented default
     code, out, _ = run(capsys, "score", files["x.npy"], files["y.npy"], "-m", "cka",
                        "--permutations", "19", "--bootstrap", "20")
     head = out.splitlines()[2]
-    assert "p (19 perm.)" in head and "95% CI (20 boot.)" in head
+    assert "p (19 perm.)" in head and "95% CI (20 x percentile)" in head
+    # Procrustes defaults to subsampling (repeated stimuli bias it): the table says which
+    code, out, _ = run(capsys, "score", files["x.npy"], files["y.npy"], "-m", "cka",
+                       "-m", "procrustes", "--bootstrap", "20")
+    assert "95% CI (20 x percentile/subsample)" in out.splitlines()[2]
 
 
 def test_score_with_a_layout(capsys, tmp_path, rng):
@@ -147,7 +153,7 @@ def test_pairwise_table_json_csv_and_plot(capsys, files, data, tmp_path):
     code, out, _ = run(capsys, "pairwise", files["layers.npz"], "-m", "cka", "--json")
     result = json.loads(out)
     assert result["labels"] == ["first", "second", "third"] and result["kind"] == "similarity"
-    assert np.array_equal(result["matrix"], expected)
+    assert np.array_equal(result["matrix"], expected)  # same call, same arrays; JSON is exact
 
     plot = tmp_path / "heat.png"
     code, out, err = run(capsys, "pairwise", files["x.npy"], files["y.pt"], files["acts.pth"],
@@ -156,6 +162,7 @@ def test_pairwise_table_json_csv_and_plot(capsys, files, data, tmp_path):
     rows = list(csv.reader(io.StringIO(out)))
     assert rows[0] == ["", "x", "y", "acts:h1", "acts:h2"]
     M = np.array([[float(v) for v in row[1:]] for row in rows[1:]])
+    # same call on the same values (CPU tensors become the same float64 arrays); CSV: repr
     assert np.array_equal(M, simmetrics.pairwise("procrustes", [X, Y, X, Y]))
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and plot.stat().st_size > 2000
 
@@ -170,6 +177,7 @@ def test_progress_bar_only_on_a_terminal_and_not_with_quiet(capsys, files, monke
 
 
 # -- the other commands -----------------------------------------------------------------------
+@pytest.mark.slow
 def test_invariances_metrics_and_demo(capsys, tmp_path):
     code, out, _ = run(capsys, "invariances", "--metric", "linear_cka", "--group", "orthogonal",
                        "--plot", tmp_path / "inv.png", "-q")
@@ -303,6 +311,7 @@ def test_loader_errors(tmp_path, files):
 
 
 # -- the installed console script -------------------------------------------------------------
+@pytest.mark.slow
 def test_console_script_entry_point(files):
     script = Path(sys.executable).with_name("simmetrics")
     assert script.exists(), "pip install -e . installs the simmetrics console script"
@@ -311,4 +320,5 @@ def test_console_script_entry_point(files):
                          "--json"], capture_output=True, text=True, env=env, timeout=120)
     assert ok.returncode == 0, ok.stderr
     X, Y = np.load(files["x.npy"]), np.load(files["y.npy"])
+    # same code, same input, same machine (a rerun in another process); JSON keeps repr
     assert json.loads(ok.stdout)[0]["value"] == simmetrics.LinearCKA().fit_score(X, Y)

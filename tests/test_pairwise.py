@@ -123,6 +123,7 @@ def test_per_representation_work_is_done_once(rng, monkeypatch):
     layers = _layers(rng, widths=(5, 4, 6, 3, 2))
     M = simmetrics.pairwise("cca", layers)
     assert calls == {"prepare": 5, "pair": 15}  # 5 + 4 + ... + 1 unordered pairs
+    # same code, same input: fit_score runs the same _prepare and pair step (Metric._fit_score)
     assert M[1, 3] == simmetrics.CCA().fit_score(layers[1], layers[3])
 
 
@@ -205,6 +206,8 @@ def test_two_lists_give_a_rectangular_matrix(rng):
     first, second = _layers(rng)[:2], _layers(rng, widths=(3, 7, 2))
     M = simmetrics.pairwise("linear_cka", first, second)
     assert M.shape == (2, 3)
+    # same code, same input: at n = 40 and these widths pairwise and fit_score both take the
+    # feature-space route (_prepare, then the pair step), so the values are bit-identical
     for i, a in enumerate(first):
         for j, b in enumerate(second):
             assert M[i, j] == simmetrics.LinearCKA().fit_score(a, b)
@@ -220,6 +223,7 @@ def test_metric_instance_is_cloned_and_parameters_kept(rng):
 
 def test_torch_inputs_and_layouts(rng):
     layers = _layers(rng)
+    # same code, same input: CPU tensors are validated to the same float64 arrays
     M = simmetrics.pairwise("linear_cka", [torch.from_numpy(a) for a in layers])
     np.testing.assert_array_equal(M, simmetrics.pairwise("linear_cka", layers))
     conv = [rng.normal(size=(6, 3, 2, 2)), rng.normal(size=(6, 4, 2, 2))]
@@ -227,7 +231,10 @@ def test_torch_inputs_and_layouts(rng):
     assert C[0, 1] == simmetrics.LinearCKA(layout="nchw").fit_score(*conv)
 
 
+@pytest.mark.slow
 def test_parallel_results_are_identical(rng):
+    # each entry is computed by the same code on the same pair, whichever worker runs it,
+    # and nothing is summed across pairs: bit-identical by construction
     layers = _layers(rng)
     serial = simmetrics.pairwise("procrustes", layers)
     np.testing.assert_array_equal(simmetrics.pairwise("procrustes", layers, n_jobs=2), serial)
