@@ -13,7 +13,8 @@ Every metric is a scikit-learn style estimator over pairs of activation matrices
 
 from ._registry import available_metrics, get_metric, metric_class
 from ._validation import LAYOUTS
-from .base import GROUP_NAMES, AlignmentMetric, Metric
+from .base import GROUP_NAMES, AlignmentMetric, Metric, metric_scorer
+from ._memory import MemoryBudgetError, get_memory_budget, memory_budget, set_memory_budget
 
 # metric families
 from .cka import KernelCKA, LinearCKA
@@ -41,7 +42,8 @@ from .streaming import (
 
 # statistics, files, plots
 from .pairwise import pairwise
-from .stats import BootstrapResult, PermutationTestResult, bootstrap_ci, permutation_test
+from .stats import (BootstrapResult, IntervalExcludesEstimateWarning, PermutationTestResult,
+                    bootstrap_ci, permutation_test)
 from .io import load_representation
 from .plots import plot_invariance_table, plot_similarity_matrix, plot_stitching_penalties
 

@@ -16,13 +16,20 @@ Two details make the numbers trustworthy:
   silently return post-activation values;
 - the hooks are removed when the extraction ends, also when the forward pass raises, and the
   model's training/evaluation mode is restored.
+
+Two activation sets can be compared only if their rows are the same stimuli in the same order.
+A DataLoader that shuffles gives a new order on every pass, so two extractions would pair
+different stimuli (the same model extracted twice then gives linear CKA near 0):
+:func:`extract_activations` refuses a loader whose order is random, and :func:`extract_pair`
+runs two models on the *same* batches in one pass, which keeps them aligned whatever the order.
 """
 
+import contextlib
 import numbers
 
 import numpy as np
 
-__all__ = ["extract_activations", "resolve_modules"]
+__all__ = ["extract_activations", "extract_pair", "resolve_modules"]
 
 
 def _torch():
@@ -64,16 +71,21 @@ def resolve_modules(model, modules):
     >>> [name for name, _ in resolve_modules(net, ["2.0", net[0]])]
     ['2.0', '0']
     """
+    return _resolve(model, modules)
+
+
+def _resolve(model, modules, arg="modules", model_arg="model"):
+    """:func:`resolve_modules`, the messages naming the arguments ``arg`` and ``model_arg``."""
     from torch import nn
 
     if not isinstance(model, nn.Module):
-        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+        raise TypeError(f"{model_arg} must be a torch.nn.Module, got {type(model).__name__}")
     named = list(model.named_modules())
     by_name = dict(named)
     by_id = {id(m): name for name, m in named}
     selectors = list(modules) if isinstance(modules, (list, tuple)) else [modules]
     if not selectors:
-        raise ValueError("modules is empty: name at least one module (by name, type or object)")
+        raise ValueError(f"{arg} is empty: name at least one module (by name, type or object)")
     out = {}
     for sel in selectors:
         if isinstance(sel, str):
@@ -83,25 +95,25 @@ def resolve_modules(model, modules):
                 close = difflib.get_close_matches(sel, [n for n, _ in named if n], n=3)
                 hint = f"; did you mean {', '.join(map(repr, close))}?" if close else ""
                 raise ValueError(
-                    f"modules: the model has no module named {sel!r}{hint} "
+                    f"{arg}: the model has no module named {sel!r}{hint} "
                     f"(names come from model.named_modules())"
                 )
             out.setdefault(sel, by_name[sel])
         elif isinstance(sel, type) and issubclass(sel, nn.Module):
             found = [(n, m) for n, m in named if isinstance(m, sel)]
             if not found:
-                raise ValueError(f"modules: the model has no module of type {sel.__name__}")
+                raise ValueError(f"{arg}: the model has no module of type {sel.__name__}")
             for n, m in found:
                 out.setdefault(n, m)
         elif isinstance(sel, nn.Module):
             if id(sel) not in by_id:
                 raise ValueError(
-                    f"modules: the module object {type(sel).__name__} is not part of the model"
+                    f"{arg}: the module object {type(sel).__name__} is not part of the model"
                 )
             out.setdefault(by_id[id(sel)], sel)
         else:
             raise TypeError(
-                "modules must be a module name (str), a module type, a module object, or a "
+                f"{arg} must be a module name (str), a module type, a module object, or a "
                 f"list of these; got {type(sel).__name__}"
             )
     return list(out.items())
@@ -138,6 +150,133 @@ def _batches(data, batch_size):
         yield batch
 
 
+def _order_problem(sampler):
+    """None when ``sampler`` yields the same indices in the same order on every pass, else a
+    description of it. Fixed sequences of indices (lists, ranges, arrays) and the samplers of
+    torch that do not shuffle are recognised; any other sampler type is not trusted."""
+    from torch.utils import data as tud
+
+    if isinstance(sampler, tud.BatchSampler):
+        return _order_problem(sampler.sampler)
+    if isinstance(sampler, tud.SequentialSampler):
+        return None
+    if type(sampler).__name__ == "_InfiniteConstantSampler":  # an IterableDataset's order
+        return None
+    if isinstance(sampler, tud.DistributedSampler):
+        if getattr(sampler, "shuffle", True):
+            return "a DistributedSampler with shuffle=True"
+        return None
+    if isinstance(sampler, tud.RandomSampler):
+        return "a RandomSampler (what shuffle=True makes)"
+    if isinstance(sampler, (tud.SubsetRandomSampler, tud.WeightedRandomSampler)):
+        return f"a {type(sampler).__name__}, which draws in random order"
+    if isinstance(sampler, (list, tuple, range, np.ndarray)) or (
+            isinstance(sampler, _torch().Tensor)):
+        return None
+    return (f"a sampler of type {type(sampler).__name__}, whose order simmetrics cannot "
+            "verify (pass check_order=False if it gives the same order on every pass)")
+
+
+def _check_order(data):
+    """Refuse a DataLoader whose order may change between passes (see extract_activations)."""
+    from torch.utils.data import DataLoader
+
+    if not isinstance(data, DataLoader):
+        return
+    batch_sampler = data.batch_sampler
+    problem = _order_problem(data.sampler if batch_sampler is None else batch_sampler)
+    if problem is not None:
+        raise ValueError(
+            f"data: the DataLoader draws its samples through {problem}, so every pass over "
+            "it gives a different order, and activations extracted in two passes (two models, "
+            "or one model twice) would pair different stimuli (the same model extracted "
+            "twice gives a CKA near 0). Build the loader with shuffle=False (and a sequential "
+            "sampler), or use extract_pair(model_a, model_b, data, modules_a, modules_b), "
+            "which feeds every batch to both models in one pass"
+        )
+
+
+class _Recorder:
+    """Forward hooks on the selected modules of one model, recording only while ``active``."""
+
+    def __init__(self, model, modules, capture, arg="modules", model_arg="model", label=""):
+        self.model = model
+        self.selected = _resolve(model, modules, arg, model_arg)
+        self.capture = capture
+        self.label = label
+        self.records = {name: [] for name, _ in self.selected}
+        self.calls = {name: 0 for name, _ in self.selected}
+        self.active = False
+
+    def _hook(self, name):
+        torch = _torch()
+
+        def keep(value):
+            if not self.active:
+                return
+            if isinstance(value, (tuple, list)) and self.capture == "input":
+                value = value[0] if value else None
+            if not isinstance(value, torch.Tensor):
+                raise TypeError(
+                    f"{self.label}module {name!r} gave a {type(value).__name__} as its "
+                    f"{self.capture}; only tensors can be recorded"
+                )
+            self.calls[name] += 1
+            # copy now: an in-place operation later in the forward pass must not change it
+            self.records[name].append(value.detach().to("cpu", copy=True))
+
+        if self.capture == "input":
+            return lambda module, args: keep(args)
+        return lambda module, args, output: keep(output)
+
+    @contextlib.contextmanager
+    def attached(self):
+        """Hooks on, the model in evaluation mode; afterwards hooks removed, mode restored."""
+        handles = []
+        was_training = self.model.training
+        try:
+            for name, module in self.selected:
+                if self.capture == "input":
+                    handles.append(module.register_forward_pre_hook(self._hook(name)))
+                else:
+                    handles.append(module.register_forward_hook(self._hook(name)))
+            self.model.eval()
+            yield self
+        finally:
+            for handle in handles:
+                handle.remove()
+            self.model.train(was_training)
+
+    def forward(self, batch, device):
+        """Run the model on one batch, recording; each selected module must run once."""
+        for name in self.calls:
+            self.calls[name] = 0
+        self.active = True
+        try:
+            self.model(batch.to(device) if device is not None else batch)
+        finally:
+            self.active = False
+        for name, count in self.calls.items():
+            if count != 1:
+                raise ValueError(
+                    f"{self.label}module {name!r} ran {count} times in one forward pass; "
+                    + ("it is not used by the model's forward" if count == 0 else
+                       "a module used several times cannot be recorded unambiguously")
+                )
+
+    def arrays(self, dtype):
+        torch = _torch()
+        return {name: _to_numpy(torch.cat(chunks), dtype) for name, chunks in self.records.items()}
+
+
+def _check_args(capture, batch_size):
+    if capture not in ("output", "input"):
+        raise ValueError(f"capture must be 'output' or 'input', got {capture!r}")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral) \
+            or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+
+
 def _model_device(model):
     for p in model.parameters():
         return p.device
@@ -147,7 +286,7 @@ def _model_device(model):
 
 
 def extract_activations(model, data, modules, batch_size=256, capture="output",
-                        dtype=np.float64, device=None):
+                        dtype=np.float64, device=None, check_order=True):
     """Collect the outputs (or inputs) of chosen modules of a torch model over a data set.
 
     The model runs in evaluation mode under ``torch.no_grad()``, batch by batch; a forward
@@ -174,6 +313,17 @@ def extract_activations(model, data, modules, batch_size=256, capture="output",
         dtype of the returned arrays.
     device : torch.device or str, optional
         Where the inputs are sent; default the device of the model's first parameter.
+    check_order : bool, default True
+        Refuse a ``torch.utils.data.DataLoader`` whose order may differ from pass to pass,
+        since arrays from two extractions are compared row by row. Accepted: a
+        ``SequentialSampler`` (``shuffle=False``), a ``DistributedSampler`` with
+        ``shuffle=False``, a fixed sequence of indices (list, range, array) as sampler or batch
+        sampler, an ``IterableDataset`` (its own order), each also inside a ``BatchSampler``.
+        Refused: ``RandomSampler`` (``shuffle=True``), ``SubsetRandomSampler``,
+        ``WeightedRandomSampler``, a ``DistributedSampler`` with ``shuffle=True``, and any
+        other sampler type (its order cannot be verified); ``False`` skips the check. Other
+        iterables (lists of batches, generators) are taken in the order they give.
+        :func:`extract_pair` is the way to compare two models through a shuffled loader.
 
     Returns
     -------
@@ -186,9 +336,11 @@ def extract_activations(model, data, modules, batch_size=256, capture="output",
     ------
     ValueError
         Unknown module names, empty data, a module that runs more than once per forward pass
-        (its records would be ambiguous) or not at all, a bad ``capture`` or ``batch_size``.
+        (its records would be ambiguous) or not at all, a bad ``capture`` or ``batch_size``, a
+        DataLoader in random order (with ``check_order``).
     TypeError
-        A module that outputs something other than a tensor, data of the wrong type.
+        A module that outputs something other than a tensor, data of the wrong type, a
+        ``check_order`` that is not a bool.
 
     Examples
     --------
@@ -206,65 +358,99 @@ def extract_activations(model, data, modules, batch_size=256, capture="output",
     0
     """
     torch = _torch()
-    if capture not in ("output", "input"):
-        raise ValueError(f"capture must be 'output' or 'input', got {capture!r}")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral) \
-            or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
-    selected = resolve_modules(model, modules)
+    _check_args(capture, batch_size)
+    if not isinstance(check_order, bool):
+        raise TypeError(f"check_order must be True or False, got {check_order!r}")
+    recorder = _Recorder(model, modules, capture)
+    if check_order:
+        _check_order(data)
     if device is None:
         device = _model_device(model)
-    records = {name: [] for name, _ in selected}
-    calls = {name: 0 for name, _ in selected}
-
-    def make_hook(name):
-        def keep(value):
-            if isinstance(value, (tuple, list)) and capture == "input":
-                value = value[0] if value else None
-            if not isinstance(value, torch.Tensor):
-                raise TypeError(
-                    f"module {name!r} gave a {type(value).__name__} as its {capture}; only "
-                    "tensors can be recorded"
-                )
-            calls[name] += 1
-            # copy now: an in-place operation later in the forward pass must not change it
-            records[name].append(value.detach().to("cpu", copy=True))
-
-        if capture == "input":
-            return lambda module, args: keep(args)
-        return lambda module, args, output: keep(output)
-
-    handles = []
-    was_training = model.training
-    try:
-        for name, module in selected:
-            hook = make_hook(name)
-            if capture == "input":
-                handles.append(module.register_forward_pre_hook(hook))
-            else:
-                handles.append(module.register_forward_hook(hook))
-        model.eval()
+    with recorder.attached(), torch.no_grad():
         n_batches = 0
-        with torch.no_grad():
-            for batch in _batches(data, int(batch_size)):
-                n_batches += 1
-                for name in calls:
-                    calls[name] = 0
-                model(batch.to(device) if device is not None else batch)
-                for name, count in calls.items():
-                    if count != 1:
-                        raise ValueError(
-                            f"module {name!r} ran {count} times in one forward pass; "
-                            + ("it is not used by the model's forward" if count == 0 else
-                               "a module used several times cannot be recorded unambiguously")
-                        )
+        for batch in _batches(data, int(batch_size)):
+            n_batches += 1
+            recorder.forward(batch, device)
         if n_batches == 0:
             raise ValueError("data is empty: no batch was produced")
-    finally:
-        for handle in handles:
-            handle.remove()
-        model.train(was_training)
-    return {name: _to_numpy(torch.cat(chunks), dtype) for name, chunks in records.items()}
+    return recorder.arrays(dtype)
+
+
+def extract_pair(model_a, model_b, data, modules_a, modules_b=None, batch_size=256,
+                 capture="output", dtype=np.float64, device=None):
+    """Activations of two models on the same stimuli in the same order, in one pass over data.
+
+    Every batch that ``data`` yields is fed to ``model_a`` and then to ``model_b`` before the
+    next one is drawn, so row i of every returned array is the same stimulus for both models,
+    also when ``data`` is a shuffled DataLoader (whose order changes from pass to pass) or
+    any other iterable whose order cannot be reproduced. Recording works as in
+    :func:`extract_activations`: forward hooks that copy what they see, evaluation mode under
+    ``torch.no_grad()``, hooks removed and both models' modes restored afterwards, also when
+    a forward pass raises. ``model_a`` and ``model_b`` may be the same object.
+
+    Parameters
+    ----------
+    model_a, model_b : torch.nn.Module
+    data : torch.Tensor, numpy.ndarray, or iterable of batches
+        As for :func:`extract_activations`; a DataLoader may shuffle.
+    modules_a : str, type, torch.nn.Module, or list of these
+        The modules of ``model_a`` to record (see :func:`resolve_modules`).
+    modules_b : same, optional
+        The modules of ``model_b``; default the same selectors as ``modules_a`` (for two
+        models of one architecture).
+    batch_size : int, default 256
+        Used only when ``data`` is a tensor or an array.
+    capture : {"output", "input"}, default "output"
+    dtype : numpy dtype, default numpy.float64
+    device : torch.device or str, optional
+        Where the inputs are sent; default the device of each model's first parameter.
+
+    Returns
+    -------
+    acts_a, acts_b : dict of str to numpy.ndarray
+        One array per selected module of each model (keyed by its name, in the order
+        selected), all with the same stimuli along the first axis, in the order the batches
+        came.
+
+    Raises
+    ------
+    ValueError, TypeError
+        As :func:`extract_activations`; messages name ``model_a``/``model_b`` and
+        ``modules_a``/``modules_b``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from torch import nn
+    >>> from torch.utils.data import DataLoader, TensorDataset
+    >>> from simmetrics import LinearCKA
+    >>> _ = torch.manual_seed(0)
+    >>> net = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2))
+    >>> loader = DataLoader(TensorDataset(torch.randn(64, 4)), batch_size=16, shuffle=True)
+    >>> acts_a, acts_b = extract_pair(net, net, loader, "1")
+    >>> round(LinearCKA().fit_score(acts_a["1"], acts_b["1"]), 6)  # the same stimuli
+    1.0
+    """
+    torch = _torch()
+    _check_args(capture, batch_size)
+    if modules_b is None:
+        modules_b = modules_a
+    rec_a = _Recorder(model_a, modules_a, capture, "modules_a", "model_a", "model_a: ")
+    rec_b = _Recorder(model_b, modules_b, capture, "modules_b", "model_b", "model_b: ")
+    dev_a = _model_device(model_a) if device is None else device
+    dev_b = _model_device(model_b) if device is None else device
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(rec_a.attached())
+        stack.enter_context(rec_b.attached())
+        stack.enter_context(torch.no_grad())
+        n_batches = 0
+        for batch in _batches(data, int(batch_size)):
+            n_batches += 1
+            rec_a.forward(batch, dev_a)
+            rec_b.forward(batch, dev_b)
+        if n_batches == 0:
+            raise ValueError("data is empty: no batch was produced")
+    return rec_a.arrays(dtype), rec_b.arrays(dtype)
 
 
 def _to_numpy(tensor, dtype):

@@ -65,6 +65,7 @@ def test_capture_input_gives_the_pre_activation(x):
     net = _mlp()
     acts = extract_activations(net, x, nn.Tanh, capture="input")
     out = extract_activations(net, x, "2")
+    # two forward passes of the same net on the same x: bit-identical by construction
     np.testing.assert_array_equal(acts["3"], out["2"])
 
 
