@@ -10,6 +10,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import settings
+
+# Every hypothesis test draws the same examples on every run and machine (a fresh CI clone must
+# not find a new counterexample by chance); `pytest --hypothesis-profile=hunt` draws fresh
+# random examples instead, to hunt for new ones.
+settings.register_profile("deterministic", derandomize=True, database=None, deadline=None)
+settings.register_profile("hunt", derandomize=False, database=None, deadline=None,
+                          max_examples=1000)
+settings.load_profile("deterministic")
 
 REFERENCE = Path(__file__).parent / "data" / "reference"
 

@@ -148,7 +148,7 @@ def test_rejected_input(metric, make, error, message):
 # -- layouts: a parameter of every metric -------------------------------------------------------
 LAYOUT_ROWS = [
     ("unknown layout", "nwhc", GOOD_X.reshape(N, 2, 2, 1), GOOD_Y.reshape(N, DY, 1, 1),
-     ValueError, r"layout must be None or one of \('nchw', 'nhwc', 'ntd', 'flatten'\), got 'nwhc'"),
+     ValueError, r"parameter 'layout' must be None or one of 'flatten', 'nchw', 'nhwc', 'ntd', got 'nwhc'"),
     ("layout with the wrong number of axes", "nchw", GOOD_X, GOOD_Y,
      ValueError, r"X must be 4-D for layout='nchw', got a 2-D array of shape \(24, 4\)"),
     ("flatten of a 1-D array", "flatten", GOOD_X[:, 0], GOOD_Y,
@@ -224,6 +224,8 @@ def _read_only(A):
 def test_accepted_input_gives_the_value_of_its_float64_array(metric, make, equivalent, tmp_path):
     given = make(tmp_path)
     expected = clone(metric).fit_score(np.array(equivalent, dtype=np.float64), GOOD_Y)
+    # same code, same input: validation turns each into the same C-contiguous float64 array
+    # (CPU tensors included), so the value is bit-identical by construction
     assert clone(metric).fit_score(given, GOOD_Y) == expected
 
 

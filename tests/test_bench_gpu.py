@@ -9,6 +9,8 @@ import torch
 from simmetrics import LinearCKA
 from tests.benchmark_scripts import load
 
+pytestmark = pytest.mark.slow  # seconds: deselect with -m "not slow" while developing
+
 
 @pytest.fixture(scope="module")
 def bench():

@@ -9,6 +9,8 @@ import pytest
 import simmetrics
 from tests.benchmark_scripts import load
 
+pytestmark = pytest.mark.slow  # seconds: deselect with -m "not slow" while developing
+
 
 @pytest.fixture(scope="module")
 def bench():
@@ -20,9 +22,10 @@ def test_quick_run_prints_every_section_and_target(bench, capsys):
     out = capsys.readouterr().out
     for section in ("linear CKA, n = 2,000, d = 128, float64", "orthogonal Procrustes",
                     "permutation matching", "CCA (mean canonical correlation)",
-                    "RSA (correlation RDM, Spearman)", "6 x 6 layer matrix of linear CKA"):
+                    "RSA (correlation RDM, Spearman)", "6 x 6 layer matrix of linear CKA",
+                    "orthogonal Procrustes, d > n: n = 10, d = 1,000"):
         assert f"\n{section}" in out
-    targets = out.split("targets of issue 5")[1]
+    targets = out.split("targets of issue 5 and of the trust issue")[1]
     assert len(re.findall(r"^  \[(met|MISSED)\] ", targets, flags=re.M)) == 4
     # the pairwise matrix equals the loop of the per-pair function (printed difference)
     (difference,) = re.findall(r"largest difference ([0-9.e+-]+)", out)

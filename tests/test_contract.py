@@ -76,6 +76,7 @@ def test_float32_input_is_accumulated_in_float64(name, rng):
     X32, Y32 = X.astype(np.float32), Y.astype(np.float32)
     # the float64 value of the float32-rounded data: only rounding of the input may differ
     exact = clone(metric).fit_score(X32.astype(np.float64), Y32.astype(np.float64))
+    # same code, same input: validation casts to exactly this float64 array, so bit-identical
     assert clone(metric).fit_score(X32, Y32) == exact
 
 

@@ -88,6 +88,7 @@ def test_act_is_right_multiplication_by_the_transpose(rng):
     X = rng.normal(size=(10, 4))
     for name in LINEAR:
         g = get_group(name).sample(4, random_state=0)
+        # act is this very product (same code, same operands): exact
         np.testing.assert_allclose(get_group(name).act(X, g), X @ g.T, rtol=0, atol=0)
     t = get_group("translation").sample(4, random_state=0)
     np.testing.assert_array_equal(get_group("translation").act(X, t), X + t)
@@ -103,6 +104,7 @@ def test_permutation_act_reorders_columns(rng):
     X = rng.normal(size=(3, 5))
     P = get_group("permutation").sample(5, random_state=2)
     perm = np.argmax(P, axis=1)
+    # exact arithmetic: each entry is one x * 1 plus zeros
     np.testing.assert_array_equal(get_group("permutation").act(X, P), X[:, perm])
 
 

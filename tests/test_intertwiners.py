@@ -281,6 +281,8 @@ def test_gelu_defect_matches_scipy_quad():
 def test_gelu_defect_matches_the_paper():
     # Godfrey et al. 2022, Sec. 3.2: xi(0) = xi(1) = 0, a bump of about 0.072 near 0.4,
     # about 0.175 at 2 (read off their figure), asymptotic slope 0.12674722 from 1e7 samples
+    # exact at 0 and 1: sigma(0 x) - 0 sigma(x) = gelu(0) - 0 = 0 and sigma(1 x) - 1 sigma(x)
+    # evaluates sigma on the same x twice, so every node contributes an exact 0
     assert homogeneity_defect(nn.GELU(), 0.0) == 0.0
     assert homogeneity_defect("gelu", 1.0) == 0.0
     lams = np.linspace(0.0, 1.0, 201)
@@ -311,6 +313,7 @@ def test_defect_closed_forms_for_homogeneous_activations():
     # relu and leaky relu are positively homogeneous: xi = 0 for lambda > 0; for lambda = -1,
     # relu(-x) + relu(x) = |x| so xi = sqrt(E X^2) = 1; for x^2, xi = |lam^2 - lam| sqrt(3)
     lams = np.array([0.1, 0.5, 2.0, 1e5])
+    # exact: relu(lam x) and lam relu(x) are the same rounded product lam * x (or both 0)
     np.testing.assert_array_equal(homogeneity_defect("relu", lams), 0.0)
     # (rounding only: 0.3 (lam x) and lam (0.3 x) differ in the last bit)
     np.testing.assert_allclose(homogeneity_defect(nn.LeakyReLU(0.3), lams) / lams, 0.0, atol=1e-15)

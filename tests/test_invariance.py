@@ -34,6 +34,7 @@ def table():
     return invariance_table(simmetrics.available_metrics() + VARIANTS, GROUP_NAMES)
 
 
+@pytest.mark.slow
 def test_every_declaration_matches_the_measurement(table):
     wrong = [
         f"{r.metric} / {r.group}: declared {r.declared}, measured {r.measured} "

@@ -12,6 +12,8 @@ import pytest
 
 import simmetrics
 
+pytestmark = pytest.mark.slow  # seconds: deselect with -m "not slow" while developing
+
 
 @pytest.fixture(scope="module")
 def client():

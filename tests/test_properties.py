@@ -40,6 +40,8 @@ def _one_blas_thread():
 #: differ from the defaults'; the defaults of every registered metric come first.
 from metric_configs import CONFIGS, IDS  # noqa: E402  (shared with test_stability)
 
+pytestmark = pytest.mark.slow  # seconds: deselect with -m "not slow" while developing
+
 
 def _asymmetric(metric):
     """Documented asymmetric: PWCCA weights by one side's neurons (cca.py: "not symmetric for

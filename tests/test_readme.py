@@ -18,13 +18,19 @@ def _blocks(lang):
 
 
 def test_quick_start_runs_and_its_comments_are_true():
-    (code,) = _blocks("python")
+    code = _blocks("python")[0]
     namespace = {}
     exec(compile(code, "README.md", "exec"), namespace)
     X, Y = namespace["X"], namespace["Y"]
     # the comments in the quick start state these values
     assert round(simmetrics.LinearCKA().fit_score(X, Y), 2) == 0.31
     assert namespace["g_procrustes"].fit_score(X, Y) == pytest.approx(1.0, abs=1e-12)
+
+
+@pytest.mark.parametrize("index", range(1, len(_blocks("python"))))
+def test_every_other_python_example_runs(index):
+    # each later example states its results with assert, so running it checks them
+    exec(compile(_blocks("python")[index], "README.md", "exec"), {})
 
 
 def test_first_lines_are_the_two_commands_and_ci_runs_the_second():
@@ -48,3 +54,14 @@ def test_metric_table_lists_every_metric_with_its_kind():
         row = re.search(rf"^\| `{name}` \| `{cls.__name__}` \| (\w+) \|", README, flags=re.M)
         assert row, f"{name} missing from the README's metric table"
         assert row.group(1) == cls.kind
+        bounds = re.search(rf"^\| `{name}` \| `{cls.__name__}` \| \w+ \| ([^|]+) \|", README,
+                           flags=re.M).group(1).strip()
+        assert bounds == "[{}, {}]".format(*map(_number, cls.bounds)), name
+
+
+def _number(x):
+    """A bound as the README writes it."""
+    import math
+
+    words = {math.pi: "π", math.pi / 2: "π/2", math.inf: "inf", -math.inf: "-inf"}
+    return words.get(x, f"{x:g}")
