@@ -61,13 +61,15 @@ def report_scores(stats):
               f"{time.perf_counter() - start:.3f} s)")
 
 
-def cpu_stream(rows, width, batch):
-    print(f"\nnumpy: {rows:,} rows x {width} neurons (X and Y), batches of {batch:,} rows")
+def cpu_stream(rows, width, batch, factor=True):
+    print(f"\nnumpy: {rows:,} rows x {width} neurons (X and Y), batches of {batch:,} rows, "
+          f"factor={factor} ({'with' if factor else 'without'} the triangular factor that the "
+          "whitening metrics use on ill-conditioned data)")
     clock = [0.0]
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     tracemalloc.start()
     start = time.perf_counter()
-    stats = stream_moments(numpy_batches(rows, width, batch, 0, clock))
+    stats = stream_moments(numpy_batches(rows, width, batch, 0, clock), factor=factor)
     total = time.perf_counter() - start
     current, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
@@ -132,6 +134,9 @@ def main(argv=None):
     parser.add_argument("--blas-threads", type=int, default=None)
     parser.add_argument("--quick", action="store_true", help="200,000 rows")
     parser.add_argument("--skip-cpu", action="store_true", help="only the CUDA stream")
+    parser.add_argument("--factor", choices=("yes", "no", "both"), default="both",
+                        help="accumulate PairMoments.factor (stream_moments' default), not, or "
+                             "time both (default)")
     args = parser.parse_args(argv)
     if args.quick:
         args.rows = min(args.rows, 200_000)
@@ -142,7 +147,8 @@ def main(argv=None):
           + (f", BLAS limited to {args.blas_threads} thread(s)" if args.blas_threads else ""))
     with threadpool_limits(args.blas_threads):
         if not args.skip_cpu:
-            cpu_stream(args.rows, args.width, args.batch)
+            for factor in {"yes": [True], "no": [False], "both": [False, True]}[args.factor]:
+                cpu_stream(args.rows, args.width, args.batch, factor)
         cuda_stream(args.rows, args.width, 4 * args.batch)
     return 0
 

@@ -16,12 +16,13 @@ from ._registry import register
 from ._validation import check_nonconstant
 from .base import Metric, param_dependent
 from .hsic import (
+    UnbiasedGram,
     _linear_hsic_unbiased_parts,
     cka_from_hsic,
     hsic_biased,
     hsic_self,
-    hsic_unbiased,
     hsic_unbiased_from_sums,
+    u_centred,
 )
 from .moments import (
     _is_torch,
@@ -881,12 +882,19 @@ class KernelCKA(Metric):
     def _prepare(self, A, name):
         check_nonconstant(A, name)
         K = self._gram(A, name)
+        if self.debiased:
+            # U-centred entry by entry (the unbiased HSIC is unchanged in exact arithmetic):
+            # one stimulus 1e8 times the others no longer cancels the digits between the
+            # global sums of the formula; a callable's kernel is copied first, never modified
+            if callable(self.kernel):
+                K = np.array(K, dtype=np.float64, copy=True)
+            return UnbiasedGram(u_centred(K))
         # hsic_self: a self-term that is 0 up to rounding (a callable kernel the centring
         # removes) raises in cka_from_hsic instead of giving a ratio of noise
-        return K, hsic_self(K, "unbiased" if self.debiased else "biased")
+        return K, hsic_self(K, "biased")
 
     def _fit_score_prepared(self, a, b):
+        if self.debiased:
+            return cka_from_hsic(a.hsic(b), a.self_hsic, b.self_hsic, "unbiased")
         (K, self_k), (L, self_l) = a, b
-        estimator = "unbiased" if self.debiased else "biased"
-        hsic = hsic_unbiased if self.debiased else hsic_biased
-        return cka_from_hsic(hsic(K, L), self_k, self_l, estimator)
+        return cka_from_hsic(hsic_biased(K, L), self_k, self_l, "biased")

@@ -40,7 +40,7 @@ from ._validation import (
 )
 from .base import GROUP_NAMES, AlignmentMetric, Metric, param_dependent
 from .cka import _on_accelerator
-from .hsic import UnbiasedGram, _frobenius_inner, cka_from_hsic
+from .hsic import UnbiasedGram, cka_from_hsic, u_centred
 from .moments import (
     _colmax,
     _is_torch,
@@ -1267,39 +1267,6 @@ def _cka_peak_bytes(shapes, summed, group, estimator, chunk_size, torch_like=Fal
     return int(1.1 * (total + work))  # 10 % for what the count above leaves out
 
 
-def _u_centred(K):
-    """K (zero diagonal, numpy or torch) U-centred in place (Szekely and Rizzo 2014)::
-
-        K_U[a, b] = K_ab - r_a / (n - 2) - r_b / (n - 2) + S / ((n - 1)(n - 2)),   a != b
-
-    with r = K 1 and S = 1'K 1, and 0 on the diagonal. The rows of K_U sum to 0, so the
-    unbiased HSIC of Song et al. 2012 is unchanged, HSIC1(K_U, L_U) = tr(K_U L_U) / (n (n - 3))
-    = HSIC1(K, L), but the constant and the row effects are removed entry by entry instead of
-    cancelling between the sums of :func:`simmetrics.hsic.hsic_unbiased_from_sums`: where K is
-    a large constant plus small structure (one stimulus 1e8 times the others: after centring,
-    every other stimulus sits at minus its share of the mean), those sums kept 2 to 3 digits
-    (-0.04441 against -0.04456 computed with 60 digits; reordering the stimuli moved the
-    value by 4e-3), the entrywise centring keeps 9.
-
-    A kernel that the U-centring removes, whose centred entries are rounding noise (rms of
-    K_U at most 16 n eps max |K|: an entry of K is a sum of up to n rounded products, or comes
-    from an SVD, and the centring adds a few eps max |K|; the whitened kernel with
-    n - 1 <= d measures 0.7 n eps to 1.2 n eps max |K|), is returned as zeros, so its self-HSIC is
-    0 and CKA refuses it (:func:`simmetrics.hsic.cka_from_hsic`)."""
-    n = K.shape[0]
-    top = max(float(K.max()), -float(K.min()))  # max |K| without an n x n temporary
-    rows = K.sum(1)
-    total = float(rows.sum())
-    K -= rows[:, None] / (n - 2)
-    K -= rows[None, :] / (n - 2)
-    K += total / ((n - 1) * (n - 2))
-    _zero_diagonal(K)
-    floor = 16.0 * n * np.finfo(np.float64).eps * top
-    if _frobenius_inner(K, K) <= n * n * floor * floor:
-        K[...] = 0.0
-    return K
-
-
 def _rows(H):
     """Features (n, C, P) as the (n P, C) matrix of their rows, sample by sample."""
     n, C, P = H.shape
@@ -1335,10 +1302,9 @@ def _intertwiner_kernel(H, group, estimator, chunk_size):
 
 #: Whether IntertwinerCKA computes CPU input (numpy arrays, CPU tensors) with torch's CPU
 #: kernels (numpy arrays wrapped by ``torch.from_numpy``, no copy) rather than numpy's. Off:
-#: measured at N = 10,000, C = 64 on 2 cores, torch (2 threads) took 4.3 s against numpy's
-#: 8.0 s for one position and 19.5 s against 22.3 s for 4 x 4 positions on an idle machine,
-#: but 62 to 150 s while another process kept a core busy (numpy's single-threaded kernels
-#: do not slow down that way). The same code runs either way (the tests run both).
+#: torch's threaded kernels were faster on an idle machine but several times slower while
+#: another process kept a core busy (the timings are in benchmarks/README.md, "IntertwinerCKA
+#: on torch's CPU kernels"). The same code runs either way (the tests run both).
 _TORCH_ON_CPU = False
 
 
@@ -1382,7 +1348,8 @@ class IntertwinerCKA(Metric):
        HSIC1(K, L) / sqrt(HSIC1(K, K) HSIC1(L, L)). The paper's code builds K with a zero
        diagonal and its HSIC1 does not zero it again; the unbiased HSIC here zeroes diagonals
        itself, so the two agree. Each kernel is first U-centred entry by entry
-       (:func:`_u_centred`; the unbiased HSIC is unchanged in exact arithmetic), which keeps
+       (:func:`simmetrics.hsic.u_centred`; the unbiased HSIC is unchanged in exact arithmetic),
+       which keeps
        the digits the sums formula loses when one stimulus dominates. The self-terms have the
        rounding floor of :func:`simmetrics.hsic.hsic_self`.
 
@@ -1618,7 +1585,7 @@ class IntertwinerCKA(Metric):
         if _TORCH_ON_CPU and not _is_torch(H):
             H = _tensor_from_numpy(H)
         K = _intertwiner_kernel(H, group, self.estimator, self.chunk_size)
-        return UnbiasedGram(_u_centred(K))
+        return UnbiasedGram(u_centred(K))
 
     def _fit_score_prepared(self, a, b):
         a, b = _same_place(a, b)

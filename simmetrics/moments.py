@@ -962,7 +962,7 @@ def pair_from_sides(a, b, factor=False):
     return out
 
 
-def moments(X, Y, layout=None, row_terms=True, factor=True):
+def moments(X, Y, layout=None, row_terms=True, factor=False):
     """The :class:`PairMoments` of one batch of representations, validated first.
 
     Parameters
@@ -973,12 +973,12 @@ def moments(X, Y, layout=None, row_terms=True, factor=True):
     layout : {None, "nchw", "nhwc", "ntd", "flatten"}
     row_terms : bool, default True
         Include the row-norm terms the debiased HSIC needs.
-    factor : bool, default True
+    factor : bool, default False
         Include :attr:`PairMoments.factor`, which the metrics that whiten (the CCA family, the
         whitening shape metrics, the identity group of IntertwinerProcrustes) need on data
         whose covariance float64 cannot resolve (a dominant stimulus, a cluster beside an
         outlier); 2 to 4 times the time of the other products. Without it those metrics
-        refuse such data (:func:`gram_factor`).
+        refuse such data, saying so (:func:`gram_factor`); they never return a wrong value.
 
     Returns
     -------

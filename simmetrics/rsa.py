@@ -809,7 +809,7 @@ class MutualKNN(Metric):
     time, about 4 million entries per chunk, besides normalised copies of X and Y; the peak
     (about 170 MB at n = 10,000) is checked against the memory budget before starting
     (:func:`simmetrics.set_memory_budget`).
-    Time O(n^2 (d_x + d_y)); about 3.5 s for n = 10,000 and 256 neurons on 2 CPU cores.
+    Time O(n^2 (d_x + d_y)).
 
     Parameters
     ----------

@@ -956,10 +956,12 @@ class ShapeMetric(_CenteredAlignment):
     # -- streaming with whitening: the statistics' factor, or a checked square root ---------
     @property
     def _moments_factor(self):
-        """stream_score accumulates PairMoments.factor for the whitening (alpha < 1): the
-        whitener, the rotation and the distance then come from rows that stand in for the
-        data (PairMoments.factor_rows), with the data's conditioning."""
-        return float(self.alpha) != 1.0
+        """stream_score accumulates PairMoments.factor for the whitening (alpha < 1) and for
+        uncentred data: the whitener, the rotation and the distance then come from rows that
+        stand in for the data (PairMoments.factor_rows), with the data's conditioning. (An
+        uncentred distance from ||X||^2 + ||Y||^2 - 2 <X, Y Q> cancels its digits when the means
+        are far larger than the spread: 1e4 + z lost 7 of them, 3e5 + 1e-2 z all but one.)"""
+        return float(self.alpha) != 1.0 or not self.center_columns
 
     def _moments_whitener(self, A, n, alpha):
         """The whitener (:func:`_whitener_from_spectrum`) of data with rows ``A`` standing in
@@ -1006,9 +1008,9 @@ class ShapeMetric(_CenteredAlignment):
         self._rotation = _LinearMap(_closest_optimal_rotation(pow2_rescale(C.T))[0])
 
     def _distance_from_moments(self, S):
+        if S.factor is not None and self._moments_factor:  # the whole-data distance, on rows
+            return _distance(*self._align(*S.factor_rows()), self.score_method)
         if float(self.alpha) != 1.0:
-            if S.factor is not None:  # the whole-data distance, on the rows
-                return _distance(*self._align(*S.factor_rows()), self.score_method)
             self._check_gram_route(S)
         return super()._distance_from_moments(S)
 

@@ -96,7 +96,8 @@ def _accumulate(batches, layout, row_terms, metric=None, factor=False):
             check_memory(32 * d * d, (
                 f"second moments with the factor of {d:,} neurons: about 4 float64 "
                 f"{d:,} x {d:,} matrices (the Gram blocks, the factor and a merge's QR)"), [
-                "stream_moments(..., factor=False) where no metric that whitens is scored",
+                "stream_moments(..., factor=False) (the default) where no metric that whitens "
+                "is scored",
                 "fewer neurons (e.g. each layer projected on its top principal directions)"])
         # the batch's centred rows themselves: the merge folds them into the running
         # triangle in one pass (simmetrics.moments._merged_factor)
@@ -160,7 +161,7 @@ def _for_metric(metric, stats):
     )
 
 
-def stream_moments(batches, layout=None, row_terms=True, factor=True):
+def stream_moments(batches, layout=None, row_terms=True, factor=False):
     """Accumulate the exact second-moment statistics of a stream of batches.
 
     Parameters
@@ -172,13 +173,15 @@ def stream_moments(batches, layout=None, row_terms=True, factor=True):
         How to read batches with more than two axes (see :data:`simmetrics.LAYOUTS`).
     row_terms : bool, default True
         Include the row-norm terms that the debiased CKA needs.
-    factor : bool, default True
+    factor : bool, default False
         Include :attr:`simmetrics.PairMoments.factor` (a square root of the joint centred Gram
         matrix, with the data's conditioning rather than its square), which the CCA family,
         the whitening shape metrics and the identity group of IntertwinerProcrustes need
-        where one stimulus dominates or a cluster sits beside an outlier (2 to 4 times the
-        time of the other products, measured for 128 to 1,024 neurons; ``False`` where only
-        CKA, Procrustes or the permutation metrics are scored).
+        where one stimulus dominates or a cluster sits beside an outlier. It costs 2 to 4
+        times the time of the other products (benchmarks/README.md), so it is off by default:
+        without it those metrics refuse the data they cannot resolve, naming ``factor=True``
+        (never a wrong value). :func:`stream_score` accumulates it exactly when its metric
+        needs it.
 
     Returns
     -------

@@ -1,6 +1,7 @@
-"""Metric configurations shared by the property and stability tests: every registered metric
-with its default parameters, plus the parameter settings whose validation, invariances or
-numerics differ from the defaults'."""
+"""Metric configurations shared by every generic suite (properties, stability, the data users
+have, parameters, the invariance table, streaming): every registered metric with its default
+parameters, plus the parameter settings whose validation, invariances or numerics differ from
+the defaults'."""
 
 import simmetrics
 
@@ -27,6 +28,20 @@ VARIANTS = [
     simmetrics.IntertwinerProcrustes(score_method="euclidean", center=True),
     simmetrics.IntertwinerCKA(activation="tanh"),
     simmetrics.IntertwinerCKA(activation="identity"),
+    # the invariance table's and the streaming tests' settings (one list for every suite)
+    simmetrics.KernelCKA(kernel="linear", debiased=True),
+    simmetrics.SVCCA(variance=0.9, statistic="mean_rho_sq"),
+    simmetrics.ShapeMetric(alpha=0.5, score_method="euclidean"),
+    simmetrics.ShapeMetric(alpha=0.3, center_columns=False),
+    simmetrics.OrthogonalProcrustes(score_method="euclidean", center_columns=False),
+    simmetrics.PermutationMetric(score_method="euclidean", center_columns=False),
+    simmetrics.IntertwinerProcrustes(activation="gelu"),
+    simmetrics.IntertwinerProcrustes(activation="tanh", score_method="euclidean"),
+    simmetrics.IntertwinerProcrustes(activation="gelu", center=True),
+    simmetrics.IntertwinerProcrustes(activation="abs", score_method="paper"),
+    simmetrics.IntertwinerProcrustes(activation="identity", score_method="paper", center=True),
+    simmetrics.IntertwinerCKA(activation="gelu"),
+    simmetrics.IntertwinerCKA(activation="relu", estimator="median"),
 ]
 CONFIGS = [simmetrics.get_metric(name) for name in simmetrics.available_metrics()] + VARIANTS
 IDS = [repr(m) for m in CONFIGS]

@@ -7,31 +7,12 @@ import simmetrics
 from simmetrics.base import GROUP_NAMES
 from simmetrics.invariance import check_invariance, invariance_data, invariance_table
 
-# Parameter settings whose declared invariances differ from the defaults'.
-VARIANTS = [
-    simmetrics.LinearCKA(debiased=True),
-    simmetrics.KernelCKA(sigma=2.0),
-    simmetrics.KernelCKA(kernel="linear", debiased=True),
-    simmetrics.CCA(statistic="mean_rho_sq"),
-    simmetrics.PWCCA(side="symmetric"),
-    simmetrics.ShapeMetric(alpha=0.0),
-    simmetrics.ShapeMetric(alpha=0.5),
-    simmetrics.ShapeMetric(score_method="euclidean"),
-    simmetrics.PermutationMetric(score_method="euclidean"),
-    simmetrics.RSA(rdm="euclidean", compare="pearson"),
-    simmetrics.RSA(rdm="correlation", compare="kendall"),
-    simmetrics.IntertwinerProcrustes(activation="tanh"),
-    simmetrics.IntertwinerProcrustes(activation="gelu"),
-    simmetrics.IntertwinerProcrustes(activation="relu", score_method="paper"),
-    simmetrics.IntertwinerCKA(activation="tanh"),
-    simmetrics.IntertwinerCKA(activation="gelu"),
-    simmetrics.IntertwinerCKA(activation="relu", estimator="median"),
-]
-
+from metric_configs import CONFIGS
 
 @pytest.fixture(scope="module")
 def table():
-    return invariance_table(simmetrics.available_metrics() + VARIANTS, GROUP_NAMES)
+    # every registered metric and the shared parameter variants (tests/metric_configs.py)
+    return invariance_table(CONFIGS, GROUP_NAMES)
 
 
 @pytest.mark.slow

@@ -27,6 +27,7 @@ from threadpoolctl import threadpool_limits
 
 import simmetrics
 from simmetrics.groups import get_group
+from simmetrics.pairwise import is_symmetric
 
 @pytest.fixture(autouse=True, scope="module")
 def _one_blas_thread():
@@ -44,11 +45,10 @@ pytestmark = pytest.mark.slow  # seconds: deselect with -m "not slow" while deve
 
 
 def _asymmetric(metric):
-    """Documented asymmetric: PWCCA weights by one side's neurons (cca.py: "not symmetric for
-    side='x' or 'y'"). Every other metric is symmetric by its formula: CKA, CCA, SVCCA and RSA
-    are correlations of quantities computed per side, mutual kNN an intersection of
-    neighbourhoods, and the shape and intertwiner distances are metrics on orbit spaces."""
-    return isinstance(metric, simmetrics.PWCCA) and metric.side != "symmetric"
+    """What the metric declares (``symmetric``, read as :func:`simmetrics.pairwise` reads it:
+    documented asymmetric is PWCCA with side='x' or 'y', which weights by one side's neurons).
+    Measured both ways below: symmetric ones are, and the asymmetric PWCCA swaps its sides."""
+    return not is_symmetric(metric)
 
 
 def _ideal(metric):

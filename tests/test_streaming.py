@@ -18,9 +18,7 @@ from simmetrics import (
     LinearCKA,
     MinibatchCKA,
     OrthogonalProcrustes,
-    PermutationMetric,
     ShapeMetric,
-    SoftMatching,
     minibatch_cka,
     score_from_moments,
     stream_moments,
@@ -29,21 +27,11 @@ from simmetrics import (
 )
 from simmetrics.cka import linear_cka
 
-# Every metric with an exact streaming path, with the parameters that change its formula.
-METRICS = [
-    LinearCKA(), LinearCKA(debiased=True),
-    CCA(), CCA(statistic="mean_rho_sq"), SVCCA(), SVCCA(variance=0.9, statistic="mean_rho_sq"),
-    PWCCA(), PWCCA(side="y"), PWCCA(side="symmetric"),
-    ShapeMetric(), ShapeMetric(alpha=0.0), ShapeMetric(alpha=0.5, score_method="euclidean"),
-    ShapeMetric(alpha=0.3, center_columns=False),
-    OrthogonalProcrustes(), OrthogonalProcrustes(score_method="euclidean", center_columns=False),
-    PermutationMetric(), PermutationMetric(score_method="euclidean", center_columns=False),
-    SoftMatching(),
-    IntertwinerProcrustes("relu"), IntertwinerProcrustes("tanh", score_method="euclidean"),
-    IntertwinerProcrustes("gelu", center=True), IntertwinerProcrustes("abs", score_method="paper"),
-    IntertwinerProcrustes("identity"), IntertwinerProcrustes("identity", score_method="paper",
-                                                             center=True),
-]
+from metric_configs import CONFIGS
+
+# Every metric with an exact streaming path, in every parameter setting of the shared list
+# (tests/metric_configs.py): whatever the registry declares streamable is held to it.
+METRICS = [m for m in CONFIGS if type(m).name in streaming_metrics()]
 
 
 def _data(rng, n=700, dx=7, dy=5):

@@ -131,8 +131,8 @@ def test_torch_batches_carry_the_factor_on_their_device(metric):
 
 
 def _gram_only(X, Y, cuts):
-    """Statistics without the triangular factor (what PairMoments.from_arrays gives by
-    default, and stream_moments(..., factor=False))."""
+    """Statistics without the triangular factor (what PairMoments.from_arrays, moments and
+    stream_moments give by default)."""
     return sum(PairMoments.from_arrays(a, b) for a, b in zip(np.split(X, cuts), np.split(Y, cuts)))
 
 
@@ -148,7 +148,7 @@ def test_gram_route_refuses_what_it_cannot_resolve(metric, kind):
     X, Y = kind(np.random.default_rng(0), 60, 10, 8)
     with pytest.raises(ValueError, match=REFUSAL):
         score_from_moments(clone(metric), _gram_only(X, Y, _cuts(60)))
-    stats = stream_moments(zip(np.split(X, _cuts(60)), np.split(Y, _cuts(60))))
+    stats = stream_moments(zip(np.split(X, _cuts(60)), np.split(Y, _cuts(60))), factor=True)
     expected = clone(metric).fit_score(X, Y)
     value = score_from_moments(clone(metric), stats)
     assert abs(value - expected) <= _tol(metric, expected, X, Y, 1e-8)
@@ -205,7 +205,7 @@ def test_factor_is_a_square_root_of_the_centred_gram(cuts):
     # R is upper triangular.
     g = np.random.default_rng(4)
     X, Y = g.normal(size=(50, 4)) + 1e3, g.normal(size=(50, 3))
-    stats = sum(moments(a, b) for a, b in zip(np.split(X, cuts), np.split(Y, cuts)))
+    stats = sum(moments(a, b, factor=True) for a, b in zip(np.split(X, cuts), np.split(Y, cuts)))
     R = stats.factor
     assert R.shape[0] <= 7 and R.shape[1] == 7
     F = _joint_centred(X, Y)
@@ -223,21 +223,21 @@ def test_factor_follows_swaps_scalings_exponents_and_torch():
     # swapping the representations, scaling them, power-of-two exponents, the torch route).
     g = np.random.default_rng(6)
     X, Y = g.normal(size=(40, 3)), g.normal(size=(40, 2))
-    stats = moments(X[:15], Y[:15]) + moments(X[15:], Y[15:])
+    stats = moments(X[:15], Y[:15], factor=True) + moments(X[15:], Y[15:], factor=True)
     F = _joint_centred(Y, X)
     S = stats.swapped().factor
     np.testing.assert_allclose(S.T @ S, F.T @ F, rtol=0, atol=1e-12)
     S = stats.scaled(2.0, 3.0).factor
     F = _joint_centred(2 * X, 3 * Y)
     np.testing.assert_allclose(S.T @ S, F.T @ F, rtol=0, atol=1e-11)
-    big = moments(X * 1e300, Y * 1e-300)
+    big = moments(X * 1e300, Y * 1e-300, factor=True)
     assert big.exponents != (0, 0)
     A, B = big.factor_rows(centred=True)
     F = _joint_centred(X * 1e300, Y * 1e-300)  # X's block near 1e300, Y's near 1e-300
     np.testing.assert_allclose(np.ldexp(A.T @ B, big.x.exponent + big.y.exponent),
                                F[:, :3].T @ F[:, 3:], rtol=1e-12, atol=1e-13)
-    on_torch = moments(torch.from_numpy(X[:15]), torch.from_numpy(Y[:15])) + \
-        moments(torch.from_numpy(X[15:]), torch.from_numpy(Y[15:]))
+    on_torch = moments(torch.from_numpy(X[:15]), torch.from_numpy(Y[:15]), factor=True) + \
+        moments(torch.from_numpy(X[15:]), torch.from_numpy(Y[15:]), factor=True)
     R = on_torch.to_numpy().factor
     F = _joint_centred(X, Y)
     np.testing.assert_allclose(R.T @ R, F.T @ F, rtol=0, atol=1e-12)
@@ -246,10 +246,11 @@ def test_factor_follows_swaps_scalings_exponents_and_torch():
 def test_statistics_without_factor_merge_to_none_and_keep_their_repr():
     g = np.random.default_rng(7)
     X, Y = g.normal(size=(20, 2)), g.normal(size=(20, 2))
-    with_factor = moments(X[:10], Y[:10])
+    with_factor = moments(X[:10], Y[:10], factor=True)
     without = PairMoments.from_arrays(X[10:], Y[10:])
     assert (with_factor + without).factor is None
-    assert stream_moments([(X, Y)], factor=False).factor is None
+    assert stream_moments([(X, Y)]).factor is None  # the default
+    assert stream_moments([(X, Y)], factor=True).factor is not None
     assert repr(with_factor) == "PairMoments(n=10, widths=(2, 2), row_terms=True)"
 
 
