@@ -822,7 +822,7 @@ class KernelCKA(Metric):
         matrices = count + jobs
         # and, per job, copies of the input and a batch of differences (_squared_distances)
         nbytes = 8 * (matrices * n * n + jobs * (4 * n * d + 3 * _DIFF_BATCH + 2 * _SCAN_BLOCK))
-        return nbytes, f"{matrices} float64 {n:,} x {n:,} matrices at once"
+        return nbytes, f"{matrices} float64 {n:,} x {n:,} matrices at once and its working buffers"
 
     def _gram(self, A, name):
         if callable(self.kernel):
