@@ -97,8 +97,9 @@ class Metric(BaseEstimator):
         For every constructor parameter, the list of accepted values (see
         :mod:`simmetrics._params`: ``Boolean()``, ``Interval``, ``Options``, types, None,
         ``callable``). :meth:`_validate_params` checks them in one call at the start of every
-        entry point (``fit``, ``score``, ``fit_score``, ``transform``, pairwise, streaming), so a
-        string ``"False"`` never switches an option on.
+        entry point (``fit``, ``score``, ``fit_score``, ``transform``, and the drivers
+        :func:`simmetrics.pairwise` and :func:`simmetrics.stream_score`), so a string
+        ``"False"`` never switches an option on.
 
     Examples
     --------
@@ -153,7 +154,6 @@ class Metric(BaseEstimator):
     def _validate_one(self, A, name):
         """One representation as the metric reads it (a float64 (n, d) matrix by default);
         :func:`simmetrics.pairwise` validates each representation once with it."""
-        self._validate_params()
         B = check_representation(
             A, name, layout=getattr(self, "layout", None), min_samples=self.min_samples
         )
@@ -181,7 +181,6 @@ class Metric(BaseEstimator):
         check_rows_memory(self, n, nbytes, prefix + held, positions)
 
     def _validate(self, X, Y):
-        self._validate_params()
         layout = getattr(self, "layout", None)
         raw = (shape_of(X), shape_of(Y)) if layout is not None else None
         X, Y = self._validate_one(X, "X"), self._validate_one(Y, "Y")
@@ -311,7 +310,6 @@ class AlignmentMetric(Metric):
 
     def _transform(self, X, Y):  # pragma: no cover - abstract
         raise NotImplementedError
-
 
 
 def metric_scorer(estimator, X, Y):
