@@ -18,6 +18,8 @@ import re
 
 import numpy as np
 
+from ._validation import POSITION_AXES
+
 __all__ = [
     "MemoryBudgetError",
     "check_memory",
@@ -27,8 +29,6 @@ __all__ = [
     "format_bytes",
     "parse_bytes",
     "gram_bytes",
-    "POSITION_AXES",
-    "stimulus_positions",
     "check_rows_memory",
 ]
 
@@ -199,23 +199,6 @@ def check_memory(nbytes, what, alternatives=()):
 def gram_bytes(n, count=1, itemsize=8):
     """Bytes of ``count`` dense n x n matrices of ``itemsize``-byte numbers."""
     return int(count) * int(n) * int(n) * int(itemsize)
-
-
-#: layouts whose rows are the positions of each stimulus, and the axes holding the positions
-POSITION_AXES = {"nchw": (2, 3), "nhwc": (1, 2), "ntd": (1,)}
-
-
-def stimulus_positions(raw, layout):
-    """How the rows of a representation read with ``layout`` came from its stimuli:
-    ``(n_stimuli, [h, w])`` (or ``[t]``) for the conv and token layouts, else None. ``raw`` is
-    the input as given (any array-like; only its shape is read)."""
-    axes = POSITION_AXES.get(layout)
-    if axes is None:
-        return None
-    shape = tuple(int(s) for s in np.shape(raw))
-    if len(shape) <= max(axes):
-        return None
-    return shape[0], [shape[a] for a in axes]
 
 
 def check_rows_memory(metric, n, nbytes, held, positions=None):

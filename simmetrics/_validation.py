@@ -19,6 +19,8 @@ __all__ = [
     "check_matching_shapes",
     "check_random_state",
     "shape_of",
+    "POSITION_AXES",
+    "stimulus_positions",
     "rows_per_stimulus",
     "positions_differ_message",
 ]
@@ -34,6 +36,10 @@ __all__ = [
 LAYOUTS = ("nchw", "nhwc", "ntd", "flatten")
 
 _EXPECTED_NDIM = {"nchw": 4, "nhwc": 4, "ntd": 3}
+
+#: The layouts whose rows are the positions (or tokens) of each stimulus, and the axes of the
+#: input that hold those positions.
+POSITION_AXES = {"nchw": (2, 3), "nhwc": (1, 2), "ntd": (1,)}
 
 
 def _to_numpy(X, name):
@@ -236,11 +242,23 @@ def shape_of(A):
     return tuple(int(s) for s in shape)
 
 
+def stimulus_positions(raw, layout):
+    """How the rows of a representation read with ``layout`` came from its stimuli:
+    ``(n_stimuli, [h, w])`` (or ``[t]``) for the conv and token layouts, else None. ``raw`` is
+    the input as given (any array-like; only its shape is read)."""
+    axes = POSITION_AXES.get(layout)
+    shape = shape_of(raw)
+    if axes is None or shape is None or len(shape) <= max(axes):
+        return None
+    return shape[0], [shape[a] for a in axes]
+
+
 def rows_per_stimulus(shape, layout):
     """(count, words) of the rows one stimulus becomes under ``layout``."""
+    dims = [shape[a] for a in POSITION_AXES[layout]]
     if layout == "ntd":
-        return shape[1], f"{shape[1]} tokens"
-    h, w = (shape[2], shape[3]) if layout == "nchw" else (shape[1], shape[2])
+        return dims[0], f"{dims[0]} tokens"
+    h, w = dims
     return h * w, f"{h * w} positions ({h} x {w})"
 
 

@@ -18,9 +18,16 @@ import numpy as np
 from sklearn.base import BaseEstimator, clone
 from sklearn.exceptions import NotFittedError
 
-from ._memory import POSITION_AXES, check_rows_memory, stimulus_positions
+from ._memory import check_rows_memory
 from ._params import Options, validate_params
-from ._validation import LAYOUTS, check_matching_shapes, check_representation, shape_of
+from ._validation import (
+    LAYOUTS,
+    POSITION_AXES,
+    check_matching_shapes,
+    check_representation,
+    shape_of,
+    stimulus_positions,
+)
 
 __all__ = ["Metric", "AlignmentMetric", "KINDS", "GROUP_NAMES", "param_dependent", "metric_scorer"]
 

@@ -7,7 +7,13 @@ import numpy as np
 from sklearn.base import clone
 
 from ._parallel import Progress, parallel_map
-from ._validation import as_float_array, check_matching_shapes, positions_differ_message
+from ._validation import (
+    POSITION_AXES,
+    as_float_array,
+    check_matching_shapes,
+    positions_differ_message,
+    shape_of,
+)
 from .invariance import _as_metric
 
 __all__ = ["pairwise", "is_symmetric", "LabelledMatrix"]
@@ -187,10 +193,11 @@ def _check_stimuli(arrays, names, inputs=None, layout=None):
         n = A.shape[0] if A.ndim else None
         if n == n0:
             continue
-        shapes = [np.shape(inputs[0]), np.shape(inputs[k])] if inputs is not None else None
-        if layout in ("nchw", "nhwc", "ntd") and shapes[0][:1] == shapes[1][:1]:
+        shapes = [shape_of(inputs[0]), shape_of(inputs[k])] if inputs is not None else None
+        positional = layout in POSITION_AXES and shapes is not None and None not in shapes
+        if positional and shapes[0][:1] == shapes[1][:1]:
             raise ValueError(positions_differ_message(names[0], name, shapes[0], shapes[1], layout))
-        if layout in ("nchw", "nhwc", "ntd") and shapes[0][:1] and shapes[1][:1]:
+        if positional and shapes[0][:1] and shapes[1][:1]:
             n0, n = shapes[0][0], shapes[1][0]  # the stimuli, not the rows a layout makes
         raise ValueError(
             f"every representation must hold the same stimuli (first axis): {names[0]} has "

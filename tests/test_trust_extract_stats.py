@@ -46,6 +46,8 @@ from simmetrics._validation import check_random_state
 from simmetrics.base import Metric
 from simmetrics.extract import extract_activations, extract_pair
 
+from test_extract import _by_hand  # the layers applied one by one, without hooks
+
 # ---------------------------------------------------------------------------------------------
 # item 10: extraction order
 # ---------------------------------------------------------------------------------------------
@@ -55,16 +57,6 @@ def _mlp(seed, width=7):
     torch.manual_seed(seed)
     # an Identity in front records the inputs in the order the model saw them
     return nn.Sequential(nn.Identity(), nn.Linear(5, width), nn.ReLU(), nn.Linear(width, 3))
-
-
-def _by_hand(net, x):
-    """Outputs of every module of a Sequential, computed without hooks."""
-    outs, h = [], x
-    with torch.no_grad():
-        for m in net:
-            h = m(h)
-            outs.append(h.clone())
-    return outs
 
 
 @pytest.fixture
