@@ -39,7 +39,7 @@ from simmetrics import (
     OrthogonalProcrustes,
     PermutationMetric,
 )
-from simmetrics.hsic import hsic_unbiased
+from simmetrics.metrics.hsic import hsic_unbiased
 
 CLOCK = time.perf_counter  # --clock cpu: time.process_time (CPU seconds of this process)
 RESULTS = []  # (section, name, seconds, role) with role "bound", "simmetrics" or "peer"

@@ -11,22 +11,22 @@ Every metric is a scikit-learn style estimator over pairs of activation matrices
 ``available_metrics()`` lists the registered names and ``get_metric(name, **params)`` builds one.
 """
 
-from ._registry import available_metrics, get_metric, metric_class
-from ._validation import LAYOUTS
+from ._core.registry import available_metrics, get_metric, metric_class
+from ._core.validation import LAYOUTS
 from .base import GROUP_NAMES, AlignmentMetric, Metric, metric_scorer
-from ._memory import MemoryBudgetError, get_memory_budget, memory_budget, set_memory_budget
+from ._core.memory import MemoryBudgetError, get_memory_budget, memory_budget, set_memory_budget
 
 # metric families
-from .cka import KernelCKA, LinearCKA
-from .cca import CCA, PWCCA, SVCCA
-from .shape import OrthogonalProcrustes, PermutationMetric, ShapeMetric, SoftMatching
-from .rsa import RSA, MutualKNN
-from .intertwiner import IntertwinerCKA, IntertwinerProcrustes
+from .metrics.cka import KernelCKA, LinearCKA
+from .metrics.cca import CCA, PWCCA, SVCCA
+from .metrics.shape import OrthogonalProcrustes, PermutationMetric, ShapeMetric, SoftMatching
+from .metrics.rsa import RSA, MutualKNN
+from .metrics.intertwiner import IntertwinerCKA, IntertwinerProcrustes
 
 # symmetry groups, intertwiners, measured invariances
-from .groups import Group, available_groups, get_group, is_subgroup
-from .intertwiners import Intertwiner, homogeneity_defect, intertwiner_group
-from .symmetry import apply_intertwiner, apply_intertwiner_
+from .symmetry.groups import Group, available_groups, get_group, is_subgroup
+from .symmetry.activations import Intertwiner, homogeneity_defect, intertwiner_group
+from .symmetry.weights import apply_intertwiner, apply_intertwiner_
 from .invariance import check_invariance, invariance_table
 
 # many representations, large data

@@ -10,7 +10,7 @@ A metric is a scikit-learn estimator over *pairs* of representations::
 
 Class attributes say how to read the number: ``kind`` ("similarity" or "distance"), ``bounds``,
 ``is_metric`` (the metric axioms hold, on the orbit space of the invariance group) and
-``invariances`` (names of transformation groups, see :mod:`simmetrics.groups`). The declarations
+``invariances`` (names of transformation groups, see :mod:`simmetrics.symmetry.groups`). The declarations
 are claims that the test suite measures.
 """
 
@@ -18,9 +18,9 @@ import numpy as np
 from sklearn.base import BaseEstimator, clone
 from sklearn.exceptions import NotFittedError
 
-from ._memory import check_rows_memory
-from ._params import Options, validate_params
-from ._validation import (
+from ._core.memory import check_rows_memory
+from ._core.params import Options, validate_params
+from ._core.validation import (
     LAYOUTS,
     POSITION_AXES,
     check_matching_shapes,
@@ -34,7 +34,7 @@ __all__ = ["Metric", "AlignmentMetric", "KINDS", "GROUP_NAMES", "param_dependent
 KINDS = ("similarity", "distance")
 
 #: Transformation groups a metric may declare invariance to. The groups themselves live in
-#: :mod:`simmetrics.groups`; this tuple is the vocabulary the declarations are checked against.
+#: :mod:`simmetrics.symmetry.groups`; this tuple is the vocabulary the declarations are checked against.
 GROUP_NAMES = (
     "permutation",
     "signed_permutation",
@@ -102,7 +102,7 @@ class Metric(BaseEstimator):
         The paper the definition comes from.
     _parameter_constraints : dict
         For every constructor parameter, the list of accepted values (see
-        :mod:`simmetrics._params`: ``Boolean()``, ``Interval``, ``Options``, types, None,
+        :mod:`simmetrics._core.params`: ``Boolean()``, ``Interval``, ``Options``, types, None,
         ``callable``). :meth:`_validate_params` checks them in one call at the start of every
         entry point (``fit``, ``score``, ``fit_score``, ``transform``, and the drivers
         :func:`simmetrics.pairwise` and :func:`simmetrics.stream_score`), so a string

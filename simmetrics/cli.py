@@ -34,7 +34,7 @@ import re
 import sys
 from pathlib import Path
 
-from ._registry import available_metrics, get_metric, metric_class
+from ._core.registry import available_metrics, get_metric, metric_class
 
 __all__ = ["main", "build_parser"]
 
@@ -93,7 +93,7 @@ def _note(args, text):
 # -- inputs -----------------------------------------------------------------------------------
 def _checked(array, label, layout):
     """Fail early, naming the file, on what no metric could use (NaN, wrong number of axes)."""
-    from ._validation import check_representation
+    from ._core.validation import check_representation
 
     check_representation(array, label, layout=layout, min_samples=1)
     return array
@@ -114,7 +114,7 @@ def _same_positions(labels, arrays, layout):
     layers of different spatial sizes cannot be compared row by row (say so, and the fixes)."""
     if layout not in ("nchw", "nhwc", "ntd"):
         return
-    from ._validation import positions_differ_message, rows_per_stimulus
+    from ._core.validation import positions_differ_message, rows_per_stimulus
 
     counts = [rows_per_stimulus(A.shape, layout)[0] for A in arrays]
     for label, A, count in zip(labels, arrays, counts):
@@ -157,7 +157,7 @@ def _param_value(cls, name, raw, text):
     None) is accepted, 1/0; any other word is an error naming the parameter. Every other
     value is a Python literal, or the bare word as a string.
     """
-    from ._params import Boolean
+    from ._core.params import Boolean
 
     constraints = _declared_constraints(cls, name)
     if constraints is None:
@@ -494,7 +494,7 @@ def _positive_int(text):
 
 
 def _add_input_options(p):
-    from ._validation import LAYOUTS
+    from ._core.validation import LAYOUTS
 
     p.add_argument("--param", action="append", metavar="NAME=VALUE",
                    help="a metric parameter, e.g. debiased=True or linear_cka.debiased=True "
@@ -592,7 +592,7 @@ def _inputs(args):
 
 def _memory_message(args, exc):
     """One line for a MemoryError: the inputs, the size, what to do instead."""
-    from ._memory import MemoryBudgetError
+    from ._core.memory import MemoryBudgetError
 
     if isinstance(exc, MemoryBudgetError):  # already says the size and the alternatives
         return f"{_inputs(args)}: {exc}"

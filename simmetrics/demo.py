@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ._registry import available_metrics, get_metric
+from ._core.registry import available_metrics, get_metric
 
 __all__ = ["load_digits_split", "make_mlp", "train_classifier", "hidden_representations", "run_demo"]
 

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 from sklearn.base import clone
 
-from ._registry import available_metrics, get_metric
-from ._validation import check_random_state, check_representation
+from ._core.registry import available_metrics, get_metric
+from ._core.validation import check_random_state, check_representation
 from .base import GROUP_NAMES, Metric
 
 __all__ = ["InvarianceResult", "InvarianceTable", "check_invariance", "invariance_table",
@@ -62,7 +62,7 @@ def _as_metric(metric):
 
 
 def _as_group(group):
-    from .groups import get_group
+    from .symmetry.groups import get_group
 
     return get_group(group) if isinstance(group, str) else group
 
@@ -76,7 +76,7 @@ def check_invariance(metric, group, X, Y=None, n_trials=3, sides="both", random_
     metric : str or Metric
         A registered name or a metric instance (cloned, never modified).
     group : str or Group
-        A name from :func:`simmetrics.groups.available_groups` or a Group.
+        A name from :func:`simmetrics.symmetry.groups.available_groups` or a Group.
     X, Y : array-like, shape (n_samples, n_x) and (n_samples, n_y)
         ``Y=None`` compares X with itself.
     n_trials : int

@@ -2,7 +2,7 @@
 
 :func:`load_arrays` returns every array a file holds, by name; :func:`load_representation`
 returns one of them. Nothing here checks shapes or values: the metrics do that (through
-:func:`simmetrics._validation.check_representation`). Every failure is a ``ValueError`` (or a
+:func:`simmetrics._core.validation.check_representation`). Every failure is a ``ValueError`` (or a
 ``FileNotFoundError``) whose message names the file and the problem on one line.
 """
 

@@ -22,7 +22,7 @@ and :class:`PairMoments` adds, for a second representation Y (w_i = y_i - e, l_i
     y_row_x   = sum_i k_i w_i              (d_y,)      W'k
 
 These are all the unbiased HSIC of Song et al. 2012 needs in feature space (see
-:func:`simmetrics.hsic.linear_hsic_unbiased_sums`), and X'X, Y'Y, X'Y, the column sums are all
+:func:`simmetrics.metrics.hsic.linear_hsic_unbiased_sums`), and X'X, Y'Y, X'Y, the column sums are all
 the others need. Memory is O(d_x^2 + d_y^2 + d_x d_y) whatever the number of rows.
 
 **Accuracy.** A batch's statistics are taken about the batch's own mean (so they are sums of
@@ -60,8 +60,8 @@ import copy
 
 import numpy as np
 
-from ._linalg import abs_max, times_pow2
-from ._validation import (
+from ._core.linalg import abs_max, times_pow2
+from ._core.validation import (
     LAYOUTS,
     as_float_array,
     check_matching_shapes,
@@ -144,7 +144,7 @@ def _like(value, ref):
 def _torch_matrix(A, name, layout, min_samples):
     """A validated float64 (n, d) torch tensor on ``A``'s device. Only the accepting path is
     device-specific: whenever something is wrong, the tensor goes through the package's
-    :func:`simmetrics._validation.check_representation`, which raises the standard message."""
+    :func:`simmetrics._core.validation.check_representation`, which raises the standard message."""
     import torch
 
     given = A
@@ -189,7 +189,7 @@ def _tensor_from_numpy(A):
 
 
 def check_batch_pair(X, Y, layout=None, min_samples=1, same_width=False):
-    """Validate one batch (X, Y): numpy input through :func:`simmetrics._validation.check_pair`
+    """Validate one batch (X, Y): numpy input through :func:`simmetrics._core.validation.check_pair`
     (float64 numpy matrices), torch input kept as float64 tensors on the tensor's device (a
     numpy partner is moved there). Errors carry the package's standard messages.
 
@@ -583,7 +583,7 @@ def spectrum_from_gram(G, n):
 
 
 def check_nonconstant_array(A, name):
-    """:func:`simmetrics._validation.check_nonconstant` for a numpy array or a torch tensor
+    """:func:`simmetrics._core.validation.check_nonconstant` for a numpy array or a torch tensor
     (on its device): the same exact test (every column's range is zero) and message.
 
     Examples
@@ -600,7 +600,7 @@ def check_nonconstant_array(A, name):
 
 def check_nonconstant_moments(rep, name):
     """Raise the package's zero-variance error if every column was constant over all batches
-    (exact: from the recorded column extremes, as :func:`simmetrics._validation.
+    (exact: from the recorded column extremes, as :func:`simmetrics._core.validation.
     check_nonconstant` does on the data).
 
     Examples
@@ -916,7 +916,7 @@ def side(X, shift="mean", row_terms=False, extrema=True, rescale=False):
     """The per-representation part of the statistics of X (see :class:`Side`).
 
     Parameters are those of :meth:`RepresentationMoments.from_array` (here ``rescale`` is off
-    by default: whole-data callers such as :func:`simmetrics.cka.linear_cka` check the range
+    by default: whole-data callers such as :func:`simmetrics.metrics.cka.linear_cka` check the range
     themselves; ``data`` is then X * 2^-exponent, less the shift).
 
     Examples
@@ -1025,9 +1025,9 @@ def _triangularised(F):
 
 def _batch_factor(F, compact=True):
     """The factor of one batch [Z W]: its exactly centred rows (two passes, see
-    :func:`simmetrics._linalg.center`), triangularised (``compact``) when there are more rows
+    :func:`simmetrics._core.linalg.center`), triangularised (``compact``) when there are more rows
     than columns, so that it never holds more than d = d_x + d_y rows."""
-    from ._linalg import center
+    from ._core.linalg import center
 
     F = center(F)
     return F if F.shape[0] <= F.shape[1] or not compact else _triangularised(F)
@@ -1071,7 +1071,7 @@ def _merged_factor(Ra, Rb, gap):
 def rows_svd(A, n):
     """The thin SVD of rows ``A`` that stand in for ``n`` data rows (from
     :meth:`PairMoments.factor_rows` or :func:`gram_factor`), with the whole-data rank rule of
-    :func:`simmetrics._linalg.orthonormal_basis` for n rows (singular values below
+    :func:`simmetrics._core.linalg.orthonormal_basis` for n rows (singular values below
     max(n, d) eps s_max dropped), computed on A 2^-e (exact; the largest entry in [0.5, 1))
     so that no square over- or underflows.
 
@@ -1083,7 +1083,7 @@ def rows_svd(A, n):
     Vt : numpy.ndarray, shape (r, d)
     e : int
     """
-    from ._linalg import orthonormal_basis
+    from ._core.linalg import orthonormal_basis
 
     top = abs_max(A)
     e = int(np.frexp(top)[1]) if top > 0.0 else 0

@@ -6,8 +6,8 @@ from collections.abc import Mapping
 import numpy as np
 from sklearn.base import clone
 
-from ._parallel import Progress, parallel_map
-from ._validation import (
+from ._core.parallel import Progress, parallel_map
+from ._core.validation import (
     POSITION_AXES,
     as_float_array,
     check_matching_shapes,
@@ -22,7 +22,7 @@ __all__ = ["pairwise", "is_symmetric", "LabelledMatrix"]
 class LabelledMatrix(np.ndarray):
     """A 2-D float array with names on its rows and columns: what :func:`pairwise` returns
     for a mapping of name -> representation (the dict of
-    :func:`simmetrics.extract.extract_activations`, for example).
+    :func:`simmetrics.nn.extract.extract_activations`, for example).
 
     It is an ``numpy.ndarray`` (every array operation works, the numbers are the matrix's) with
     two attributes, ``row_labels`` and ``col_labels`` (tuples of str). The labels follow
@@ -254,7 +254,7 @@ def pairwise(metric, reps, reps2=None, n_jobs=None, progress=False):
     per representation and only the pair step per pair; ``fit_score`` runs the same two steps,
     so the values are its values (up to rounding). Linear CKA also chooses between feature space
     (a d_i x d_j product per pair) and Gram space (the n x n kernels, in tiles, all pairs at
-    once: :func:`simmetrics.cka.gram_space_cka`) by counting the multiply-adds of each.
+    once: :func:`simmetrics.metrics.cka.gram_space_cka`) by counting the multiply-adds of each.
 
     Memory: the per-representation states of all representations are held at once: about one
     copy of each input for the linear metrics, an n x n matrix per representation for kernel
@@ -267,7 +267,7 @@ def pairwise(metric, reps, reps2=None, n_jobs=None, progress=False):
     reps : list of array-like or torch.Tensor, or dict of name -> representation
         L representations of the same stimuli (same first axis), e.g. one per layer; widths may
         differ where the metric allows it. A mapping (such as the dict that
-        :func:`simmetrics.extract.extract_activations` returns) names them: its keys label the
+        :func:`simmetrics.nn.extract.extract_activations` returns) names them: its keys label the
         result's rows and columns and the error messages (``reps['conv1']``).
     reps2 : list or dict of array-like, optional
         L2 more representations: the result is then L x L2 (e.g. the layers of a second

@@ -174,7 +174,7 @@ def plot_invariance_table(table, ax=None, title=None):
 
 def _mean_std(label, value):
     """(mean, std) of one entry: a number, a (mean, std) pair, an object with a ``penalty``
-    attribute (a :class:`simmetrics.stitching.StitchResult`) or a list of such objects."""
+    attribute (a :class:`simmetrics.nn.stitching.StitchResult`) or a list of such objects."""
     if hasattr(value, "penalty"):
         value = float(value.penalty)
     elif isinstance(value, (list, tuple)) and value and all(hasattr(v, "penalty") for v in value):
@@ -201,7 +201,7 @@ def plot_stitching_penalties(penalties, ax=None, ylabel="stitching penalty", tit
     penalties : dict or list
         A dict of label -> value, one bar per entry in the dict's order, where a value is a
         number, a (mean, std) pair (an error bar of +- std), a
-        :class:`simmetrics.stitching.StitchResult` or a list of them (mean +- sample standard
+        :class:`simmetrics.nn.stitching.StitchResult` or a list of them (mean +- sample standard
         deviation of their ``penalty``, e.g. over seeds). A plain list of stitching results is
         grouped by their ``kind``.
     ax : matplotlib.axes.Axes, optional

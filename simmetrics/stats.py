@@ -17,10 +17,10 @@ import warnings
 import numpy as np
 from sklearn.base import clone
 
-from ._parallel import parallel_map
-from ._validation import as_float_array, check_random_state
+from ._core.parallel import parallel_map
+from ._core.validation import as_float_array, check_random_state
 from .base import AlignmentMetric
-from .cca import CCA, PWCCA, SVCCA
+from .metrics.cca import CCA, PWCCA, SVCCA
 from .invariance import _as_metric
 
 __all__ = ["PermutationTestResult", "BootstrapResult", "IntervalExcludesEstimateWarning",

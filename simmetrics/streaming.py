@@ -15,11 +15,11 @@ the full data: its value depends on how the rows are split into batches.
 
 import numpy as np
 
-from ._memory import check_memory
-from ._registry import available_metrics, get_metric, metric_class
+from ._core.memory import check_memory
+from ._core.registry import available_metrics, get_metric, metric_class
 from .base import AlignmentMetric, Metric
-from .cka import _unbiased_hsic_terms
-from .hsic import cka_from_hsic
+from .metrics.cka import _unbiased_hsic_terms
+from .metrics.hsic import cka_from_hsic
 from .moments import PairMoments, _compact_factor, check_batch_pair, pair_from_sides, side
 
 __all__ = [
@@ -123,7 +123,7 @@ _UNSCALED_LEVELS = (2.0**-400, 2.0**400)
 
 
 def _level(rep):
-    from ._linalg import abs_max
+    from ._core.linalg import abs_max
 
     return max(abs_max(rep.shift), float(np.sqrt(max(float(rep.gram.trace()), 0.0))))
 
@@ -347,7 +347,7 @@ class MinibatchCKA:
                  / sqrt( mean_b HSIC1(X_b X_b', X_b X_b') mean_b HSIC1(Y_b Y_b', Y_b Y_b') )
 
     with HSIC1 the unbiased estimator of Song et al. 2012 on linear kernels, computed in
-    feature space from each batch's statistics (:func:`simmetrics.hsic.linear_hsic_unbiased_sums`,
+    feature space from each batch's statistics (:func:`simmetrics.metrics.hsic.linear_hsic_unbiased_sums`,
     the function the exact debiased CKA uses).
 
     **Not the full-data CKA.** Each HSIC1 is unbiased for the population HSIC, so CKA_mb is a

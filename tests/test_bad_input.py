@@ -3,7 +3,7 @@ variants whose validation differs) wherever the case applies.
 
 Each rejected case names its exact error type and a message pattern that names the argument
 (X or Y) and the problem; each accepted case must give exactly the value of the equivalent
-float64 numpy array. Validation lives in ``simmetrics._validation`` and every metric goes
+float64 numpy array. Validation lives in ``simmetrics._core.validation`` and every metric goes
 through it (``Metric._validate``), so a row that fails for one metric points at an override.
 """
 

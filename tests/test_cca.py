@@ -9,7 +9,7 @@ from sklearn.base import clone
 
 import simmetrics
 from simmetrics import CCA, PWCCA, SVCCA
-from simmetrics.cca import canonical_correlations
+from simmetrics.metrics.cca import canonical_correlations
 
 PAIRS = ["X_Y", "X_Z", "X_W"]
 

@@ -6,8 +6,8 @@ import torch
 
 import simmetrics
 from simmetrics import KernelCKA, LinearCKA
-from simmetrics.cka import linear_cka
-from simmetrics.hsic import (
+from simmetrics.metrics.cka import linear_cka
+from simmetrics.metrics.hsic import (
     hsic_biased,
     hsic_unbiased,
     linear_hsic_biased_features,
@@ -192,7 +192,7 @@ def test_offsets_across_the_no_copy_limit_cost_no_digits(rng, debiased):
     # unbiased HSIC of the Gram matrices). Data near centred are used without a centred copy
     # (statistics about 0, moved to the means); the limit on raw / centred sums of squares
     # (16, debiased 4) is straddled here, up to offsets of 1e6 spreads.
-    from simmetrics._linalg import center
+    from simmetrics._core.linalg import center
 
     base = rng.normal(size=(400, 12))
     Y = np.tanh(base @ rng.normal(size=(12, 9))) + 0.5 * rng.normal(size=(400, 9))

@@ -1,4 +1,4 @@
-"""Tests of simmetrics.experiments on the tiny smoke configuration (seconds, not minutes).
+"""Tests of simmetrics.paper.experiments on the tiny smoke configuration (seconds, not minutes).
 
 The report must show exactly the numbers the run computed: the tables are parsed back and
 compared with numbers recomputed here from the raw per-pair values, and raw values are
@@ -15,10 +15,10 @@ import torch
 
 from simmetrics import LinearCKA
 from simmetrics.demo import load_digits_split, train_classifier
-from simmetrics.experiments import (ExperimentConfig, _build, _deterministic_torch,
+from simmetrics.paper.experiments import (ExperimentConfig, _build, _deterministic_torch,
                                     format_report, main, run_experiments, write_report)
-from simmetrics.extract import extract_activations
-from simmetrics.stitching import direct_stitch, stitch_accuracy
+from simmetrics.nn.extract import extract_activations
+from simmetrics.nn.stitching import direct_stitch, stitch_accuracy
 
 pytestmark = pytest.mark.slow  # seconds: deselect with -m "not slow" while developing
 
@@ -153,7 +153,7 @@ def test_write_report_and_cli(results, tmp_path, monkeypatch):
         assert f"(figures/{name})" in text
         assert (tmp_path / "out" / "figures" / name).read_bytes()[:4] == b"\x89PNG"
     # the CLI, with the study replaced by the results above (the smoke run is tested above)
-    import simmetrics.experiments as ex
+    import simmetrics.paper.experiments as ex
 
     monkeypatch.setattr(ex, "run_experiments", lambda config, n_jobs=None, progress=False:
                         results)

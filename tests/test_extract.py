@@ -1,4 +1,4 @@
-"""Tests of simmetrics.extract: activation extraction with forward hooks.
+"""Tests of simmetrics.nn.extract: activation extraction with forward hooks.
 
 Expected values come from running the same modules by hand (calling the layers one after the
 other on the same input), which does not use hooks at all.
@@ -13,7 +13,7 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from simmetrics import LinearCKA
-from simmetrics.extract import extract_activations, resolve_modules
+from simmetrics.nn.extract import extract_activations, resolve_modules
 
 
 def _mlp(inplace=False):

@@ -12,7 +12,7 @@ import torch
 
 import simmetrics
 from simmetrics.base import GROUP_NAMES
-from simmetrics.groups import (
+from simmetrics.symmetry.groups import (
     InvertibleLinear,
     get_group,
     inverse_matrix,

@@ -13,12 +13,13 @@ from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 
 import simmetrics
-from simmetrics import IntertwinerCKA, IntertwinerProcrustes, intertwiner
-from simmetrics._linalg import times_pow2
+from simmetrics import IntertwinerCKA, IntertwinerProcrustes
+from simmetrics.metrics import intertwiner
+from simmetrics._core.linalg import times_pow2
 from simmetrics.base import GROUP_NAMES
-from simmetrics.groups import get_group
-from simmetrics.hsic import UnbiasedGram, hsic_self, hsic_unbiased
-from simmetrics.intertwiner import (
+from simmetrics.symmetry.groups import get_group
+from simmetrics.metrics.hsic import UnbiasedGram, hsic_self, hsic_unbiased
+from simmetrics.metrics.intertwiner import (
     channel_kernel,
     intertwiner_group_name,
     optimal_signed_permutation,
@@ -271,7 +272,7 @@ CONFIGS = (
 
 @pytest.mark.parametrize("metric", CONFIGS, ids=repr)
 def test_declared_invariances_hold_and_no_others(metric):
-    # measured with the package's group samplers (simmetrics.groups) on generic data
+    # measured with the package's group samplers (simmetrics.symmetry.groups) on generic data
     rng = np.random.default_rng(3)
     X, Y = _generic(rng)
     base = clone(metric).fit_score(X, Y)
@@ -308,7 +309,7 @@ def test_relu_declarations_name_the_paper_group():
      ("gelu", lambda z: z * scipy.special.ndtr(z), False, False)],
 )
 def test_invariant_to_the_intertwiner_group_not_to_rotations(activation, fn, signed, scaled):
-    # G_sigma elements built here (independently of simmetrics.groups), on either input
+    # G_sigma elements built here (independently of simmetrics.symmetry.groups), on either input
     rng = np.random.default_rng(11)
     X, Y = _generic(rng, n=150, dx=10, dy=10, act=fn)
     Q = _orthogonal(rng, 10)

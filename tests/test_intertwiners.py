@@ -16,8 +16,8 @@ from scipy.integrate import quad
 from torch import nn
 
 import simmetrics
-from simmetrics.groups import random_orthogonal
-from simmetrics.intertwiners import gelu_defect_slope, homogeneity_defect, intertwiner_group
+from simmetrics.symmetry.groups import random_orthogonal
+from simmetrics.symmetry.activations import gelu_defect_slope, homogeneity_defect, intertwiner_group
 
 T64 = torch.float64
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from simmetrics import PairMoments, RepresentationMoments
-from simmetrics.hsic import hsic_unbiased, linear_hsic_unbiased_sums
+from simmetrics.metrics.hsic import hsic_unbiased, linear_hsic_unbiased_sums
 from simmetrics.moments import (
     check_batch_pair,
     check_nonconstant_array,
@@ -127,7 +127,7 @@ def test_scaled_and_swapped(pair):
 
 
 def test_unbiased_hsic_from_sums_equals_the_gram_estimator(pair):
-    # expected: Song et al.'s estimator on explicit n x n Gram matrices (simmetrics.hsic)
+    # expected: Song et al.'s estimator on explicit n x n Gram matrices (simmetrics.metrics.hsic)
     X, Y = pair
     S = PairMoments.from_arrays(X, Y, row_terms=True)
     value = linear_hsic_unbiased_sums(S.n, S.cross, S.row_cross, S.x.sum, S.y.sum,

@@ -10,8 +10,8 @@ import torch
 from sklearn.base import clone
 
 import simmetrics
-from simmetrics import cka
-from simmetrics._parallel import Progress, parallel_map
+from simmetrics.metrics import cka
+from simmetrics._core.parallel import Progress, parallel_map
 from simmetrics.base import Metric
 from simmetrics.pairwise import is_symmetric
 from tests.metric_configs import CONFIGS, IDS

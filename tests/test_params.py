@@ -12,8 +12,8 @@ from sklearn.base import clone
 from sklearn.model_selection import GridSearchCV, KFold
 
 import simmetrics
-from simmetrics._memory import check_memory, format_bytes, gram_bytes, parse_bytes
-from simmetrics._params import Boolean, Interval, Integral, Options, Real, constraints_of, \
+from simmetrics._core.memory import check_memory, format_bytes, gram_bytes, parse_bytes
+from simmetrics._core.params import Boolean, Interval, Integral, Options, Real, constraints_of, \
     invalid_values
 
 from metric_configs import CONFIGS, IDS

@@ -101,7 +101,7 @@ def test_stitching_penalty_bars(tmp_path):
 
 
 def test_stitching_results_are_averaged_over_runs():
-    # stand-ins for simmetrics.stitching.StitchResult: only .kind and .penalty are read
+    # stand-ins for simmetrics.nn.stitching.StitchResult: only .kind and .penalty are read
     runs = [SimpleNamespace(kind=k, penalty=p) for k, p in
             [("direct", 0.0), ("full", 0.1), ("direct", 0.02), ("full", 0.3)]]
     ax = simmetrics.plot_stitching_penalties(runs)

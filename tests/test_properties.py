@@ -26,7 +26,7 @@ from sklearn.base import clone
 from threadpoolctl import threadpool_limits
 
 import simmetrics
-from simmetrics.groups import get_group
+from simmetrics.symmetry.groups import get_group
 from simmetrics.pairwise import is_symmetric
 
 @pytest.fixture(autouse=True, scope="module")

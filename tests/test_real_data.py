@@ -32,7 +32,7 @@ from threadpoolctl import threadpool_limits
 
 import simmetrics
 from simmetrics.base import AlignmentMetric
-from simmetrics.groups import get_group
+from simmetrics.symmetry.groups import get_group
 
 from metric_configs import CONFIGS, IDS
 from user_data import KINDS, cluster_and_outlier, dominant_stimulus, latent

@@ -7,7 +7,7 @@ from sklearn.neighbors import NearestNeighbors
 
 import simmetrics
 from simmetrics import RSA, MutualKNN
-from simmetrics.rsa import _NeighbourSearch, compare_rdms, mutual_knn, rdm
+from simmetrics.metrics.rsa import _NeighbourSearch, compare_rdms, mutual_knn, rdm
 
 RDMS = ["correlation", "euclidean"]
 COMPARES = ["spearman", "pearson", "kendall"]

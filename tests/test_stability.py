@@ -23,8 +23,8 @@ from threadpoolctl import threadpool_limits
 
 import simmetrics
 from simmetrics.base import AlignmentMetric
-from simmetrics.groups import get_group
-from simmetrics.hsic import cka_from_hsic, hsic_unbiased
+from simmetrics.symmetry.groups import get_group
+from simmetrics.metrics.hsic import cka_from_hsic, hsic_unbiased
 
 from metric_configs import CONFIGS, IDS  # noqa: E402  (shared with test_properties)
 from user_data import score_in_bounds as _score  # noqa: E402

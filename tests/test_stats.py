@@ -10,7 +10,7 @@ import scipy.stats
 
 import simmetrics
 from simmetrics import bootstrap_ci, permutation_test
-from simmetrics._validation import check_random_state
+from simmetrics._core.validation import check_random_state
 from simmetrics.base import Metric
 
 

@@ -1,7 +1,7 @@
-"""Tests of simmetrics.stitching: stitch layers, their training, direct matching, penalties.
+"""Tests of simmetrics.nn.stitching: stitch layers, their training, direct matching, penalties.
 
 Independent expectations: torch's own 1 x 1 convolution (channel maps), the closed form of
-Sinkhorn's 2 x 2 limit, the group-membership tests of simmetrics.groups, and models whose
+Sinkhorn's 2 x 2 limit, the group-membership tests of simmetrics.symmetry.groups, and models whose
 hidden units were permuted and rescaled by apply_intertwiner_ (a weight-space symmetry, so
 the exact stitch is known and the penalty is exactly 0).
 """
@@ -15,10 +15,10 @@ from torch import nn
 
 from simmetrics import get_group, intertwiner_group
 from simmetrics.demo import train_classifier
-from simmetrics.stitching import (FixedStitch, IntertwinerStitch, apply_channel_map,
+from simmetrics.nn.stitching import (FixedStitch, IntertwinerStitch, apply_channel_map,
                                   direct_stitch, make_stitch, sinkhorn, split_sequential,
                                   stitch_accuracy, stitch_models, train_stitch)
-from simmetrics.symmetry import apply_intertwiner_
+from simmetrics.symmetry.weights import apply_intertwiner_
 
 
 @pytest.fixture(scope="module", autouse=True)

@@ -25,7 +25,7 @@ from simmetrics import (
     stream_score,
     streaming_metrics,
 )
-from simmetrics.cka import linear_cka
+from simmetrics.metrics.cka import linear_cka
 
 from metric_configs import CONFIGS
 

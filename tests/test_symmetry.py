@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from simmetrics import apply_intertwiner, apply_intertwiner_, get_group, intertwiner_group
-from simmetrics.groups import random_orthogonal
+from simmetrics.symmetry.groups import random_orthogonal
 
 ACTIVATIONS = {
     "relu": nn.ReLU,

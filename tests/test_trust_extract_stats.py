@@ -42,9 +42,9 @@ from simmetrics import (
     OrthogonalProcrustes,
     bootstrap_ci,
 )
-from simmetrics._validation import check_random_state
+from simmetrics._core.validation import check_random_state
 from simmetrics.base import Metric
-from simmetrics.extract import extract_activations, extract_pair
+from simmetrics.nn.extract import extract_activations, extract_pair
 
 from test_extract import _by_hand  # the layers applied one by one, without hooks
 

@@ -18,8 +18,9 @@ import numpy as np
 import pytest
 import scipy.linalg
 
-from simmetrics import IntertwinerCKA, IntertwinerProcrustes, intertwiner
-from simmetrics._memory import MemoryBudgetError, memory_budget, parse_bytes
+from simmetrics import IntertwinerCKA, IntertwinerProcrustes
+from simmetrics.metrics import intertwiner
+from simmetrics._core.memory import MemoryBudgetError, memory_budget, parse_bytes
 
 SEEDS = [0, 1, 2]
 METHODS = ["angular", "euclidean", "paper"]

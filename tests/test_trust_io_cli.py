@@ -27,9 +27,9 @@ import pytest
 import torch
 
 import simmetrics
-from simmetrics._memory import MemoryBudgetError
+from simmetrics._core.memory import MemoryBudgetError
 from simmetrics.cli import main
-from simmetrics.extract import extract_activations
+from simmetrics.nn.extract import extract_activations
 from simmetrics.io import FileInfo, load_arrays, load_representation
 from simmetrics.pairwise import LabelledMatrix
 
@@ -535,7 +535,7 @@ def test_an_invalid_boolean_is_one_line_naming_the_parameter(capsys, xy, word):
 def test_booleans_are_read_from_the_declared_constraints(capsys, xy, monkeypatch):
     from numbers import Integral
 
-    from simmetrics._params import Boolean, Interval
+    from simmetrics._core.params import Boolean, Interval
     from simmetrics.cli import _param_value
 
     X, Y, x, y = xy

@@ -17,7 +17,7 @@ from sklearn.base import clone
 
 import simmetrics
 from simmetrics import LinearCKA, stream_score, streaming_metrics
-from simmetrics.cka import (
+from simmetrics.metrics.cka import (
     _MAX_AMPLIFICATION,
     _cka_from_moments,
     _moments_amplification,
@@ -160,7 +160,7 @@ def _kinds(seed, n, d):
 
 @pytest.mark.parametrize("shape", [(40, 5), (30, 12), (10, 25)])
 def test_amplification_bounds_the_feature_space_error(shape):
-    # The detection's claim (simmetrics.cka._moments_amplification): the feature-space
+    # The detection's claim (simmetrics.metrics.cka._moments_amplification): the feature-space
     # debiased CKA is within a few eps times the estimated amplification of the exact value,
     # and ordinary activations stay far below the threshold 2^16 (so the fast route is kept).
     n, d = shape

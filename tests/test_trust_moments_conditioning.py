@@ -311,9 +311,9 @@ def test_partial_whitening_still_refuses_extreme_scales_clearly():
 
 
 def test_the_factor_is_checked_against_the_memory_budget():
-    # Expected: the shared preflight (simmetrics._memory) refuses the d x d statistics of the
+    # Expected: the shared preflight (simmetrics._core.memory) refuses the d x d statistics of the
     # factor up front, naming their size; a metric that needs no factor is not affected.
-    from simmetrics._memory import MemoryBudgetError, memory_budget
+    from simmetrics._core.memory import MemoryBudgetError, memory_budget
 
     X = np.random.default_rng(8).normal(size=(100, 300))
     with memory_budget("1MiB"):

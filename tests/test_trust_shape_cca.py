@@ -2,7 +2,7 @@
 the n-space route of Procrustes for d > n, and declared bounds on held-out stimuli.
 
 Expected values come from closed-form identities (named in each test), from exact power-of-two
-rescalings (``simmetrics._linalg.times_pow2``), or from scipy run live (``subspace_angles``,
+rescalings (``simmetrics._core.linalg.times_pow2``), or from scipy run live (``subspace_angles``,
 ``orthogonal_procrustes``, ``svd``).
 """
 
@@ -21,8 +21,8 @@ from simmetrics import (
     SoftMatching,
     stream_score,
 )
-from simmetrics import shape as shape_module
-from simmetrics._linalg import times_pow2
+from simmetrics.metrics import shape as shape_module
+from simmetrics._core.linalg import times_pow2
 
 
 def _orthogonal(rng, d):

@@ -18,10 +18,10 @@ from sklearn.base import clone
 
 import simmetrics
 from simmetrics import KernelCKA, LinearCKA, MemoryBudgetError, MutualKNN, RSA, memory_budget
-from simmetrics import rsa as rsa_module
-from simmetrics.cka import _squared_distances, median_sigma, rbf_gram
-from simmetrics.groups import get_group
-from simmetrics.rsa import _tied_ranks, compare_rdms, nearest_neighbours, neighbour_weights
+from simmetrics.metrics import rsa as rsa_module
+from simmetrics.metrics.cka import _squared_distances, median_sigma, rbf_gram
+from simmetrics.symmetry.groups import get_group
+from simmetrics.metrics.rsa import _tied_ranks, compare_rdms, nearest_neighbours, neighbour_weights
 
 SEEDS = [0, 1, 2, 3]
 

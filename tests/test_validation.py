@@ -6,7 +6,7 @@ metric) is tests/test_bad_input.py."""
 import numpy as np
 import pytest
 
-from simmetrics._validation import check_pair, check_random_state, check_representation
+from simmetrics._core.validation import check_pair, check_random_state, check_representation
 
 rng = np.random.default_rng(0)
 GOOD = rng.normal(size=(20, 3))

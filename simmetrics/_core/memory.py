@@ -18,7 +18,7 @@ import re
 
 import numpy as np
 
-from ._validation import POSITION_AXES
+from .validation import POSITION_AXES
 
 __all__ = [
     "MemoryBudgetError",
@@ -178,7 +178,7 @@ def check_memory(nbytes, what, alternatives=()):
     ...     check_memory(8 * 1000 * 1000, "a 1,000 x 1,000 float64 matrix", ["use fewer rows"])
     Traceback (most recent call last):
     ...
-    simmetrics._memory.MemoryBudgetError: a 1,000 x 1,000 float64 matrix needs about 7.6 MiB, ...
+    simmetrics._core.memory.MemoryBudgetError: a 1,000 x 1,000 float64 matrix needs about 7.6 MiB, ...
     """
     budget = get_memory_budget()
     if nbytes <= budget:
@@ -202,7 +202,7 @@ def gram_bytes(n, count=1, itemsize=8):
 
 
 def check_rows_memory(metric, n, nbytes, held, positions=None):
-    """:func:`simmetrics._memory.check_memory` for work on ``n`` rows (stimuli), naming the
+    """:func:`simmetrics._core.memory.check_memory` for work on ``n`` rows (stimuli), naming the
     rows, what the estimate ``nbytes`` counts (``held``), where the rows came from
     (``positions``: :func:`stimulus_positions`' answer, or True when only the layout is known) and the
     alternatives: pooling the positions or ``layout="flatten"``, fewer stimuli, a streaming

@@ -17,7 +17,7 @@ acts by ``X -> X + 1 g'``. The groups named in :data:`simmetrics.base.GROUP_NAME
 
 Godfrey, Brown, Emerson, Kvinge, "On the Symmetries of Deep Learning Models and their Internal
 Representations", NeurIPS 2022, show that these groups (the intertwiner groups of activation
-functions, see :mod:`simmetrics.intertwiners`) are the symmetries a network's architecture
+functions, see :mod:`simmetrics.symmetry.activations`) are the symmetries a network's architecture
 induces on its hidden representations.
 
 Each group is an object with ``sample`` (a random element, drawn from an explicit random state,
@@ -30,8 +30,8 @@ import difflib
 
 import numpy as np
 
-from ._validation import as_float_array, check_random_state
-from .base import GROUP_NAMES
+from .._core.validation import as_float_array, check_random_state
+from ..base import GROUP_NAMES
 
 __all__ = [
     "Group",

@@ -9,12 +9,12 @@ both self-terms (Nguyen, Raghu, Kornblith, ICLR 2021), never a mix of the two.
 
 import numpy as np
 
-from ._linalg import center, clearly_varying, looks_near_centred, near_centred, pow2_rescale
-from ._parallel import parallel_map
-from ._params import Boolean, Interval, Options, Real
-from ._registry import register
-from ._validation import check_nonconstant
-from .base import Metric, param_dependent
+from .._core.linalg import center, clearly_varying, looks_near_centred, near_centred, pow2_rescale
+from .._core.parallel import parallel_map
+from .._core.params import Boolean, Interval, Options, Real
+from .._core.registry import register
+from .._core.validation import check_nonconstant
+from ..base import Metric, param_dependent
 from .hsic import (
     UnbiasedGram,
     _linear_hsic_unbiased_parts,
@@ -24,7 +24,7 @@ from .hsic import (
     hsic_unbiased_from_sums,
     u_centred,
 )
-from .moments import (
+from ..moments import (
     _is_torch,
     _numpy,
     _torch_matrix,
@@ -51,7 +51,7 @@ def linear_cka(X, Y, debiased=False):
     Feature space when that is cheaper (:func:`_gram_space`): biased CKA is
     ||Xc'Yc||_F^2 / (||Xc'Xc||_F ||Yc'Yc||_F), equal to the RV coefficient of Escoufier (1973);
     the debiased form uses the exact feature-space unbiased HSIC
-    (:func:`simmetrics.hsic.linear_hsic_unbiased_sums`). Both are evaluated by
+    (:func:`simmetrics.metrics.hsic.linear_hsic_unbiased_sums`). Both are evaluated by
     :func:`linear_cka_from_moments` on the data's second moments, the function streaming uses.
     When n is small against the widths the n x n Gram matrices are cheaper and are used instead;
     both routes give the same value. The debiased feature-space formula loses its digits when
@@ -154,7 +154,7 @@ def _gram_space(n, dx, dy):
 _SAFE_SPREAD = (2.0**-200, 2.0**200)
 
 # How far from centred data may be for their statistics to be taken about 0 (no centred copy;
-# see simmetrics._linalg.near_centred): the ratio of raw to centred sums of squares, which the
+# see simmetrics._core.linalg.near_centred): the ratio of raw to centred sums of squares, which the
 # move to the means multiplies rounding errors by (its square for the fourth-order row terms of
 # the debiased HSIC). Post-ReLU activations have ratios of about 1.5.
 _RAW_OVER_CENTRED = {False: 16.0, True: 4.0}
@@ -205,7 +205,7 @@ def _trusted(rep):
 
 def _torch_side(A, name, debiased):
     """:func:`_feature_side` of a validated float64 torch tensor, on its device: two-pass
-    centring (as :func:`simmetrics._linalg.center`), an exact power-of-two rescaling and unit
+    centring (as :func:`simmetrics._core.linalg.center`), an exact power-of-two rescaling and unit
     norm, then the statistics about 0; the zero-variance test is exact (column ranges)."""
     import torch
 
@@ -273,7 +273,7 @@ def gram_space_cka(reps, pairs, debiased=False, n_jobs=None, progress=False, des
         T_ij = sum_ab K_i[a, b] K_j[a, b]        (one product of the stacked tiles)
 
     Biased CKA is T_ij / sqrt(T_ii T_jj) (the kernels are centred); the debiased form evaluates
-    the unbiased HSIC of Song et al. 2012 (:func:`simmetrics.hsic.hsic_unbiased_from_sums`)
+    the unbiased HSIC of Song et al. 2012 (:func:`simmetrics.metrics.hsic.hsic_unbiased_from_sums`)
     from the same sums over the kernels with zeroed diagonals K~_i (the tiles' diagonals are
     set to 0, F_i shifted by the column median, see :func:`_gram_factor`) and their row sums
     K~_i 1, accumulated from the same tiles: never as sums with the diagonal minus its share,
@@ -292,7 +292,7 @@ def gram_space_cka(reps, pairs, debiased=False, n_jobs=None, progress=False, des
         Which values to return.
     debiased : bool
     n_jobs, progress, desc
-        As :func:`simmetrics._parallel.parallel_map`: each row of tiles is one task.
+        As :func:`simmetrics._core.parallel.parallel_map`: each row of tiles is one task.
     block_bytes : int, optional
         Memory for the tiles of all representations at once.
 
@@ -336,7 +336,7 @@ def gram_space_cka(reps, pairs, debiased=False, n_jobs=None, progress=False, des
 def _unbiased_hsic_terms(S, magnitudes=False):
     """HSIC1(X, Y), HSIC1(X, X), HSIC1(Y, Y) of linear kernels from :class:`PairMoments`;
     with ``magnitudes``, pairs (value, magnitude) of
-    :func:`simmetrics.hsic._linear_hsic_unbiased_parts`."""
+    :func:`simmetrics.metrics.hsic._linear_hsic_unbiased_parts`."""
     x, y = S.x, S.y
     parts = (
         _linear_hsic_unbiased_parts(S.n, S.cross, S.row_cross, x.sum, y.sum, x.row_sq_sum,
@@ -407,7 +407,7 @@ def linear_cka_from_moments(stats, debiased=False):
 
         biased:    ||Xc'Yc||_F^2 / (||Xc'Xc||_F ||Yc'Yc||_F)
         debiased:  HSIC1(X, Y) / sqrt(HSIC1(X, X) HSIC1(Y, Y)),  HSIC1 from
-                   :func:`simmetrics.hsic.linear_hsic_unbiased_sums`
+                   :func:`simmetrics.metrics.hsic.linear_hsic_unbiased_sums`
 
     The debiased form subtracts the diagonal's share sum_i ||x_i||^2 ||y_i||^2 from sums that
     include it; when one stimulus dominates them, that cancels the digits (rounding errors are

@@ -17,11 +17,11 @@ import numpy as np
 from scipy import stats
 from scipy.spatial.distance import pdist
 
-from ._linalg import pow2_rescale as _pow2_rescale
-from ._params import Integral, Interval, Options
-from ._registry import register
-from ._validation import check_pair, check_representation
-from .base import Metric, param_dependent
+from .._core.linalg import pow2_rescale as _pow2_rescale
+from .._core.params import Integral, Interval, Options
+from .._core.registry import register
+from .._core.validation import check_pair, check_representation
+from ..base import Metric, param_dependent
 
 __all__ = ["RSA", "MutualKNN", "rdm", "compare_rdms", "mutual_knn", "nearest_neighbours",
            "neighbour_weights"]

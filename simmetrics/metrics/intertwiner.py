@@ -3,7 +3,7 @@
 Godfrey, Brown, Emerson, Kvinge, "On the Symmetries of Deep Learning Models and their Internal
 Representations", NeurIPS 2022 (arXiv 2205.14258). The symmetries of a network with activation
 sigma act on a hidden representation X (n_samples x n_neurons) as X -> X g' with g in the
-*intertwiner group* G_sigma (:func:`simmetrics.intertwiners.intertwiner_group`): positive scaled
+*intertwiner group* G_sigma (:func:`simmetrics.symmetry.activations.intertwiner_group`): positive scaled
 permutations for ReLU, signed permutations for tanh, permutations for GELU, scaled permutations
 for abs and x^d, every invertible matrix for the identity. A similarity metric that respects the
 architecture should be invariant to exactly this group, not to the much larger orthogonal group
@@ -26,11 +26,11 @@ import numbers
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from ._linalg import center, frobenius_norm, orthonormal_basis, pow2_rescale, times_pow2
-from ._memory import check_memory, format_bytes, get_memory_budget, gram_bytes
-from ._params import Boolean, Integral, Interval, Options
-from ._registry import register
-from ._validation import (
+from .._core.linalg import center, frobenius_norm, orthonormal_basis, pow2_rescale, times_pow2
+from .._core.memory import check_memory, format_bytes, get_memory_budget, gram_bytes
+from .._core.params import Boolean, Integral, Interval, Options
+from .._core.registry import register
+from .._core.validation import (
     as_float_array,
     check_matching_shapes,
     check_nonconstant,
@@ -38,10 +38,10 @@ from ._validation import (
     check_representation,
     shape_of,
 )
-from .base import GROUP_NAMES, AlignmentMetric, Metric, param_dependent
+from ..base import GROUP_NAMES, AlignmentMetric, Metric, param_dependent
 from .cka import _on_accelerator
 from .hsic import UnbiasedGram, cka_from_hsic, u_centred
-from .moments import (
+from ..moments import (
     _colmax,
     _is_torch,
     _like,
@@ -114,7 +114,7 @@ def intertwiner_group_name(activation):
     Parameters
     ----------
     activation : str, (str, number), torch.nn.Module or callable
-        Anything :func:`simmetrics.intertwiners.intertwiner_group` accepts (``"relu"``,
+        Anything :func:`simmetrics.symmetry.activations.intertwiner_group` accepts (``"relu"``,
         ``nn.Tanh()``, ``("power", 3)``, ...), or directly one of the group names in
         :data:`INTERTWINER_GROUPS`.
 
@@ -148,13 +148,13 @@ def intertwiner_group_name(activation):
                 f"any coordinatewise activation; pass an activation or one of "
                 f"{INTERTWINER_GROUPS}"
             )
-    from .intertwiners import intertwiner_group
+    from ..symmetry.activations import intertwiner_group
 
     return intertwiner_group(activation).group.name
 
 
 def _group_subgroups(name):
-    from .groups import get_group
+    from ..symmetry.groups import get_group
 
     return get_group(name).subgroups
 
@@ -235,7 +235,7 @@ def _folded(W, e):
 
 
 def _fitted_centring(X):
-    """(X - mean, mean) by two-pass centring (:func:`simmetrics._linalg.center`); a neuron that
+    """(X - mean, mean) by two-pass centring (:func:`simmetrics._core.linalg.center`); a neuron that
     is constant on X gets that constant as its mean and an exactly zero centred column, so it
     is silent and stays exactly 0 on held-out stimuli at the same constant (no rounding
     residue of the mean for a normalisation to blow up)."""
@@ -444,7 +444,7 @@ def _unit_channels(rows):
 
 def _column_space(Xc):
     """An orthonormal basis of the column space of ``Xc``, by the rank rule of
-    :func:`simmetrics._linalg.orthonormal_basis` (singular values below max(n, d) eps s_max
+    :func:`simmetrics._core.linalg.orthonormal_basis` (singular values below max(n, d) eps s_max
     dropped); torch's SVD for a tensor, on its device."""
     if not _is_torch(Xc):
         return orthonormal_basis(Xc)[0]
@@ -747,7 +747,7 @@ class IntertwinerProcrustes(AlignmentMetric):
     ----------
     activation : str, (str, number), torch.nn.Module, callable, default "relu"
         The activation whose intertwiner group is used
-        (:func:`simmetrics.intertwiners.intertwiner_group`), or a group name from
+        (:func:`simmetrics.symmetry.activations.intertwiner_group`), or a group name from
         :data:`INTERTWINER_GROUPS`.
     score_method : {"angular", "euclidean", "paper"}, default "angular"
         "angular" and "euclidean" are **distances**; "paper" is the paper's **similarity** 1 - d.
@@ -861,7 +861,7 @@ class IntertwinerProcrustes(AlignmentMetric):
         check_nonconstant(Y, "Y")
         if self.center:
             # the alignment is learned on accurately centred data (two passes,
-            # simmetrics._linalg.center): with large means, X - mean_x_ keeps a constant
+            # simmetrics._core.linalg.center): with large means, X - mean_x_ keeps a constant
             # rounding residual that the whitening would take for a direction of the data
             (Xc, self.mean_x_), (Yc, self.mean_y_) = _fitted_centring(X), _fitted_centring(Y)
         else:
@@ -1317,7 +1317,7 @@ def _on_device_path(A):
 
 
 def _same_place(a, b):
-    """Two :class:`~simmetrics.hsic.UnbiasedGram` states whose arrays live in one place: where
+    """Two :class:`~simmetrics.metrics.hsic.UnbiasedGram` states whose arrays live in one place: where
     they differ (pairwise over representations on different devices), the CPU one (numpy or
     torch) is copied to the other's device."""
     def where(state):
@@ -1343,15 +1343,15 @@ class IntertwinerCKA(Metric):
            K_ab = max_c  sum_p H[a, c, p] H[b, c, p]        ("median": median over c)
 
        with zero diagonal.
-    3. CKA with the unbiased HSIC of Song et al. 2012 (:func:`simmetrics.hsic.hsic_unbiased`,
-       evaluated by :class:`simmetrics.hsic.UnbiasedGram`):
+    3. CKA with the unbiased HSIC of Song et al. 2012 (:func:`simmetrics.metrics.hsic.hsic_unbiased`,
+       evaluated by :class:`simmetrics.metrics.hsic.UnbiasedGram`):
        HSIC1(K, L) / sqrt(HSIC1(K, K) HSIC1(L, L)). The paper's code builds K with a zero
        diagonal and its HSIC1 does not zero it again; the unbiased HSIC here zeroes diagonals
        itself, so the two agree. Each kernel is first U-centred entry by entry
-       (:func:`simmetrics.hsic.u_centred`; the unbiased HSIC is unchanged in exact arithmetic),
+       (:func:`simmetrics.metrics.hsic.u_centred`; the unbiased HSIC is unchanged in exact arithmetic),
        which keeps
        the digits the sums formula loses when one stimulus dominates. The self-terms have the
-       rounding floor of :func:`simmetrics.hsic.hsic_self`.
+       rounding floor of :func:`simmetrics.metrics.hsic.hsic_self`.
 
     Which transformations leave the value unchanged (each verified in the tests):
 
@@ -1385,7 +1385,7 @@ class IntertwinerCKA(Metric):
     per-channel norms come back to the CPU. A numpy partner, or a CPU tensor, is copied to the
     accelerator tensor's device. MPS tensors are copied to the CPU, because MPS has no float64.
     The kernel and the HSIC are written once for both libraries (:func:`channel_kernel` and
-    :class:`simmetrics.hsic.UnbiasedGram` take numpy arrays and tensors); the device runs the
+    :class:`simmetrics.metrics.hsic.UnbiasedGram` take numpy arrays and tensors); the device runs the
     same code as numpy does, and the values agree to about 1e-13 (for one position the
     maxima and medians are the same bits). The identity activation's whitened kernel uses
     torch's SVD on the device.
@@ -1403,11 +1403,11 @@ class IntertwinerCKA(Metric):
     n = 10,000, K and L take 1.6 GB. Time is O(n^2 C) (n^2 P C with positions summed).
     Before any kernel is built, the peak (kernels, validated inputs, normalisation copies,
     tiles) is estimated and checked against the memory budget
-    (:func:`simmetrics._memory.check_memory`; ``simmetrics.set_memory_budget``, the
+    (:func:`simmetrics._core.memory.check_memory`; ``simmetrics.set_memory_budget``, the
     environment variable ``SIMMETRICS_MEMORY_BUDGET``; accelerator work is measured against
     the same budget): with ``positions="rows"`` and a conv layout the rows are stimuli x
     positions (540 images of 16 x 8 x 8: 34,560 rows, 8.9 GiB per kernel), and the refusal
-    (:class:`simmetrics._memory.MemoryBudgetError`) names the rows, their positions and the
+    (:class:`simmetrics._core.memory.MemoryBudgetError`) names the rows, their positions and the
     alternatives (``positions="sum"``, fewer stimuli, a streaming metric).
 
     A **similarity** in [-1, 1] (the unbiased HSIC is an inner product of U-centred kernels, so
@@ -1492,7 +1492,7 @@ class IntertwinerCKA(Metric):
 
     def _validate_one(self, A, name, device=None):
         """One input as the metric reads it (:meth:`_validated`), refused with
-        :class:`simmetrics._memory.MemoryBudgetError` when its kernel would exceed the memory
+        :class:`simmetrics._core.memory.MemoryBudgetError` when its kernel would exceed the memory
         budget (:func:`simmetrics.pairwise` prepares one kernel per representation)."""
         M = self._validated(A, name, device)
         self._check_memory((A, M))
@@ -1500,7 +1500,7 @@ class IntertwinerCKA(Metric):
 
     def _check_memory(self, *inputs):
         """Refuse, before any kernel is built, work whose estimated peak exceeds the memory
-        budget (:func:`simmetrics._memory.check_memory`); ``inputs`` are (as given, validated)
+        budget (:func:`simmetrics._core.memory.check_memory`); ``inputs`` are (as given, validated)
         pairs whose kernels are held at once. The message names the rows, whether they come
         from positions, and the alternatives."""
         group = intertwiner_group_name(self.activation)
@@ -1545,7 +1545,7 @@ class IntertwinerCKA(Metric):
         A torch tensor on an accelerator, or any input when ``device`` is given (the partner
         of such a tensor), becomes a float64 tensor on that device, checked there
         (:func:`simmetrics.moments.check_batch_pair`'s checks); everything else becomes a
-        float64 numpy array (:func:`simmetrics._validation.check_representation`). Bad input
+        float64 numpy array (:func:`simmetrics._core.validation.check_representation`). Bad input
         gets the package's standard messages either way."""
         self._check_params()
         summed = self.positions == "sum"
@@ -1578,7 +1578,7 @@ class IntertwinerCKA(Metric):
     # -- the value: one kernel per input, then the HSIC of the pair -------------------------
     def _prepare(self, A, name):
         """The kernel of one validated input, with its HSIC sums
-        (:class:`simmetrics.hsic.UnbiasedGram`), where the input lives."""
+        (:class:`simmetrics.metrics.hsic.UnbiasedGram`), where the input lives."""
         group = self._check_params()
         H = A if A.ndim == 3 else A[:, :, None]
         check_nonconstant_array(_rows(H), name)
@@ -1635,7 +1635,7 @@ def paper_ortho_procrustes_similarity(H1, H2):
         d = sqrt( ||H1||^2 + ||H2||^2 - 2 ||H1' H2||_* ) / 2        (= sqrt(2 - 2 ||H1'H2||_*) / 2)
 
     Computed as d = ||H1 - H2 R||_F / 2 with R the optimal rotation
-    (:func:`simmetrics.shape.procrustes_rotation`), which equals the formula above (the
+    (:func:`simmetrics.metrics.shape.procrustes_rotation`), which equals the formula above (the
     minimum of ||H1 - H2 R||^2 over orthogonal R is the radicand) but is accurate where d is
     near 0. The paper's code evaluates the radicand: where H2 = H1 Q (Q orthogonal) it is
     2 - 2 ||H1'H2||_* = 2 - 2 (1 + rounding error), a tiny number of either sign, and its

@@ -244,7 +244,7 @@ class IntertwinerStitch(Stitch):
     n : int
         Width (G_sigma acts on n x n matrices; both models' layers must have n channels).
     activation : str, torch.nn.Module or group name
-        Anything :func:`simmetrics.intertwiner.intertwiner_group_name` accepts.
+        Anything :func:`simmetrics.metrics.intertwiner.intertwiner_group_name` accepts.
     n_iter : int, default 20
         Sinkhorn iterations.
     seed : int
@@ -264,7 +264,7 @@ class IntertwinerStitch(Stitch):
 
     def __init__(self, n, activation="relu", n_iter=20, seed=0):
         super().__init__()
-        from .intertwiner import intertwiner_group_name
+        from ..metrics.intertwiner import intertwiner_group_name
 
         group = intertwiner_group_name(activation)
         if group not in _DIAGONAL:
@@ -471,7 +471,7 @@ def direct_stitch(features_a, features_b, activation, scales="lstsq"):
     >>> s.permutation_.tolist(), np.round(s.scales_, 6).tolist()
     ([2, 0, 3, 1], [1.0, 2.0, 0.5, 3.0])
     """
-    from .intertwiner import IntertwinerProcrustes
+    from ..metrics.intertwiner import IntertwinerProcrustes
 
     if scales not in ("lstsq", "rms"):
         raise ValueError(f"scales must be 'lstsq' or 'rms', got {scales!r}")

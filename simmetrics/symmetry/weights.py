@@ -1,7 +1,7 @@
 """Weight-space symmetries of torch models: apply an intertwiner to a hidden layer.
 
 For a hidden layer h -> W2 sigma(W1 h + b1) + b2 and A in the intertwiner group G_sigma of the
-activation (see :func:`simmetrics.intertwiners.intertwiner_group`),
+activation (see :func:`simmetrics.symmetry.activations.intertwiner_group`),
 
     (W1, b1, W2)  ->  (A W1, A b1, W2 phi(A)^-1)
 
@@ -32,7 +32,7 @@ import copy
 import numpy as np
 
 from .groups import inverse_matrix, monomial_parts
-from .intertwiners import intertwiner_group
+from .activations import intertwiner_group
 
 __all__ = ["apply_intertwiner", "apply_intertwiner_"]
 

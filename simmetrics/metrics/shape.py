@@ -19,7 +19,7 @@ and representations of different widths are compared by zero-padding the narrowe
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from ._linalg import (
+from .._core.linalg import (
     abs_max,
     center,
     clearly_varying,
@@ -30,12 +30,12 @@ from ._linalg import (
     pow2_rescale,
     times_pow2,
 )
-from ._memory import check_memory
-from ._params import Boolean, Interval, Options, Real
-from ._registry import register
-from ._validation import check_nonconstant
-from .base import AlignmentMetric, param_dependent
-from .moments import _numpy, check_nonconstant_moments, gram_factor, rows_svd
+from .._core.memory import check_memory
+from .._core.params import Boolean, Interval, Options, Real
+from .._core.registry import register
+from .._core.validation import check_nonconstant
+from ..base import AlignmentMetric, param_dependent
+from ..moments import _numpy, check_nonconstant_moments, gram_factor, rows_svd
 
 __all__ = [
     "ShapeMetric",
@@ -143,7 +143,7 @@ def partial_whitener(Xc, alpha):
 
     Rank-deficient C (constant or duplicate neurons, n <= d, zero-padding): C^(-1/2) is the
     pseudo-inverse square root, keeping the directions whose singular value of Xc exceeds
-    ``max(n, d) * eps * s_max`` (:func:`simmetrics._linalg.orthonormal_basis`); on the other
+    ``max(n, d) * eps * s_max`` (:func:`simmetrics._core.linalg.orthonormal_basis`); on the other
     directions Z is k alpha I (k the scale above). netrep instead clips the eigenvalues at 1e-7;
     both agree on full-rank data, and neither produces a NaN. (At alpha = 0 these directions
     get weight 0; :class:`ShapeMetric` scores held-out data that vary there by the rule in its
@@ -459,7 +459,7 @@ def _plan_from_cost(cost):
 # -- estimators ------------------------------------------------------------------------------
 #: The largest ratio of a neuron's raw to its centred sum of squares for which the cross
 #: products are taken about 0 and moved to the means analytically, with no centred copy of the
-#: data (see :func:`simmetrics._linalg.near_centred`).
+#: data (see :func:`simmetrics._core.linalg.near_centred`).
 _RAW_OVER_CENTRED = 16.0
 #: Cosines below this (in magnitude) give accurate angles and distances from the closed forms
 #: on the fitting data; closer to +-1 the aligned data are formed (accurate near 0 and pi).
@@ -885,7 +885,7 @@ class ShapeMetric(_CenteredAlignment):
         if alpha == 1.0:
             return _prepared_plain(A, name, self.center_columns)
         # the whitening is learned on accurately centred data (two passes, see
-        # simmetrics._linalg.center): with large means, X - mean_x_ keeps a constant rounding
+        # simmetrics._core.linalg.center): with large means, X - mean_x_ keeps a constant rounding
         # residual that the whitening would take for a direction of the data
         _check_one(A, name, self.center_columns)
         # data out of range (1e-310, 1e300) are centred and whitened times a power of two

@@ -268,7 +268,7 @@ def hsic_unbiased_from_sums(n, trace, k_rows, l_rows):
         HSIC1 = [ tr(K~ L~) + (1'K~1)(1'L~1) / ((n-1)(n-2)) - 2/(n-2) (K~1)'(L~1) ] / (n (n-3))
 
     For kernels that are never held whole (computed tile by tile, as
-    :func:`simmetrics.cka.gram_space_cka` does), where only these sums are accumulated.
+    :func:`simmetrics.metrics.cka.gram_space_cka` does), where only these sums are accumulated.
 
     Examples
     --------
@@ -311,7 +311,7 @@ def u_centred(K):
     with r = K 1 and S = 1'K 1, and 0 on the diagonal. The rows of K_U sum to 0, so the
     unbiased HSIC of Song et al. 2012 is unchanged, HSIC1(K_U, L_U) = tr(K_U L_U) / (n (n - 3))
     = HSIC1(K, L), but the constant and the row effects are removed entry by entry instead of
-    cancelling between the sums of :func:`simmetrics.hsic.hsic_unbiased_from_sums`: where K is
+    cancelling between the sums of :func:`simmetrics.metrics.hsic.hsic_unbiased_from_sums`: where K is
     a large constant plus small structure (one stimulus 1e8 times the others: after centring,
     every other stimulus sits at minus its share of the mean), those sums kept 2 to 3 digits
     (-0.04441 against -0.04456 computed with 60 digits; reordering the stimuli moved the
@@ -321,7 +321,7 @@ def u_centred(K):
     K_U at most 16 n eps max |K|: an entry of K is a sum of up to n rounded products, or comes
     from an SVD, and the centring adds a few eps max |K|; the whitened kernel with
     n - 1 <= d measures 0.7 n eps to 1.2 n eps max |K|), is returned as zeros, so its self-HSIC is
-    0 and CKA refuses it (:func:`simmetrics.hsic.cka_from_hsic`)."""
+    0 and CKA refuses it (:func:`simmetrics.metrics.hsic.cka_from_hsic`)."""
     n = K.shape[0]
     top = max(float(K.max()), -float(K.min()))  # max |K| without an n x n temporary
     _zero_diagonal(K)  # K~: the unbiased HSIC never reads the diagonal

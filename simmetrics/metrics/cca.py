@@ -32,12 +32,12 @@ import numbers
 
 import numpy as np
 
-from ._linalg import center, orthonormal_basis, times_pow2
-from ._params import Interval, Options, Real
-from ._registry import register
-from ._validation import check_nonconstant
-from .base import GROUP_NAMES, Metric, param_dependent
-from .moments import check_nonconstant_moments, gram_factor, rows_svd
+from .._core.linalg import center, orthonormal_basis, times_pow2
+from .._core.params import Interval, Options, Real
+from .._core.registry import register
+from .._core.validation import check_nonconstant
+from ..base import GROUP_NAMES, Metric, param_dependent
+from ..moments import check_nonconstant_moments, gram_factor, rows_svd
 
 __all__ = [
     "CCA", "SVCCA", "PWCCA", "canonical_correlations", "canonical_correlations_from_moments"
@@ -93,7 +93,7 @@ def canonical_correlations(X, Y):
 
     rho_i = sigma_i(Ux' Uy), i = 1..m, where Ux, Uy are orthonormal bases of the column spaces
     of the column-centred Xc, Yc (directions whose singular value is below the rank tolerance
-    of :func:`simmetrics._linalg.orthonormal_basis` are dropped) and m = min(rank Xc, rank Yc).
+    of :func:`simmetrics._core.linalg.orthonormal_basis` are dropped) and m = min(rank Xc, rank Yc).
 
     Parameters
     ----------
