@@ -244,30 +244,30 @@ class Metric(BaseEstimator):
         return self._finish(self._fit_score(X, Y))
 
     def _fit_score(self, X, Y):
-        """Fit, then score on the same data. A metric with a :meth:`_prepare` step runs it on
-        each input and then :meth:`_fit_score_prepared`, the same two steps
+        """Fit, then score on the same data. A metric with a :meth:`_partial_fit` step runs it on
+        each input and then :meth:`_finalize_fit_score`, the same two steps
         :func:`simmetrics.pairwise` runs (so its matrix holds exactly these values)."""
-        if self._prepare is not None:
-            return self._fit_score_prepared(self._prepare(X, "X"), self._prepare(Y, "Y"))
+        if self._partial_fit is not None:
+            return self._finalize_fit_score(self._partial_fit(X, "X"), self._partial_fit(Y, "Y"))
         self._fit(X, Y)
         return self._score(X, Y)
 
     # -- work per representation (simmetrics.pairwise) -----------------------------------
-    #: ``_prepare(A, name) -> state``: the work that depends on one representation only
+    #: ``_partial_fit(A, name) -> state``: the work that depends on one representation only
     #: (centring, bases, whitening, Gram matrices, neighbour lists), on a validated input;
-    #: ``_fit_score_prepared(state_x, state_y) -> value`` then fits and scores the pair from two
+    #: ``_finalize_fit_score(state_x, state_y) -> value`` then fits and scores the pair from two
     #: states. Metrics that split this way define both; ``None`` means fit_score works on the
     #: pair directly. The states must not be modified by the pair step: pairwise reuses them.
-    _prepare = None
+    _partial_fit = None
 
-    def _fit_score_prepared(self, a, b):  # pragma: no cover - defined with _prepare
+    def _finalize_fit_score(self, a, b):  # pragma: no cover - defined with _partial_fit
         raise NotImplementedError
 
     def _score(self, X, Y):
-        """The value on (X, Y). By default, for a metric with a :meth:`_prepare` step, the
+        """The value on (X, Y). By default, for a metric with a :meth:`_partial_fit` step, the
         value of a fresh fit (a clone, so ``score`` records nothing): metrics whose score
         depends on what ``fit`` learned (the alignment metrics) override this."""
-        if self._prepare is None:  # pragma: no cover - a metric defines one of the two
+        if self._partial_fit is None:  # pragma: no cover - a metric defines one of the two
             raise NotImplementedError
         return clone(self)._fit_score(X, Y)
 

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 import numpy as np
 from sklearn.base import clone
 
-from ._core.registry import available_metrics, get_metric
+from ._core.registry import as_metric, available_metrics
 from ._core.validation import check_random_state, check_representation
-from .base import GROUP_NAMES, Metric
+from .base import GROUP_NAMES
 
 __all__ = ["InvarianceResult", "InvarianceTable", "check_invariance", "invariance_table",
            "invariance_data"]
@@ -51,14 +51,6 @@ class InvarianceResult:
     tolerance: float
     invariant: bool
     n_trials: int
-
-
-def _as_metric(metric):
-    if isinstance(metric, str):
-        return get_metric(metric)
-    if not isinstance(metric, Metric):
-        raise TypeError(f"metric must be a metric name or a simmetrics Metric, got {metric!r}")
-    return metric
 
 
 def _as_group(group):
@@ -100,7 +92,7 @@ def check_invariance(metric, group, X, Y=None, n_trials=3, sides="both", random_
     >>> check_invariance("linear_cka", "scaled_permutation", X, Y, random_state=0).invariant
     False
     """
-    metric = _as_metric(metric)
+    metric = as_metric(metric)
     group = _as_group(group)
     X = check_representation(X, "X")
     Y = X if Y is None else check_representation(Y, "Y")
@@ -225,7 +217,7 @@ def invariance_table(metrics=None, groups=None, n_trials=3, random_state=0, rtol
     -----------  ----------  -----------
     LinearCKA()  yes         yes
     """
-    metrics = [_as_metric(m) for m in (metrics or available_metrics())]
+    metrics = [as_metric(m) for m in (metrics or available_metrics())]
     groups = list(groups or GROUP_NAMES)
     X, Y = data if data is not None else invariance_data(random_state=random_state)
     rows = []

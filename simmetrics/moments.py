@@ -60,6 +60,7 @@ import copy
 
 import numpy as np
 
+from ._core.backend import is_tensor, like, tensor_from_numpy, to_numpy
 from ._core.linalg import abs_max, times_pow2
 from ._core.validation import (
     LAYOUTS,
@@ -88,13 +89,9 @@ _EXPECTED_NDIM = {"nchw": 4, "nhwc": 4, "ntd": 3}
 
 
 # -- array backend: numpy arrays or torch tensors, one code path ---------------------------
-def _is_torch(A):
-    return type(A).__module__.startswith("torch")
-
-
 def _row_sq(Z):
     """k_i = ||z_i||^2 for every row."""
-    if _is_torch(Z):
+    if is_tensor(Z):
         import torch
 
         return torch.einsum("ij,ij->i", Z, Z)
@@ -103,7 +100,7 @@ def _row_sq(Z):
 
 def _columns(u, v):
     """The (n, 2) matrix [u v]."""
-    if _is_torch(u):
+    if is_tensor(u):
         import torch
 
         return torch.stack((u, v), dim=1)
@@ -111,33 +108,11 @@ def _columns(u, v):
 
 
 def _colmin(A):
-    return A.amin(0) if _is_torch(A) else A.min(axis=0)
+    return A.amin(0) if is_tensor(A) else A.min(axis=0)
 
 
 def _colmax(A):
-    return A.amax(0) if _is_torch(A) else A.max(axis=0)
-
-
-def _numpy(A):
-    """A numpy float64 array (or Python float for 0-d) from a numpy value or a torch tensor."""
-    if A is None:
-        return None
-    if _is_torch(A):
-        A = A.detach().cpu().numpy()
-    A = np.asarray(A, dtype=np.float64)
-    return float(A) if A.ndim == 0 else A
-
-
-def _like(value, ref):
-    """``value`` (array, tensor or number) as float64 in the backend and on the device of
-    ``ref``."""
-    if _is_torch(ref):
-        import torch
-
-        if _is_torch(value):
-            return value.to(device=ref.device, dtype=torch.float64)
-        return torch.as_tensor(np.asarray(value, dtype=np.float64), device=ref.device)
-    return np.asarray(_numpy(value) if _is_torch(value) else value, dtype=np.float64)
+    return A.amax(0) if is_tensor(A) else A.max(axis=0)
 
 
 # -- batch validation: numpy through the package's check_pair, torch kept on its device ------
@@ -179,15 +154,6 @@ def _torch_matrix(A, name, layout, min_samples):
     return A
 
 
-def _tensor_from_numpy(A):
-    """A CPU tensor sharing the memory of the numpy array ``A`` (a copy where ``A`` is not
-    writeable, which torch does not support)."""
-    import torch
-
-    A = np.ascontiguousarray(A)
-    return torch.from_numpy(A if A.flags.writeable else A.copy())
-
-
 def check_batch_pair(X, Y, layout=None, min_samples=1, same_width=False):
     """Validate one batch (X, Y): numpy input through :func:`simmetrics._core.validation.check_pair`
     (float64 numpy matrices), torch input kept as float64 tensors on the tensor's device (a
@@ -199,15 +165,15 @@ def check_batch_pair(X, Y, layout=None, min_samples=1, same_width=False):
     >>> X.shape, X.dtype
     ((8, 3), dtype('float64'))
     """
-    if not (_is_torch(X) or _is_torch(Y)):
+    if not (is_tensor(X) or is_tensor(Y)):
         return check_pair(X, Y, layout=layout, min_samples=min_samples, same_width=same_width)
     import torch
 
-    device = (X if _is_torch(X) else Y).device
+    device = (X if is_tensor(X) else Y).device
     out = []
     for name, A in (("X", X), ("Y", Y)):
-        if not _is_torch(A):  # read as it is (layout and checks below, on the device)
-            A = _tensor_from_numpy(as_float_array(A, name)).to(device)
+        if not is_tensor(A):  # read as it is (layout and checks below, on the device)
+            A = tensor_from_numpy(as_float_array(A, name)).to(device)
         out.append(_torch_matrix(A, name, layout, min_samples))
     A, B = out
     check_matching_shapes(tuple(A.shape), tuple(B.shape), same_width)
@@ -315,7 +281,7 @@ class RepresentationMoments:
 
     def to_numpy(self):
         """The same statistics as numpy float64 arrays (torch tensors are copied to the CPU)."""
-        return type(self)(self.n, *(_numpy(getattr(self, f)) for f in _REP_FIELDS),
+        return type(self)(self.n, *(to_numpy(getattr(self, f)) for f in _REP_FIELDS),
                           exponent=self.exponent)
 
     def at_exponent(self, exponent):
@@ -350,7 +316,7 @@ class RepresentationMoments:
             Z''k' = Z'k + 2 gram delta + |delta|^2 sum + delta sum k + 2 delta (delta'sum)
                     + n |delta|^2 delta
         """
-        shift = _scaled(_like(shift, self.gram), self.exponent)
+        shift = _scaled(like(shift, self.gram), self.exponent)
         delta = self.shift - shift
         return self._moved(delta, shift)
 
@@ -443,7 +409,7 @@ def _summarise(X, shift, row_terms, extrema, rescale, first):
     if e == 0:
         return m, Z, k
     given = shift if isinstance(shift, str) or (np.ndim(shift) == 0 and float(shift) == 0.0) \
-        else _scaled(_like(shift, X), e)
+        else _scaled(like(shift, X), e)
     Xs = times_pow2(X, -e)
     c, Z = _shift_of(Xs, given)
     m, k = RepresentationMoments._from_shifted(Xs, Z, c, row_terms, False, first)
@@ -463,7 +429,7 @@ def _shift_of(X, shift):
     if np.ndim(shift) == 0 and float(shift) == 0.0:
         zero = X[0] * 0.0
         return zero, X
-    c = _like(shift, X)
+    c = like(shift, X)
     return c, X - c
 
 
@@ -486,7 +452,7 @@ _LEVELS = (2.0**-100, 2.0**100)
 def _in_range(m):
     """Whether statistics computed directly are finite and at a safe level (``_LEVELS``)."""
     parts = (m.sum, m.gram, m.row_sq_sum, m.row_sq_sq)
-    if _is_torch(m.gram):
+    if is_tensor(m.gram):
         import torch
 
         finite = all(bool(torch.isfinite(p).all()) for p in parts if p is not None)
@@ -507,7 +473,7 @@ def _pooled_shift(a, b):
 def _both_numpy_or_same(a, b, field="gram"):
     """Statistics on different devices (or numpy and torch) are both brought to numpy."""
     u, v = getattr(a, field), getattr(b, field)
-    if _is_torch(u) != _is_torch(v) or (_is_torch(u) and u.device != v.device):
+    if is_tensor(u) != is_tensor(v) or (is_tensor(u) and u.device != v.device):
         return a.to_numpy(), b.to_numpy()
     return a, b
 
@@ -539,7 +505,7 @@ def _sum_aligned(a, b):
 
 
 def _elementwise(fn, u, v):
-    if _is_torch(u):
+    if is_tensor(u):
         import torch
 
         return torch.minimum(u, v) if fn is min else torch.maximum(u, v)
@@ -613,7 +579,7 @@ def check_nonconstant_moments(rep, name):
     """
     if rep.minimum is None:
         return rep
-    if float(np.max(_numpy(rep.maximum) - _numpy(rep.minimum))) == 0.0:
+    if float(np.max(to_numpy(rep.maximum) - to_numpy(rep.minimum))) == 0.0:
         raise ValueError(f"{name} has zero variance: every neuron is constant across samples")
     return rep
 
@@ -709,9 +675,9 @@ class PairMoments:
 
     def to_numpy(self):
         """The same statistics as numpy float64 arrays."""
-        return type(self)(self.x.to_numpy(), self.y.to_numpy(), _numpy(self.cross),
-                          _numpy(self.row_cross), _numpy(self.x_row_y), _numpy(self.y_row_x),
-                          _numpy(self.factor))
+        return type(self)(self.x.to_numpy(), self.y.to_numpy(), to_numpy(self.cross),
+                          to_numpy(self.row_cross), to_numpy(self.x_row_y), to_numpy(self.y_row_x),
+                          to_numpy(self.factor))
 
     def factor_rows(self, centred=False):
         """Rows standing in for the data: numpy matrices (A, B) with the same rows (at most
@@ -742,11 +708,11 @@ class PairMoments:
                 "these statistics hold no factor: accumulate them with factor=True "
                 "(stream_score does for the metrics that need it)"
             )
-        R = _numpy(self.factor)
+        R = to_numpy(self.factor)
         A, B = R[:, : self.x.width], R[:, self.x.width:]
         if not centred:
             root = np.sqrt(self.n)
-            row_x, row_y = _numpy(self.x.sum) / root, _numpy(self.y.sum) / root
+            row_x, row_y = to_numpy(self.x.sum) / root, to_numpy(self.y.sum) / root
             if row_x.any() or row_y.any():
                 A, B = np.vstack([A, row_x[None, :]]), np.vstack([B, row_y[None, :]])
         return A, B
@@ -761,8 +727,8 @@ class PairMoments:
                      + n |delta|^2 |eps|^2
             Z''l'  = Z'l + 2 cross eps + |eps|^2 sum_z + (sum l + 2 eps'sum_w + n |eps|^2) delta
         """
-        shift_x = _scaled(_like(shift_x, self.cross), self.x.exponent)
-        shift_y = _scaled(_like(shift_y, self.cross), self.y.exponent)
+        shift_x = _scaled(like(shift_x, self.cross), self.x.exponent)
+        shift_y = _scaled(like(shift_y, self.cross), self.y.exponent)
         return self._moved(self.x.shift - shift_x, shift_x, self.y.shift - shift_y, shift_y)
 
     @property
@@ -909,7 +875,7 @@ class Side:
 
     def to_numpy(self):
         """The same side with numpy float64 arrays (torch tensors copied to the CPU)."""
-        return Side(_numpy(self.data), self.moments.to_numpy(), _numpy(self.row_sq))
+        return Side(to_numpy(self.data), self.moments.to_numpy(), to_numpy(self.row_sq))
 
 
 def side(X, shift="mean", row_terms=False, extrema=True, rescale=False):
@@ -944,7 +910,7 @@ def pair_from_sides(a, b, factor=False):
     Z, W = a.data, b.data
     if Z.shape[0] != W.shape[0]:
         raise ValueError(f"the sides hold {Z.shape[0]} and {W.shape[0]} rows")
-    if _is_torch(Z) != _is_torch(W) or (_is_torch(Z) and Z.device != W.device):
+    if is_tensor(Z) != is_tensor(W) or (is_tensor(Z) and Z.device != W.device):
         a, b = a.to_numpy(), b.to_numpy()  # different devices: meet on the CPU
         Z, W = a.data, b.data
     out = PairMoments(copy.copy(a.moments), copy.copy(b.moments), Z.T @ W)
@@ -1001,7 +967,7 @@ def moments(X, Y, layout=None, row_terms=True, factor=False):
 # -- the factor: a square root of the joint centred Gram matrix ------------------------------
 def _hcat(A, B):
     """[A B] in the backend of A."""
-    if _is_torch(A):
+    if is_tensor(A):
         import torch
 
         return torch.cat((A, B), dim=1)
@@ -1016,7 +982,7 @@ def _factor_columns(R, dx, on_x, on_y):
 
 def _triangularised(F):
     """The R of the Householder QR decomposition of F (min(rows, d) x d, R'R = F'F)."""
-    if _is_torch(F):
+    if is_tensor(F):
         import torch
 
         return torch.linalg.qr(F, mode="r").R
@@ -1033,7 +999,7 @@ def _batch_factor(F, compact=True):
     return F if F.shape[0] <= F.shape[1] or not compact else _triangularised(F)
 
 
-def _compact_factor(stats):
+def compact_factor(stats):
     """``stats`` with a factor of at most d rows (triangularised if it holds more)."""
     R = stats.factor
     if R is not None and R.shape[0] > R.shape[1]:
@@ -1051,7 +1017,7 @@ def _merged_factor(Ra, Rb, gap):
     triangle, LAPACK's dtpqrt (the QR of a triangle stacked on rows) costs O(rows d^2), the
     flops of the Gram update, instead of a full QR."""
     d = Ra.shape[1]
-    if _is_torch(Ra):
+    if is_tensor(Ra):
         import torch
 
         F = torch.cat((Ra, Rb, gap))
@@ -1156,12 +1122,12 @@ def gram_factor(rep, name, centred=True, gram=None):
     ...
     ValueError: the second moments cannot resolve X: ...
     """
-    G = _numpy(rep.gram if gram is None else gram)
+    G = to_numpy(rep.gram if gram is None else gram)
     n, d = rep.n, G.shape[0]
     diag = np.diag(G).copy()
     live = diag > 0.0
     if rep.minimum is not None:
-        lo, hi = _numpy(rep.minimum), _numpy(rep.maximum)
+        lo, hi = to_numpy(rep.minimum), to_numpy(rep.maximum)
         live &= (hi > lo) if centred else ((hi != 0.0) | (lo != 0.0))
     idx = np.flatnonzero(live)
     M = np.zeros((0, d))

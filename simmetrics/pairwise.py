@@ -14,7 +14,7 @@ from ._core.validation import (
     positions_differ_message,
     shape_of,
 )
-from .invariance import _as_metric
+from ._core.registry import as_metric
 
 __all__ = ["pairwise", "is_symmetric", "LabelledMatrix"]
 
@@ -224,13 +224,13 @@ def _score_pair(metric, X, Y, label):
 
 
 def _prepare_one(metric, A, name):
-    return metric._prepare(A, name)
+    return metric._partial_fit(A, name)
 
 
 def _score_prepared(metric, a, b, label):
     try:
         pair = clone(metric)
-        return pair._finish(pair._fit_score_prepared(a, b))
+        return pair._finish(pair._finalize_fit_score(a, b))
     except (ValueError, TypeError) as exc:
         raise _labelled(exc, label) from exc
 
@@ -311,7 +311,7 @@ def pairwise(metric, reps, reps2=None, n_jobs=None, progress=False):
     >>> M.row_labels, M.to_frame().loc["input", "hidden"].round(2)
     (('input', 'hidden'), np.float64(0.56))
     """
-    metric = _as_metric(metric)
+    metric = as_metric(metric)
     first, names, row_labels, labelled = _as_list(reps, "reps")
     second, col_labels = first, row_labels
     if reps2 is not None:
@@ -330,7 +330,7 @@ def pairwise(metric, reps, reps2=None, n_jobs=None, progress=False):
     labels = [f"{names[i]} vs {names[j]}" for i, j in index_pairs]
     desc = f"{type(metric).__name__} pairwise"
     metric._validate_params()
-    if metric._prepare is None:
+    if metric._partial_fit is None:
         arrays = [as_float_array(A, name) for A, name in zip(union, names)]
         _check_stimuli(arrays, names)
         values = parallel_map(

@@ -21,7 +21,7 @@ from ._core.parallel import parallel_map
 from ._core.validation import as_float_array, check_random_state
 from .base import AlignmentMetric
 from .metrics.cca import CCA, PWCCA, SVCCA
-from .invariance import _as_metric
+from ._core.registry import as_metric
 
 __all__ = ["PermutationTestResult", "BootstrapResult", "IntervalExcludesEstimateWarning",
            "permutation_test", "bootstrap_ci"]
@@ -312,7 +312,7 @@ def permutation_test(metric, X, Y, n_permutations=1000, random_state=None, n_job
     >>> unrelated.alternative, unrelated.pvalue > 0.05
     ('less', True)
     """
-    metric = _as_metric(metric)
+    metric = as_metric(metric)
     n_permutations = _check_count(n_permutations, "n_permutations")
     alternative = _resolve_alternative(alternative, metric)
     statistic, X, Y = _observed(metric, X, Y)
@@ -433,7 +433,7 @@ def bootstrap_ci(metric, X, Y, n_bootstraps=1000, confidence=0.95, random_state=
     >>> bool(res.low < res.statistic < res.high), res.method, res.subsample_size
     (True, 'subsample', 100)
     """
-    metric = _as_metric(metric)
+    metric = as_metric(metric)
     n_bootstraps = _check_count(n_bootstraps, "n_bootstraps")
     if (isinstance(confidence, bool) or not isinstance(confidence, numbers.Real)
             or not 0.0 < confidence < 1.0):

@@ -18,9 +18,9 @@ import numpy as np
 from ._core.memory import check_memory
 from ._core.registry import available_metrics, get_metric, metric_class
 from .base import AlignmentMetric, Metric
-from .metrics.cka import _unbiased_hsic_terms
+from .metrics.hsic import unbiased_hsic_terms
 from .metrics.hsic import cka_from_hsic
-from .moments import PairMoments, _compact_factor, check_batch_pair, pair_from_sides, side
+from .moments import PairMoments, compact_factor, check_batch_pair, pair_from_sides, side
 
 __all__ = [
     "stream_score",
@@ -112,7 +112,7 @@ def _accumulate(batches, layout, row_terms, metric=None, factor=False):
         total = part if total is None else total + part
     if total is None:
         raise ValueError("batches is empty: pass at least one (X_batch, Y_batch) pair")
-    return _compact_factor(total)
+    return compact_factor(total)
 
 
 #: Statistics of rescaled batches (``exponents`` not 0) are brought back to the data's units for
@@ -399,7 +399,7 @@ class MinibatchCKA:
         A, B = check_batch_pair(X, Y, layout=self.layout, min_samples=4)
         # no power-of-two rescaling: the HSIC values of all batches must share one scale
         stats = PairMoments.from_arrays(A, B, row_terms=True, extrema=False, rescale=False)
-        xy, xx, yy = _unbiased_hsic_terms(stats.to_numpy().centred())
+        xy, xx, yy = unbiased_hsic_terms(stats.to_numpy().centred())
         self.hsic_xy_ += xy
         self.hsic_xx_ += xx
         self.hsic_yy_ += yy

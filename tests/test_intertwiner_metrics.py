@@ -526,7 +526,7 @@ def test_torch_path_equals_numpy_path_dense(rng, device_path, activation, estima
         expected, abs=1e-10)
     # the path really is torch's: a tensor validated on the device, its kernel a tensor
     A = metric._validate_one(X, "X", torch.device("cpu"))
-    assert isinstance(A, torch.Tensor) and isinstance(metric._prepare(A, "X").K, torch.Tensor)
+    assert isinstance(A, torch.Tensor) and isinstance(metric._partial_fit(A, "X").K, torch.Tensor)
 
 
 @pytest.mark.parametrize("estimator", ["max", "median"])
@@ -732,11 +732,11 @@ def test_prepared_states_on_different_backends_meet(rng):
     # pairwise may pair a numpy state with a tensor state: the value is the same
     X, Y = _generic(rng, n=30)
     metric = IntertwinerCKA()
-    a = metric._prepare(metric._validate_one(X, "X"), "X")
-    b = UnbiasedGram(torch.from_numpy(metric._prepare(metric._validate_one(Y, "Y"), "Y").K))
+    a = metric._partial_fit(metric._validate_one(X, "X"), "X")
+    b = UnbiasedGram(torch.from_numpy(metric._partial_fit(metric._validate_one(Y, "Y"), "Y").K))
     expected = _numpy_value(metric, X, Y)
-    assert metric._fit_score_prepared(a, b) == pytest.approx(expected, abs=1e-12)
-    assert metric._fit_score_prepared(b, a) == pytest.approx(expected, abs=1e-12)
+    assert metric._finalize_fit_score(a, b) == pytest.approx(expected, abs=1e-12)
+    assert metric._finalize_fit_score(b, a) == pytest.approx(expected, abs=1e-12)
 
 
 def test_value_is_symmetric(rng, seed7):

@@ -108,7 +108,7 @@ def test_per_representation_work_is_done_once(rng, monkeypatch):
     # Expected: L preparations and one pair step per computed pair (counted), with values
     # equal to fit_score's.
     calls = {"prepare": 0, "pair": 0}
-    prepare, pair = simmetrics.CCA._prepare, simmetrics.CCA._fit_score_prepared
+    prepare, pair = simmetrics.CCA._partial_fit, simmetrics.CCA._finalize_fit_score
 
     def counted_prepare(self, A, name):
         calls["prepare"] += 1
@@ -118,12 +118,12 @@ def test_per_representation_work_is_done_once(rng, monkeypatch):
         calls["pair"] += 1
         return pair(self, a, b)
 
-    monkeypatch.setattr(simmetrics.CCA, "_prepare", counted_prepare)
-    monkeypatch.setattr(simmetrics.CCA, "_fit_score_prepared", counted_pair)
+    monkeypatch.setattr(simmetrics.CCA, "_partial_fit", counted_prepare)
+    monkeypatch.setattr(simmetrics.CCA, "_finalize_fit_score", counted_pair)
     layers = _layers(rng, widths=(5, 4, 6, 3, 2))
     M = simmetrics.pairwise("cca", layers)
     assert calls == {"prepare": 5, "pair": 15}  # 5 + 4 + ... + 1 unordered pairs
-    # same code, same input: fit_score runs the same _prepare and pair step (Metric._fit_score)
+    # same code, same input: fit_score runs the same _partial_fit and pair step (Metric._fit_score)
     assert M[1, 3] == simmetrics.CCA().fit_score(layers[1], layers[3])
 
 
@@ -207,7 +207,7 @@ def test_two_lists_give_a_rectangular_matrix(rng):
     M = simmetrics.pairwise("linear_cka", first, second)
     assert M.shape == (2, 3)
     # same code, same input: at n = 40 and these widths pairwise and fit_score both take the
-    # feature-space route (_prepare, then the pair step), so the values are bit-identical
+    # feature-space route (_partial_fit, then the pair step), so the values are bit-identical
     for i, a in enumerate(first):
         for j, b in enumerate(second):
             assert M[i, j] == simmetrics.LinearCKA().fit_score(a, b)

@@ -450,13 +450,13 @@ def test_memory_errors_are_one_line(capsys, tmp_path, rng, monkeypatch, command)
     np.save(tmp_path / "y.npy", rng.normal(size=(10, 3)))
     argv = [command, tmp_path / "x.npy", tmp_path / "y.npy", "-m", "kernel_cka"]
     monkeypatch.setattr(simmetrics.KernelCKA, "fit_score", _raise(MemoryError(NUMPY_OOM)))
-    monkeypatch.setattr(simmetrics.KernelCKA, "_prepare", _raise(MemoryError(NUMPY_OOM)))
+    monkeypatch.setattr(simmetrics.KernelCKA, "_partial_fit", _raise(MemoryError(NUMPY_OOM)))
     assert_one_line_error(*run(capsys, *argv),
                           r"out of memory .*x.npy.*y.npy.*8.90 GiB.* fewer stimuli")
     budget = MemoryBudgetError("KernelCKA on 34,560 rows needs about 8.9 GiB, more than the "
                                "memory budget of 1.0 GiB; instead: pool positions")
     monkeypatch.setattr(simmetrics.KernelCKA, "fit_score", _raise(budget))
-    monkeypatch.setattr(simmetrics.KernelCKA, "_prepare", _raise(budget))
+    monkeypatch.setattr(simmetrics.KernelCKA, "_partial_fit", _raise(budget))
     assert_one_line_error(*run(capsys, *argv), r"x.npy.*8.9 GiB, more than the memory budget")
 
 

@@ -418,7 +418,7 @@ def test_kernel_cka_with_a_tiny_bandwidth_is_the_identity_kernel(sigma):
                                         ("threshold", np.nan), ("threshold", 0.0)])
 def test_degenerate_bandwidths_are_named_not_blamed_on_the_samples(attr, value):
     # The public entry point (whichever check answers first) and the kernel code itself
-    # (_prepare, set after construction so that the parameter constraints are bypassed) must
+    # (_partial_fit, set after construction so that the parameter constraints are bypassed) must
     # name the parameter; KernelCKA(sigma=inf) used to say "too few samples".
     g = np.random.default_rng(0)
     X = g.normal(size=(20, 3))
@@ -427,7 +427,7 @@ def test_degenerate_bandwidths_are_named_not_blamed_on_the_samples(attr, value):
     metric = KernelCKA()
     setattr(metric, attr, value)
     with pytest.raises(ValueError) as kernel:
-        metric._prepare(X, "X")
+        metric._partial_fit(X, "X")
     for exc in (public, kernel):
         assert attr in str(exc.value) and "too few samples" not in str(exc.value)
     with pytest.raises(ValueError, match="sigma"):

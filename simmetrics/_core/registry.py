@@ -2,7 +2,7 @@
 
 import difflib
 
-__all__ = ["register", "available_metrics", "get_metric", "metric_class"]
+__all__ = ["register", "available_metrics", "get_metric", "metric_class", "as_metric"]
 
 _METRICS = {}
 _ALIASES = {}
@@ -68,3 +68,15 @@ def get_metric(name, **params):
     LinearCKA(debiased=True)
     """
     return metric_class(name)(**params)
+
+
+def as_metric(metric):
+    """``metric`` itself if it is a :class:`simmetrics.Metric`, the registered metric of that
+    name if it is a str (:func:`get_metric`); a ``TypeError`` naming ``metric`` otherwise."""
+    from ..base import Metric
+
+    if isinstance(metric, str):
+        return get_metric(metric)
+    if not isinstance(metric, Metric):
+        raise TypeError(f"metric must be a metric name or a simmetrics Metric, got {metric!r}")
+    return metric

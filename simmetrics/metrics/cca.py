@@ -202,12 +202,12 @@ class CCA(_RecordsTheFit):
 
     # the per-representation step (simmetrics.pairwise): an orthonormal basis of the centred
     # data; the pair step: the singular values of Ux'Uy
-    def _prepare(self, A, name):
+    def _partial_fit(self, A, name):
         _check_statistic(self.statistic)
         check_nonconstant(A, name)
         return _centred_basis(A)
 
-    def _fit_score_prepared(self, a, b):
+    def _finalize_fit_score(self, a, b):
         self.canonical_correlations_ = _principal_angles(a[0], b[0])[1]
         return _summarise(self.canonical_correlations_, self.statistic)
 
@@ -334,14 +334,14 @@ class SVCCA(_RecordsTheFit):
         self.layout = layout
 
     # per representation (simmetrics.pairwise): its top singular directions
-    def _prepare(self, A, name):
+    def _partial_fit(self, A, name):
         _check_variance(self.variance)
         _check_statistic(self.statistic)
         check_nonconstant(A, name)
         U, s, _ = _centred_basis(A)
         return _top_directions(U, s, float(self.variance))
 
-    def _fit_score_prepared(self, Ux, Uy):
+    def _finalize_fit_score(self, Ux, Uy):
         self.canonical_correlations_ = _principal_angles(Ux, Uy)[1]
         self.n_components_x_ = Ux.shape[1]
         self.n_components_y_ = Uy.shape[1]
@@ -468,12 +468,12 @@ class PWCCA(_RecordsTheFit):
             raise ValueError(f"side must be one of {_SIDES}, got {self.side!r}")
 
     # per representation (simmetrics.pairwise): the SVD of the centred data
-    def _prepare(self, A, name):
+    def _partial_fit(self, A, name):
         self._check_side()
         check_nonconstant(A, name)
         return _centred_basis(A)
 
-    def _fit_score_prepared(self, a, b):
+    def _finalize_fit_score(self, a, b):
         (Ux, sx, Vxt), (Uy, sy, Vyt) = a, b
         self.canonical_correlations_, self.weights_x_, self.weights_y_ = _pwcca_weights(
             *_principal_angles(Ux, Uy), sx, Vxt, sy, Vyt)

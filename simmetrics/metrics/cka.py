@@ -9,6 +9,7 @@ both self-terms (Nguyen, Raghu, Kornblith, ICLR 2021), never a mix of the two.
 
 import numpy as np
 
+from .._core.backend import is_tensor, on_accelerator, to_numpy
 from .._core.linalg import center, clearly_varying, looks_near_centred, near_centred, pow2_rescale
 from .._core.parallel import parallel_map
 from .._core.params import Boolean, Interval, Options, Real
@@ -17,7 +18,7 @@ from .._core.validation import check_nonconstant
 from ..base import Metric, param_dependent
 from .hsic import (
     UnbiasedGram,
-    _linear_hsic_unbiased_parts,
+    unbiased_hsic_terms,
     cka_from_hsic,
     hsic_biased,
     hsic_self,
@@ -25,8 +26,6 @@ from .hsic import (
     u_centred,
 )
 from ..moments import (
-    _is_torch,
-    _numpy,
     _torch_matrix,
     check_batch_pair,
     check_nonconstant_array,
@@ -68,7 +67,7 @@ def linear_cka(X, Y, debiased=False):
         U-centred Gram matrices, so Cauchy-Schwarz bounds the ratio).
     """
     debiased = bool(debiased)
-    if _is_torch(X) or _is_torch(Y) or not _gram_space(X.shape[0], X.shape[1], Y.shape[1]):
+    if is_tensor(X) or is_tensor(Y) or not _gram_space(X.shape[0], X.shape[1], Y.shape[1]):
         sides = (_feature_side(X, "X", debiased), _feature_side(Y, "Y", debiased))
         return _cka_of_sides(*sides, debiased)
     F, G = _gram_factor(X, debiased), _gram_factor(Y, debiased)
@@ -107,7 +106,7 @@ def _cka_of_sides(a, b, debiased):
     value, trusted = _cka_from_moments(pair_from_sides(a, b), debiased)
     if trusted:
         return value
-    return gram_space_cka([_numpy(a.data), _numpy(b.data)], [(0, 1)], debiased=True)[0]
+    return gram_space_cka([to_numpy(a.data), to_numpy(b.data)], [(0, 1)], debiased=True)[0]
 
 
 def _gram_factor(A, debiased=False):
@@ -174,7 +173,7 @@ def _feature_side(A, name, debiased):
     only when the variance is small enough to be the rounding noise of constant columns; a
     representation with zero variance raises a ``ValueError`` naming ``name``.
     """
-    if _is_torch(A):
+    if is_tensor(A):
         return _torch_side(A, name, debiased)
     limit = _RAW_OVER_CENTRED[debiased]
     shift = 0 if looks_near_centred(A, limit) else "mean"
@@ -333,22 +332,6 @@ def gram_space_cka(reps, pairs, debiased=False, n_jobs=None, progress=False, des
     return [cka_from_hsic(hsic(i, j), hsic(i, i), hsic(j, j), "unbiased") for i, j in pairs]
 
 
-def _unbiased_hsic_terms(S, magnitudes=False):
-    """HSIC1(X, Y), HSIC1(X, X), HSIC1(Y, Y) of linear kernels from :class:`PairMoments`;
-    with ``magnitudes``, pairs (value, magnitude) of
-    :func:`simmetrics.metrics.hsic._linear_hsic_unbiased_parts`."""
-    x, y = S.x, S.y
-    parts = (
-        _linear_hsic_unbiased_parts(S.n, S.cross, S.row_cross, x.sum, y.sum, x.row_sq_sum,
-                                    y.row_sq_sum, S.x_row_y, S.y_row_x),
-        _linear_hsic_unbiased_parts(S.n, x.gram, x.row_sq_sq, x.sum, x.sum, x.row_sq_sum,
-                                    x.row_sq_sum, x.row_sq_first, x.row_sq_first),
-        _linear_hsic_unbiased_parts(S.n, y.gram, y.row_sq_sq, y.sum, y.sum, y.row_sq_sum,
-                                    y.row_sq_sum, y.row_sq_first, y.row_sq_first),
-    )
-    return parts if magnitudes else tuple(value for value, _ in parts)
-
-
 #: The debiased CKA from second moments is trusted while its rounding-error amplification
 #: (:func:`_moments_amplification`) is at most this: eps times it is then below 1.5e-11, the
 #: accuracy the streaming and whole-data routes are held to (ordinary data: 2 to 20, d / n).
@@ -380,7 +363,7 @@ def _cka_from_moments(stats, debiased):
         tx, ty = np.trace(S.x.gram), np.trace(S.y.gram)  # ||Xc||_F^2, ||Yc||_F^2
         if tx > 0.0 and ty > 0.0:
             S = S.scaled(1.0 / np.sqrt(tx), 1.0 / np.sqrt(ty))
-        parts = _unbiased_hsic_terms(S, magnitudes=True)
+        parts = unbiased_hsic_terms(S, magnitudes=True)
         if not _moments_amplification(parts) <= _MAX_AMPLIFICATION:
             return np.nan, False
         return cka_from_hsic(*(value for value, _ in parts), "unbiased"), True
@@ -512,18 +495,18 @@ class LinearCKA(Metric):
     def _validate_one(self, A, name):
         # torch tensors on an accelerator stay there (the products run on the device); CPU
         # tensors and everything else become float64 numpy arrays as for every metric
-        if _on_accelerator(A):
+        if on_accelerator(A):
             return _torch_matrix(A, name, self.layout, self.min_samples)
         return super()._validate_one(A, name)
 
     def _validate(self, X, Y):
-        if _on_accelerator(X) or _on_accelerator(Y):  # a numpy partner joins the tensor there
+        if on_accelerator(X) or on_accelerator(Y):  # a numpy partner joins the tensor there
             return check_batch_pair(X, Y, layout=self.layout, min_samples=self.min_samples)
         return super()._validate(X, Y)
 
     def _score(self, X, Y):
-        if _is_torch(X) or not _gram_space(X.shape[0], X.shape[1], Y.shape[1]):
-            return self._fit_score_prepared(self._prepare(X, "X"), self._prepare(Y, "Y"))
+        if is_tensor(X) or not _gram_space(X.shape[0], X.shape[1], Y.shape[1]):
+            return self._finalize_fit_score(self._partial_fit(X, "X"), self._partial_fit(Y, "Y"))
         check_nonconstant(X, "X")
         check_nonconstant(Y, "Y")
         return linear_cka(X, Y, debiased=bool(self.debiased))
@@ -532,16 +515,16 @@ class LinearCKA(Metric):
         return self._score(X, Y)  # nothing to fit
 
     # -- pairwise (simmetrics.pairwise): feature space per pair, or Gram space in blocks ----
-    def _prepare(self, A, name):
+    def _partial_fit(self, A, name):
         return _feature_side(A, name, bool(self.debiased))
 
-    def _fit_score_prepared(self, a, b):
+    def _finalize_fit_score(self, a, b):
         return _cka_of_sides(a, b, bool(self.debiased))
 
     def _pairwise_values(self, reps, pairs, names, n_jobs=None, progress=False):
         """The values of ``pairs`` of numpy representations in Gram space, when that is
         cheaper than feature space for the whole set (:func:`_gram_cheaper`); else None."""
-        if any(_is_torch(A) for A in reps):
+        if any(is_tensor(A) for A in reps):
             return None
         if not _gram_cheaper(reps[0].shape[0], [A.shape[1] for A in reps], pairs):
             return None
@@ -559,12 +542,6 @@ class LinearCKA(Metric):
         check_nonconstant_moments(stats.x, "X")
         check_nonconstant_moments(stats.y, "Y")
         return linear_cka_from_moments(stats, debiased=bool(self.debiased))
-
-
-def _on_accelerator(A):
-    # "meta" tensors hold no values: they go the standard way, whose validation says so
-    device = getattr(getattr(A, "device", None), "type", "cpu")
-    return _is_torch(A) and device not in ("cpu", "meta")
 
 
 #: An entry of the Gram form sq_i + sq_j - 2 x_i'x_j below this fraction of sq_i + sq_j has
@@ -879,7 +856,7 @@ class KernelCKA(Metric):
         return np.expm1(D, out=D)
 
     # per representation (simmetrics.pairwise): the Gram matrix and its HSIC with itself
-    def _prepare(self, A, name):
+    def _partial_fit(self, A, name):
         check_nonconstant(A, name)
         K = self._gram(A, name)
         if self.debiased:
@@ -893,7 +870,7 @@ class KernelCKA(Metric):
         # removes) raises in cka_from_hsic instead of giving a ratio of noise
         return K, hsic_self(K, "biased")
 
-    def _fit_score_prepared(self, a, b):
+    def _finalize_fit_score(self, a, b):
         if self.debiased:
             return cka_from_hsic(a.hsic(b), a.self_hsic, b.self_hsic, "unbiased")
         (K, self_k), (L, self_l) = a, b

@@ -191,11 +191,11 @@ def linear_hsic_unbiased_sums(n, cross, row_cross, x_sum, y_sum, x_row_sq, y_row
     >>> bool(abs(value - hsic_unbiased(X @ X.T, Y @ Y.T)) < 1e-12)
     True
     """
-    return _linear_hsic_unbiased_parts(n, cross, row_cross, x_sum, y_sum, x_row_sq, y_row_sq,
+    return linear_hsic_unbiased_parts(n, cross, row_cross, x_sum, y_sum, x_row_sq, y_row_sq,
                                        x_row_y, y_row_x)[0]
 
 
-def _linear_hsic_unbiased_parts(n, cross, row_cross, x_sum, y_sum, x_row_sq, y_row_sq, x_row_y,
+def linear_hsic_unbiased_parts(n, cross, row_cross, x_sum, y_sum, x_row_sq, y_row_sq, x_row_y,
                                 y_row_x):
     """:func:`linear_hsic_unbiased_sums` and the size of what it cancels: the same formula
     with every term taken in absolute value (the products of magnitudes for k_sum l_sum),
@@ -405,3 +405,19 @@ class UnbiasedGram:
             raise ValueError(f"K and L must have the same size, got {self.n} and {other.n}")
         trace = _frobenius_inner(self.K, other.K) - float(self.diag @ other.diag)
         return hsic_unbiased_from_sums(self.n, trace, self.rows, other.rows)
+
+
+def unbiased_hsic_terms(S, magnitudes=False):
+    """HSIC1(X, Y), HSIC1(X, X), HSIC1(Y, Y) of linear kernels from :class:`PairMoments`;
+    with ``magnitudes``, pairs (value, magnitude) of
+    :func:`simmetrics.metrics.hsic.linear_hsic_unbiased_parts`."""
+    x, y = S.x, S.y
+    parts = (
+        linear_hsic_unbiased_parts(S.n, S.cross, S.row_cross, x.sum, y.sum, x.row_sq_sum,
+                                    y.row_sq_sum, S.x_row_y, S.y_row_x),
+        linear_hsic_unbiased_parts(S.n, x.gram, x.row_sq_sq, x.sum, x.sum, x.row_sq_sum,
+                                    x.row_sq_sum, x.row_sq_first, x.row_sq_first),
+        linear_hsic_unbiased_parts(S.n, y.gram, y.row_sq_sq, y.sum, y.sum, y.row_sq_sum,
+                                    y.row_sq_sum, y.row_sq_first, y.row_sq_first),
+    )
+    return parts if magnitudes else tuple(value for value, _ in parts)

@@ -26,6 +26,8 @@ import numbers
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
+from .._core.backend import (get_backend, is_tensor, like, on_accelerator, tensor_from_numpy,
+                             to_numpy)
 from .._core.linalg import center, frobenius_norm, orthonormal_basis, pow2_rescale, times_pow2
 from .._core.memory import check_memory, format_bytes, get_memory_budget, gram_bytes
 from .._core.params import Boolean, Integral, Interval, Options
@@ -39,25 +41,16 @@ from .._core.validation import (
     shape_of,
 )
 from ..base import GROUP_NAMES, AlignmentMetric, Metric, param_dependent
-from .cka import _on_accelerator
 from .hsic import UnbiasedGram, cka_from_hsic, u_centred
 from ..moments import (
-    _colmax,
-    _is_torch,
-    _like,
-    _numpy,
-    _tensor_from_numpy,
     _torch_matrix,
     check_nonconstant_array,
     check_nonconstant_moments,
     gram_factor,
     rows_svd,
 )
+from .._core.solvers import assignment_from_cross, cross_in_range, pad2, rotation_from_cross
 from .shape import (
-    _assignment_from_cross,
-    _cross_in_range,
-    _pad2,
-    _rotation_from_cross,
     angular_distance,
     optimal_permutation,
     procrustes_rotation,
@@ -182,7 +175,7 @@ def optimal_signed_permutation(A, B):
     >>> perm.tolist(), signs.tolist()
     ([1, 2, 0], [-1.0, -1.0, -1.0])
     """
-    return _signed_assignment_from_cross(_cross_in_range(A, B))
+    return _signed_assignment_from_cross(cross_in_range(A, B))
 
 
 def _signed_assignment_from_cross(C):
@@ -366,22 +359,22 @@ def _torch():
 
 
 def _permuted(A, axes):
-    return A.permute(*axes) if _is_torch(A) else A.transpose(axes)
+    return A.permute(*axes) if is_tensor(A) else A.transpose(axes)
 
 
 def _contiguous(A):
-    return A.contiguous() if _is_torch(A) else np.ascontiguousarray(A)
+    return A.contiguous() if is_tensor(A) else np.ascontiguousarray(A)
 
 
 def _empty(shape, like):
     """An uninitialised float64 array of the backend (and device) of ``like``."""
-    if _is_torch(like):
+    if is_tensor(like):
         return _torch().empty(shape, dtype=_torch().float64, device=like.device)
     return np.empty(shape)
 
 
 def _outer_into(a, b, out):
-    if _is_torch(out):
+    if is_tensor(out):
         _torch().outer(a, b, out=out)
     else:
         np.multiply.outer(a, b, out=out)
@@ -389,14 +382,14 @@ def _outer_into(a, b, out):
 
 def _maximum_into(a, b):
     """a <- max(a, b), elementwise and in place."""
-    if _is_torch(a):
+    if is_tensor(a):
         _torch().maximum(a, b, out=a)
     else:
         np.maximum(a, b, out=a)
 
 
 def _matmul_into(a, b, out):
-    if _is_torch(out):
+    if is_tensor(out):
         _torch().matmul(a, b, out=out)
     else:
         np.matmul(a, b, out=out)
@@ -406,7 +399,7 @@ def _channel_reduce(block, estimator, axis, mid):
     """The maximum along ``axis``, or the lower median: the element of rank ``mid`` (from 0) of
     the sorted values, ``mid = (C - 1) // 2`` (torch's ``median`` convention). Both select one
     of the values, so numpy and torch give the same bits."""
-    if _is_torch(block):
+    if is_tensor(block):
         return block.amax(axis) if estimator == "max" else block.median(axis).values
     if estimator == "max":
         return block.max(axis=axis)
@@ -414,11 +407,11 @@ def _channel_reduce(block, estimator, axis, mid):
 
 
 def _triu(A, k=0):
-    return _torch().triu(A, k) if _is_torch(A) else np.triu(A, k)
+    return _torch().triu(A, k) if is_tensor(A) else np.triu(A, k)
 
 
 def _zero_diagonal(K):
-    if _is_torch(K):
+    if is_tensor(K):
         K.fill_diagonal_(0.0)
     else:
         np.fill_diagonal(K, 0.0)
@@ -432,21 +425,21 @@ def _unit_channels(rows):
     in [0.5, sqrt(m)] for m rows: no square and no reciprocal over- or underflows, even for
     channels of 1e300 or of subnormal values. The d exponents and norms are computed on the
     CPU; the passes over ``rows`` run where it lives."""
-    top = _numpy(_colmax(abs(rows)))
+    top = to_numpy(get_backend(rows).colmax(abs(rows)))
     e = np.where(top > 0.0, np.frexp(top)[1], 0)
     first = np.minimum(-e, 1023)  # 2**first is a float; the rest (subnormal columns) next
-    scaled = rows * _like(np.ldexp(1.0, first), rows)
+    scaled = rows * like(np.ldexp(1.0, first), rows)
     if np.any(first != -e):
-        scaled = scaled * _like(np.ldexp(1.0, -e - first), rows)
-    norms = np.sqrt(np.atleast_1d(_numpy((scaled * scaled).sum(0))))
-    return scaled * _like(_reciprocal(norms), rows)
+        scaled = scaled * like(np.ldexp(1.0, -e - first), rows)
+    norms = np.sqrt(np.atleast_1d(to_numpy((scaled * scaled).sum(0))))
+    return scaled * like(_reciprocal(norms), rows)
 
 
 def _column_space(Xc):
     """An orthonormal basis of the column space of ``Xc``, by the rank rule of
     :func:`simmetrics._core.linalg.orthonormal_basis` (singular values below max(n, d) eps s_max
     dropped); torch's SVD for a tensor, on its device."""
-    if not _is_torch(Xc):
+    if not is_tensor(Xc):
         return orthonormal_basis(Xc)[0]
     U, s, _ = _torch().linalg.svd(Xc, full_matrices=False)
     rtol = max(Xc.shape) * np.finfo(np.float64).eps
@@ -457,7 +450,7 @@ def _column_space(Xc):
 def _tile_elements(H):
     """Default tile size: :data:`_TILE_ELEMENTS` on the CPU, :data:`_DEVICE_TILE_ELEMENTS` on
     an accelerator."""
-    on_cpu = not _is_torch(H) or H.device.type == "cpu"
+    on_cpu = not is_tensor(H) or H.device.type == "cpu"
     return _TILE_ELEMENTS if on_cpu else _DEVICE_TILE_ELEMENTS
 
 
@@ -549,12 +542,12 @@ def channel_kernel(H, estimator="max", chunk_size=None):
     if estimator not in _CKA_ESTIMATORS:
         raise ValueError(f"estimator must be one of {_CKA_ESTIMATORS}, got {estimator!r}")
     chunk_size = _check_chunk_size(chunk_size)
-    if _is_torch(H):
+    if is_tensor(H):
         H = H.detach().to(_torch().float64)
     if H.ndim == 2:
         H = H[:, :, None]
     n, C, P = H.shape
-    shape = _tile_shape(n, C, P, estimator, chunk_size, _is_torch(H), _tile_elements(H))
+    shape = _tile_shape(n, C, P, estimator, chunk_size, is_tensor(H), _tile_elements(H))
     if P == 1 and estimator == "max":
         # one channel at a time, its outer product folded into a running maximum: no
         # (r, c, C) array, so a tile is only two r x c arrays that stay in cache; about 1.6
@@ -980,7 +973,7 @@ class IntertwinerProcrustes(AlignmentMetric):
         A = zero_pad(self._heldout_factors(Xc, self._wx, self._ex), width)
         B = zero_pad(self._heldout_factors(Yc, self._wy, self._ey), width)
         perm, signs = _rematch_undetermined(
-            lambda rows, cols: _cross_in_range(A[:, rows], B[:, cols]), self._perm,
+            lambda rows, cols: cross_in_range(A[:, rows], B[:, cols]), self._perm,
             self._signs, *self._silent, signed=self.group_ in _SIGNED)
         return A, B[:, perm] * signs
 
@@ -1076,7 +1069,7 @@ class IntertwinerProcrustes(AlignmentMetric):
             M = wx.T @ C @ wy
             a, b = wx.T @ dx, wy.T @ dy
         width = max(Gx.shape[0], Gy.shape[0])
-        return aa, bb, _pad2(M, width, width), _pad1(a, width), _pad1(b, width), kx, ky
+        return aa, bb, pad2(M, width, width), _pad1(a, width), _pad1(b, width), kx, ky
 
     def _fit_from_moments(self, stats):
         self.group_ = self._check_params()
@@ -1099,11 +1092,11 @@ class IntertwinerProcrustes(AlignmentMetric):
         aa, bb, M, a, b, _, _ = self._canonical_parts(parts, (ex, ey))
         M = M + n * np.outer(a, b)  # A'B, the two parts at one level (for the alignment only)
         if self.group_ == "invertible_linear":
-            self._rotation = _rotation_from_cross(pow2_rescale(M.T))
+            self._rotation = rotation_from_cross(pow2_rescale(M.T))
         elif self.group_ in _SIGNED:
             self._perm, self._signs = _signed_assignment_from_cross(M)
         else:
-            self._perm, self._signs = _assignment_from_cross(pow2_rescale(M)), np.ones(len(M))
+            self._perm, self._signs = assignment_from_cross(pow2_rescale(M)), np.ones(len(M))
         self._describe_alignment(S.x.width, S.y.width, self._ex, self._ey)
 
     def _fit_identity_from_rows(self, S):
@@ -1313,7 +1306,7 @@ def _on_device_path(A):
     float64 arithmetic (CUDA and the like). MPS has no float64, so MPS tensors take the CPU
     path (copied to the CPU, as every metric's validation does). The tests send CPU tensors
     down this path by patching this function."""
-    return _on_accelerator(A) and A.device.type != "mps"
+    return on_accelerator(A) and A.device.type != "mps"
 
 
 def _same_place(a, b):
@@ -1321,13 +1314,13 @@ def _same_place(a, b):
     they differ (pairwise over representations on different devices), the CPU one (numpy or
     torch) is copied to the other's device."""
     def where(state):
-        return state.K.device if _is_torch(state.K) else None
+        return state.K.device if is_tensor(state.K) else None
 
     if where(a) == where(b):
         return a, b
     if where(b) is None or where(b).type == "cpu":
-        return a, UnbiasedGram(_like(b.K, a.K))
-    return UnbiasedGram(_like(a.K, b.K)), b
+        return a, UnbiasedGram(like(b.K, a.K))
+    return UnbiasedGram(like(a.K, b.K)), b
 
 
 @register("intertwiner_cka", aliases=("g_cka",))
@@ -1505,8 +1498,8 @@ class IntertwinerCKA(Metric):
         from positions, and the alternatives."""
         group = intertwiner_group_name(self.activation)
         shapes = [_kernel_input_shape(raw, M) for raw, M in inputs]
-        torch_like = any(_is_torch(M) for _, M in inputs)
-        tiles = next((_tile_elements(M) for _, M in inputs if _is_torch(M)), _TILE_ELEMENTS)
+        torch_like = any(is_tensor(M) for _, M in inputs)
+        tiles = next((_tile_elements(M) for _, M in inputs if is_tensor(M)), _TILE_ELEMENTS)
 
         def peak(summed):
             return _cka_peak_bytes(shapes, summed, group, self.estimator, self.chunk_size,
@@ -1560,8 +1553,8 @@ class IntertwinerCKA(Metric):
             M = check_representation(A, name, layout=self.layout, min_samples=1)
         else:
             torch = _torch()
-            if not _is_torch(A):
-                A = _tensor_from_numpy(as_float_array(A, name))
+            if not is_tensor(A):
+                A = tensor_from_numpy(as_float_array(A, name))
             if isinstance(A, torch.Tensor) and A.device.type != "meta" and A.device != device:
                 A = A.to(device)
             M = _torch_matrix(A, name, self.layout, min_samples)
@@ -1576,18 +1569,18 @@ class IntertwinerCKA(Metric):
         return _contiguous(_permuted(M.reshape(n, -1, M.shape[1]), (0, 2, 1)))
 
     # -- the value: one kernel per input, then the HSIC of the pair -------------------------
-    def _prepare(self, A, name):
+    def _partial_fit(self, A, name):
         """The kernel of one validated input, with its HSIC sums
         (:class:`simmetrics.metrics.hsic.UnbiasedGram`), where the input lives."""
         group = self._check_params()
         H = A if A.ndim == 3 else A[:, :, None]
         check_nonconstant_array(_rows(H), name)
-        if _TORCH_ON_CPU and not _is_torch(H):
-            H = _tensor_from_numpy(H)
+        if _TORCH_ON_CPU and not is_tensor(H):
+            H = tensor_from_numpy(H)
         K = _intertwiner_kernel(H, group, self.estimator, self.chunk_size)
         return UnbiasedGram(u_centred(K))
 
-    def _fit_score_prepared(self, a, b):
+    def _finalize_fit_score(self, a, b):
         a, b = _same_place(a, b)
         # self-terms with hsic_self's floor: a kernel that the U-centring removes (the
         # whitened kernel with n - 1 <= d) gives rounding noise, returned as 0 so CKA raises
@@ -1688,7 +1681,7 @@ def paper_grelu_cka(H1, H2, estimator="max"):
     1.0
     """
     # the number of axes only: a tensor is not copied off its device for it
-    ndim = max(H.ndim if _is_torch(H) and hasattr(H, "ndim") else np.ndim(as_float_array(H, name))
+    ndim = max(H.ndim if is_tensor(H) and hasattr(H, "ndim") else np.ndim(as_float_array(H, name))
                for H, name in ((H1, "H1"), (H2, "H2")))
     layout = "nchw" if ndim == 4 else None
     metric = IntertwinerCKA("positive_scaled_permutation", estimator=estimator,

@@ -464,7 +464,7 @@ class RSA(Metric):
                         "once (the RDMs and their ranks)")
 
     # per representation (simmetrics.pairwise): its RDM, ready to be correlated
-    def _prepare(self, A, name):
+    def _partial_fit(self, A, name):
         self._check_params()
         # The RDM is exactly proportional to the one of the rescaled data, and every
         # comparison ignores a positive factor, so rescale first to keep squares in range.
@@ -474,7 +474,7 @@ class RSA(Metric):
         bounds = None if self.compare == "pearson" else _RoundingBounds(A, self.rdm, r)
         return _rdm_vector(r, self.compare, name, float(self.rdm == "correlation"), bounds)
 
-    def _fit_score_prepared(self, a, b):
+    def _finalize_fit_score(self, a, b):
         return _compare_vectors(a, b, self.compare)
 
 
@@ -892,8 +892,8 @@ class MutualKNN(Metric):
         return A
 
     # per representation (simmetrics.pairwise): its neighbours and their weights
-    def _prepare(self, A, name):
+    def _partial_fit(self, A, name):
         return _neighbourhoods(A, int(self.k), name)
 
-    def _fit_score_prepared(self, a, b):
+    def _finalize_fit_score(self, a, b):
         return _shared_weight(a, b) / (a.n * a.k)

@@ -17,7 +17,6 @@ and representations of different widths are compared by zero-padding the narrowe
 """
 
 import numpy as np
-from scipy.optimize import linear_sum_assignment
 
 from .._core.linalg import (
     abs_max,
@@ -31,11 +30,15 @@ from .._core.linalg import (
     times_pow2,
 )
 from .._core.memory import check_memory
+from .._core.solvers import (SAFE_HIGH as _SAFE_HIGH, SAFE_LOW as _SAFE_LOW,
+                              assignment_from_cross, cross_in_range, pad2,
+                              rotation_from_cross)
 from .._core.params import Boolean, Interval, Options, Real
 from .._core.registry import register
 from .._core.validation import check_nonconstant
 from ..base import AlignmentMetric, param_dependent
-from ..moments import _numpy, check_nonconstant_moments, gram_factor, rows_svd
+from .._core.backend import to_numpy
+from ..moments import check_nonconstant_moments, gram_factor, rows_svd
 
 __all__ = [
     "ShapeMetric",
@@ -114,9 +117,6 @@ def angular_distance(A, B):
     return 2.0 * np.arctan2(np.linalg.norm(a - b), np.linalg.norm(a + b))
 
 
-# Magnitudes of norms and cross-products computed without rescaling that are trusted: inside
-# this window no square or product of the entries that matter has overflowed or underflowed.
-_SAFE_LOW, _SAFE_HIGH = 2.0**-400, 2.0**400
 
 
 def _distance(A, B, score_method):
@@ -276,25 +276,7 @@ def procrustes_rotation(A, B):
     # of two so that B'A neither overflows (entries of 1e300) nor underflows (1e-300). Data in
     # range skip the two copies: B'A is computed as is and redone rescaled only if it left the
     # window (there the rescaling is exact and would change nothing)
-    return _rotation_from_cross(_cross_in_range(B, A))
-
-
-def _cross_in_range(A, B):
-    """A'B, computed as is when it lands inside the trusted window (no over- or underflow that
-    matters), else from power-of-two rescaled A and B (exact: for the scale-free uses here, the
-    rotation and the assignment, the result is the same). Skips two copies of the data."""
-    with np.errstate(over="ignore", under="ignore", invalid="ignore"):  # redone below
-        M = A.T @ B
-    top = float(np.max(np.abs(M))) if M.size else 0.0
-    if not _SAFE_LOW <= top <= _SAFE_HIGH:
-        M = pow2_rescale(A).T @ pow2_rescale(B)
-    return M
-
-
-def _rotation_from_cross(M):
-    """U V' from the SVD U S V' of M = B'A: the rotation of :func:`procrustes_rotation`."""
-    U, _, Vt = np.linalg.svd(M)
-    return U @ Vt
+    return rotation_from_cross(cross_in_range(B, A))
 
 
 def _closest_optimal_rotation(M, width=None):
@@ -406,15 +388,7 @@ def optimal_permutation(A, B):
     [1, 2, 0]
     """
     # invariant to positive scalings of A and B: rescaled where A'B would leave the range
-    return _assignment_from_cross(_cross_in_range(A, B))
-
-
-def _assignment_from_cross(C):
-    """The permutation of :func:`optimal_permutation` from the cross-product C = A'B."""
-    rows, cols = linear_sum_assignment(C, maximize=True)
-    perm = np.empty(C.shape[0], dtype=np.intp)
-    perm[rows] = cols
-    return perm
+    return assignment_from_cross(cross_in_range(A, B))
 
 
 def soft_matching_plan(A, B):
@@ -549,7 +523,7 @@ class _CenteredAlignment(AlignmentMetric):
     """Shared machinery: parameter checks, centring with means learned in fit, input checks,
     score = distance between the two aligned matrices returned by ``_transform``.
 
-    ``fit`` and ``fit_score`` run a per-representation step (:meth:`_prepare`: centring and,
+    ``fit`` and ``fit_score`` run a per-representation step (:meth:`_partial_fit`: centring and,
     for partial whitening, the whitener) and a pair step (the alignment from the centred
     cross-products); :func:`simmetrics.pairwise` runs the first once per representation. On the
     fitting data the value comes from the products the alignment was found with (the nuclear
@@ -577,18 +551,18 @@ class _CenteredAlignment(AlignmentMetric):
         for name, A in (("X", X), ("Y", Y)):
             _check_one(A, name, self.center_columns)
 
-    def _prepare(self, A, name):
+    def _partial_fit(self, A, name):
         self._check_params()
         return _prepared_plain(A, name, self.center_columns)
 
     def _fit(self, X, Y):
-        self._fit_prepared(self._prepare(X, "X"), self._prepare(Y, "Y"))
+        self._finalize_fit(self._partial_fit(X, "X"), self._partial_fit(Y, "Y"))
 
-    def _fit_score_prepared(self, a, b):
+    def _finalize_fit_score(self, a, b):
         """Fit on the pair, then the distance on the same data: from ||A||^2, ||B||^2 and
         <A, aligned B> that the fit computed, where that closed form is accurate; else from the
         aligned data."""
-        products = self._fit_prepared(a, b)
+        products = self._finalize_fit(a, b)
         if products is not None:
             aa, bb, ab = products
             if _SAFE_LOW**2 <= min(aa, bb) and max(aa, bb) <= _SAFE_HIGH**2:
@@ -600,7 +574,7 @@ class _CenteredAlignment(AlignmentMetric):
         """The aligned pair of the fitting data, from their :class:`_Prepared`."""
         return self._align(a.centred(), b.centred())
 
-    def _fit_prepared(self, a, b):
+    def _finalize_fit(self, a, b):
         """Learn the alignment from two :class:`_Prepared`; return (||A||^2, ||B||^2,
         <A, aligned B>) on these data, or None where the products left the safe range (the
         alignment is then learned from the data, rescaled)."""
@@ -613,7 +587,7 @@ class _CenteredAlignment(AlignmentMetric):
                 A, B = zero_pad(A, width), zero_pad(B, width)
             self._fit_alignment(A, B)
             return None
-        return self._fit_alignment_from_cross(a, b, C if width is None else _pad2(C, width, width))
+        return self._fit_alignment_from_cross(a, b, C if width is None else pad2(C, width, width))
 
     def _transform(self, X, Y):
         return self._align(X - self.mean_x_, Y - self.mean_y_)
@@ -653,7 +627,7 @@ class _CenteredAlignment(AlignmentMetric):
             if self.center_columns:
                 check_nonconstant_moments(rep, name)
             elif rep.minimum is not None and not (
-                np.any(_numpy(rep.minimum) != 0.0) or np.any(_numpy(rep.maximum) != 0.0)
+                np.any(to_numpy(rep.minimum) != 0.0) or np.any(to_numpy(rep.maximum) != 0.0)
             ):
                 raise ValueError(f"{name} is all zeros, so its shape is undefined")
 
@@ -690,13 +664,6 @@ def _distance_from_products(aa, bb, ab, score_method):
                 )
         return float(np.arccos(np.clip(ab / np.sqrt(aa) / np.sqrt(bb), -1.0, 1.0)))
     return float(np.sqrt(max(aa + bb - 2.0 * ab, 0.0)))
-
-
-def _pad2(M, rows, cols):
-    """M with zero rows and columns appended up to (rows, cols)."""
-    out = np.zeros((rows, cols))
-    out[: M.shape[0], : M.shape[1]] = M
-    return out
 
 
 def _shape_invariances(self):
@@ -879,7 +846,7 @@ class ShapeMetric(_CenteredAlignment):
     def _whiten(self, Ac, Z):
         return Ac if Z is None else Z.apply(Ac)
 
-    def _prepare(self, A, name):
+    def _partial_fit(self, A, name):
         self._check_params()
         alpha = float(self.alpha)
         if alpha == 1.0:
@@ -904,7 +871,7 @@ class ShapeMetric(_CenteredAlignment):
             colsq = np.einsum("ij,ij->j", Aw, Aw)
         return _Prepared(Aw, np.zeros(A.shape[1]), colsq, mean, Z)
 
-    def _fit_prepared(self, a, b):
+    def _finalize_fit(self, a, b):
         self._whitener_x, self._whitener_y = a.whitener, b.whitener
         width = max(a.data.shape[1], b.data.shape[1])
         if _use_n_space_route(a.n, width):
@@ -913,11 +880,11 @@ class ShapeMetric(_CenteredAlignment):
             self.mean_x_, self.mean_y_ = a.mean, b.mean
             self._rotation, nuclear = _n_space_rotation(a.centred(), b.centred(), width)
             return a.sq, b.sq, nuclear
-        return super()._fit_prepared(a, b)
+        return super()._finalize_fit(a, b)
 
     def _fit_alignment(self, Xw, Yw):
         """The rotation from the (padded, whitened) data themselves."""
-        self._rotation = _LinearMap(_closest_optimal_rotation(_cross_in_range(Yw, Xw))[0])
+        self._rotation = _LinearMap(_closest_optimal_rotation(cross_in_range(Yw, Xw))[0])
 
     def _fit_alignment_from_cross(self, a, b, C):
         # Q from the SVD U S V' of Yw'Xw = C'; on these data <Xw, Yw Q> = sum(S)
@@ -1004,7 +971,7 @@ class ShapeMetric(_CenteredAlignment):
             Mx, My = self._check_gram_route(S)
             self._whitener_x = self._moments_whitener(Mx, S.n, alpha)
             self._whitener_y = self._moments_whitener(My, S.n, alpha)
-        C = _pad2(self._whitened_moments(S)[2], width, width)
+        C = pad2(self._whitened_moments(S)[2], width, width)
         self._rotation = _LinearMap(_closest_optimal_rotation(pow2_rescale(C.T))[0])
 
     def _distance_from_moments(self, S):
@@ -1018,7 +985,7 @@ class ShapeMetric(_CenteredAlignment):
         Gx, Gy, C = self._whitened_moments(S)
         width = self.rotation_.shape[0]
         # <Xw, Yw Q> = tr(Xw'Yw Q); ||Yw Q|| = ||Yw||
-        return np.trace(Gx), np.trace(Gy), float(np.sum(_pad2(C, width, width) * self.rotation_.T))
+        return np.trace(Gx), np.trace(Gy), float(np.sum(pad2(C, width, width) * self.rotation_.T))
 
 
 @register("procrustes", aliases=("orthogonal_procrustes",))
@@ -1135,7 +1102,7 @@ class PermutationMetric(_CenteredAlignment):
         self.permutation_ = optimal_permutation(Xc, Yc)
 
     def _fit_alignment_from_cross(self, a, b, C):
-        self.permutation_ = _assignment_from_cross(C)
+        self.permutation_ = assignment_from_cross(C)
         return a.sq, b.sq, float(C[np.arange(len(C)), self.permutation_].sum())
 
     def _align(self, Xc, Yc):
@@ -1144,11 +1111,11 @@ class PermutationMetric(_CenteredAlignment):
 
     def _fit_alignment_from_moments(self, S):
         width = max(S.x.width, S.y.width)
-        self.permutation_ = _assignment_from_cross(pow2_rescale(_pad2(S.cross, width, width)))
+        self.permutation_ = assignment_from_cross(pow2_rescale(pad2(S.cross, width, width)))
 
     def _aligned_products(self, S):
         width = self.permutation_.size
-        C = _pad2(S.cross, width, width)
+        C = pad2(S.cross, width, width)
         return np.trace(S.x.gram), np.trace(S.y.gram), float(
             C[np.arange(width), self.permutation_].sum()
         )

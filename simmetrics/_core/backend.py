@@ -1,0 +1,328 @@
+"""The one place where numpy arrays and torch tensors differ.
+
+Every metric, the moments, streaming and pairwise compute through a *backend*: an object whose
+methods spell one operation for one array library, chosen once from the inputs with
+:func:`get_backend` (POT's ``get_backend(*arrays)`` is the model). Code outside this module
+writes ``nx = get_backend(X, Y)`` and then ``nx.row_sq(Z)``, ``nx.concat((A, B), axis=1)``,
+``nx.to_numpy(G)``, and never asks which library it holds.
+
+- :class:`NumpyBackend`: numpy arrays (float64 on the host).
+- :class:`TorchBackend`: torch tensors, on the device of the first tensor among the inputs;
+  values it creates are float64 on that device. torch is imported only when a tensor is seen, so
+  ``import simmetrics`` does not import torch.
+
+Where a metric runs is declared per class by ``Metric.device_policy`` (see
+:class:`simmetrics.Metric`): ``"host"`` metrics read every input as a float64 numpy array (a
+tensor is copied to the host once, at validation); ``"accelerator"`` metrics keep a tensor that
+lives on an accelerator with float64 arithmetic where it is and compute there through
+:class:`TorchBackend`. :func:`on_accelerator` is that test.
+
+Examples
+--------
+>>> import numpy as np
+>>> nx = get_backend(np.ones((2, 3)))
+>>> nx.name, nx.row_sq(np.ones((2, 3))).tolist()
+('numpy', [3.0, 3.0])
+>>> import torch
+>>> tx = get_backend(np.ones(2), torch.zeros(2))
+>>> tx.name, tx.asarray([1, 2]).dtype
+('torch', torch.float64)
+"""
+
+import numpy as np
+
+__all__ = [
+    "NumpyBackend",
+    "TorchBackend",
+    "get_backend",
+    "is_tensor",
+    "on_accelerator",
+    "on_float64_accelerator",
+    "to_numpy",
+    "tensor_from_numpy",
+    "like",
+]
+
+
+def is_tensor(A):
+    """Whether ``A`` is a torch object (tested by its type's module, so torch is not imported
+    for numpy input)."""
+    return type(A).__module__.startswith("torch")
+
+
+def on_accelerator(A):
+    """Whether ``A`` is a torch tensor on a device other than the CPU. "meta" tensors hold no
+    values and count as not (their validation says so)."""
+    device = getattr(getattr(A, "device", None), "type", "cpu")
+    return is_tensor(A) and device not in ("cpu", "meta")
+
+
+def on_float64_accelerator(A):
+    """:func:`on_accelerator`, excluding Apple's MPS, which has no float64 arithmetic (MPS
+    tensors are copied to the host like CPU ones)."""
+    return on_accelerator(A) and A.device.type != "mps"
+
+
+def to_numpy(A):
+    """A numpy float64 array (a Python float for 0-d values, None for None) from a numpy value
+    or a torch tensor on any device (detached)."""
+    if A is None:
+        return None
+    if is_tensor(A):
+        A = A.detach().cpu().numpy()
+    A = np.asarray(A, dtype=np.float64)
+    return float(A) if A.ndim == 0 else A
+
+
+def tensor_from_numpy(A):
+    """A CPU tensor sharing the memory of the numpy array ``A`` (a copy where ``A`` is not
+    writeable or not contiguous, which torch's wrapper does not support)."""
+    import torch
+
+    A = np.ascontiguousarray(A)
+    return torch.from_numpy(A if A.flags.writeable else A.copy())
+
+
+def like(value, ref):
+    """``value`` (array, tensor or number) as float64 in the backend and on the device of
+    ``ref``."""
+    return get_backend(ref).asarray(value)
+
+
+def get_backend(*arrays):
+    """The backend of ``arrays``: :class:`TorchBackend` on the first tensor's device if any of
+    them is a torch tensor, else :class:`NumpyBackend`. None entries are ignored.
+
+    Examples
+    --------
+    >>> get_backend(np.zeros(3), None).name
+    'numpy'
+    """
+    for A in arrays:
+        if is_tensor(A) and hasattr(A, "device"):
+            return TorchBackend(A.device)
+    return NUMPY
+
+
+class NumpyBackend:
+    """numpy spelling of the operations the package needs (float64 on the host)."""
+
+    name = "numpy"
+    is_torch = False
+    device = None
+
+    def __repr__(self):
+        return "NumpyBackend()"
+
+    def __eq__(self, other):
+        return isinstance(other, NumpyBackend)
+
+    def __hash__(self):
+        return hash("numpy")
+
+    # -- conversion --------------------------------------------------------------------------
+    def owns(self, A):
+        """Whether ``A`` is already an array of this backend (and device)."""
+        return isinstance(A, np.ndarray)
+
+    def asarray(self, value):
+        """``value`` as a float64 array of this backend."""
+        return np.asarray(to_numpy(value) if is_tensor(value) else value, dtype=np.float64)
+
+    def to_numpy(self, A):
+        return to_numpy(A)
+
+    def scalar(self, a):
+        """A 0-d value as a Python float."""
+        return float(a)
+
+    def empty(self, shape):
+        """An uninitialised float64 array."""
+        return np.empty(shape)
+
+    # -- shape -------------------------------------------------------------------------------
+    def permute(self, A, axes):
+        return A.transpose(axes)
+
+    def moveaxis(self, A, source, destination):
+        return np.moveaxis(A, source, destination)
+
+    def contiguous(self, A):
+        return np.ascontiguousarray(A)
+
+    def concat(self, arrays, axis=0):
+        return np.concatenate(arrays, axis=axis)
+
+    def stack(self, arrays, axis=0):
+        return np.stack(arrays, axis=axis)
+
+    def triu(self, A, k=0):
+        return np.triu(A, k)
+
+    def zero_diagonal(self, K):
+        """Set the diagonal of the square matrix ``K`` to 0, in place."""
+        np.fill_diagonal(K, 0.0)
+
+    # -- reductions --------------------------------------------------------------------------
+    def row_sq(self, Z):
+        """k_i = ||z_i||^2 for every row of ``Z``."""
+        return np.einsum("ij,ij->i", Z, Z)
+
+    def colmin(self, A):
+        return A.min(axis=0)
+
+    def colmax(self, A):
+        return A.max(axis=0)
+
+    def minimum(self, a, b):
+        return np.minimum(a, b)
+
+    def maximum(self, a, b):
+        return np.maximum(a, b)
+
+    def all_finite(self, A):
+        """Whether every entry of ``A`` is finite, as a Python bool."""
+        return bool(np.all(np.isfinite(A)))
+
+    def inner(self, A, B):
+        """sum_ij A_ij B_ij as a Python float, with no temporary of A's size."""
+        return float(np.einsum("ij,ij->", A, B))
+
+    def vector_norm(self, A):
+        """The L2 norm of all entries, as a Python float."""
+        return float(np.linalg.norm(A))
+
+    def lower_median(self, A, axis):
+        """The element of rank (m - 1) // 2 along ``axis`` (torch's ``median`` convention: one
+        of the values, so both backends give the same bits)."""
+        mid = (A.shape[axis] - 1) // 2
+        return np.take(np.partition(A, mid, axis=axis), mid, axis=axis)
+
+    def amax(self, A, axis):
+        return A.max(axis=axis)
+
+    # -- in-place products -------------------------------------------------------------------
+    def outer_into(self, a, b, out):
+        np.multiply.outer(a, b, out=out)
+
+    def maximum_into(self, a, b):
+        """a <- max(a, b), elementwise and in place."""
+        np.maximum(a, b, out=a)
+
+    def matmul_into(self, a, b, out):
+        np.matmul(a, b, out=out)
+
+    # -- decompositions ----------------------------------------------------------------------
+    def qr_r(self, F):
+        """The triangular factor R of F = QR (only R is formed)."""
+        return np.linalg.qr(F, mode="r")
+
+    def svd(self, A):
+        """The thin SVD (U, s, Vt)."""
+        return np.linalg.svd(A, full_matrices=False)
+
+
+class TorchBackend(NumpyBackend):
+    """torch spelling of the same operations; values it creates are float64 on ``device``."""
+
+    name = "torch"
+    is_torch = True
+
+    def __init__(self, device="cpu"):
+        import torch
+
+        self.torch = torch
+        self.device = torch.device(device)
+
+    def __repr__(self):
+        return f"TorchBackend(device={str(self.device)!r})"
+
+    def __eq__(self, other):
+        return isinstance(other, TorchBackend) and other.device == self.device
+
+    def __hash__(self):
+        return hash(("torch", str(self.device)))
+
+    def owns(self, A):
+        return isinstance(A, self.torch.Tensor) and A.device == self.device
+
+    def asarray(self, value):
+        if is_tensor(value):
+            return value.to(device=self.device, dtype=self.torch.float64)
+        return self.torch.as_tensor(np.asarray(value, dtype=np.float64), device=self.device)
+
+    def scalar(self, a):
+        return float(a)
+
+    def empty(self, shape):
+        return self.torch.empty(shape, dtype=self.torch.float64, device=self.device)
+
+    def permute(self, A, axes):
+        return A.permute(*axes)
+
+    def moveaxis(self, A, source, destination):
+        return self.torch.movedim(A, source, destination)
+
+    def contiguous(self, A):
+        return A.contiguous()
+
+    def concat(self, arrays, axis=0):
+        return self.torch.cat(tuple(arrays), dim=axis)
+
+    def stack(self, arrays, axis=0):
+        return self.torch.stack(tuple(arrays), dim=axis)
+
+    def triu(self, A, k=0):
+        return self.torch.triu(A, k)
+
+    def zero_diagonal(self, K):
+        K.fill_diagonal_(0.0)
+
+    def row_sq(self, Z):
+        return self.torch.einsum("ij,ij->i", Z, Z)
+
+    def colmin(self, A):
+        return A.amin(0)
+
+    def colmax(self, A):
+        return A.amax(0)
+
+    def minimum(self, a, b):
+        return self.torch.minimum(a, b)
+
+    def maximum(self, a, b):
+        return self.torch.maximum(a, b)
+
+    def all_finite(self, A):
+        return bool(self.torch.isfinite(A).all())
+
+    def inner(self, A, B):
+        return float(self.torch.dot(A.reshape(-1), B.reshape(-1)))
+
+    def vector_norm(self, A):
+        return float(self.torch.linalg.vector_norm(A))
+
+    def lower_median(self, A, axis):
+        return A.median(axis).values
+
+    def amax(self, A, axis):
+        return A.amax(axis)
+
+    def outer_into(self, a, b, out):
+        self.torch.outer(a, b, out=out)
+
+    def maximum_into(self, a, b):
+        self.torch.maximum(a, b, out=a)
+
+    def matmul_into(self, a, b, out):
+        self.torch.matmul(a, b, out=out)
+
+    def qr_r(self, F):
+        return self.torch.linalg.qr(F, mode="r").R
+
+    def svd(self, A):
+        return self.torch.linalg.svd(A, full_matrices=False)
+
+
+#: The numpy backend (stateless, shared).
+NUMPY = NumpyBackend()
