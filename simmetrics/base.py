@@ -139,7 +139,16 @@ class Metric(BaseEstimator):
     min_samples = 2
     same_width = False
     reference = ""
+    #: How inputs with more than two axes are read (see :data:`simmetrics.LAYOUTS`): every
+    #: metric takes a ``layout`` parameter, declared here once with its constraint.
+    layout = None
     _parameter_constraints = {"layout": [None, Options(LAYOUTS)]}
+    #: Where the metric computes on torch tensors: "host" (every input, tensor or not, is read
+    #: as a float64 numpy array; a tensor is copied to the host once, at validation) or
+    #: "accelerator" (a tensor on an accelerator with float64 arithmetic stays on its device
+    #: and the metric computes there through the backend, :mod:`simmetrics._core.backend`;
+    #: CPU tensors and numpy input take the host route).
+    device_policy = "host"
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -162,7 +171,7 @@ class Metric(BaseEstimator):
         """One representation as the metric reads it (a float64 (n, d) matrix by default);
         :func:`simmetrics.pairwise` validates each representation once with it."""
         B = check_representation(
-            A, name, layout=getattr(self, "layout", None), min_samples=self.min_samples
+            A, name, layout=self.layout, min_samples=self.min_samples
         )
         self._check_rows(*B.shape, raw=A)
         return B
@@ -182,13 +191,13 @@ class Metric(BaseEstimator):
         if self._memory_bytes is None:
             return
         nbytes, held = self._memory_bytes(n, d, count, jobs)
-        layout = getattr(self, "layout", None)
+        layout = self.layout
         positions = (stimulus_positions(raw, layout) if raw is not None
                      else (True if layout in POSITION_AXES else None))
         check_rows_memory(self, n, nbytes, prefix + held, positions)
 
     def _validate(self, X, Y):
-        layout = getattr(self, "layout", None)
+        layout = self.layout
         raw = (shape_of(X), shape_of(Y)) if layout is not None else None
         X, Y = self._validate_one(X, "X"), self._validate_one(Y, "Y")
         check_matching_shapes(X.shape, Y.shape, self.same_width, raw, layout)
@@ -252,16 +261,49 @@ class Metric(BaseEstimator):
         self._fit(X, Y)
         return self._score(X, Y)
 
-    # -- work per representation (simmetrics.pairwise) -----------------------------------
+    # -- capability: work per representation (simmetrics.pairwise) ---------------------------
     #: ``_partial_fit(A, name) -> state``: the work that depends on one representation only
     #: (centring, bases, whitening, Gram matrices, neighbour lists), on a validated input;
-    #: ``_finalize_fit_score(state_x, state_y) -> value`` then fits and scores the pair from two
-    #: states. Metrics that split this way define both; ``None`` means fit_score works on the
-    #: pair directly. The states must not be modified by the pair step: pairwise reuses them.
+    #: :meth:`_finalize_fit_score` then fits and scores the pair from two states. Metrics that
+    #: split this way define both (fit_score then runs the same two steps as pairwise, so the
+    #: matrix holds exactly these values); None means fit_score works on the pair directly and
+    #: pairwise calls it per pair. The states must not be modified by the pair step: pairwise
+    #: reuses them.
     _partial_fit = None
 
-    def _finalize_fit_score(self, a, b):  # pragma: no cover - defined with _partial_fit
+    def _finalize_fit_score(self, state_x, state_y):  # pragma: no cover - with _partial_fit
+        """Fit and score one pair from two :meth:`_partial_fit` states."""
         raise NotImplementedError
+
+    #: ``_pairwise_values(reps, pairs, names, n_jobs=None, progress=False) -> list or None``:
+    #: an optional faster route for a whole set of validated representations (e.g. LinearCKA
+    #: in Gram space); None (the attribute or its result) means pairwise uses the states.
+    _pairwise_values = None
+
+    # -- capability: streaming from second moments (simmetrics.stream_score) -------------------
+    #: ``_score_from_moments(stats) -> value`` from :class:`simmetrics.PairMoments`: defined by
+    #: the metrics whose value is a function of the second moments; None means the metric
+    #: cannot stream (:func:`simmetrics.streaming_metrics` lists those that can).
+    _score_from_moments = None
+    #: ``_fit_from_moments(stats)``: learn from the statistics what ``_fit`` learns from the
+    #: data (alignment metrics); None where nothing is learned.
+    _fit_from_moments = None
+    #: Whether the statistics must include the row-norm terms (the debiased HSIC).
+    _moments_row_terms = False
+    #: Whether the statistics must include :attr:`PairMoments.factor` (metrics that whiten).
+    _moments_factor = False
+    #: Whether the moment hooks take statistics at any power-of-two level and return the value
+    #: in the data's units (else they are brought to level 0, or refused where that overflows).
+    _moments_any_scale = False
+    #: ``_batch_layout(X, Y) -> (X, Y, layout)``: what the metric's own ``_validate`` does to a
+    #: pair before the package's checks (e.g. IntertwinerCKA's conv defaults), applied to every
+    #: batch of a stream; None means the ``layout`` parameter is used as it is.
+    _batch_layout = None
+
+    # -- capability: statistics (simmetrics.bootstrap_ci) --------------------------------------
+    #: The interval ``bootstrap_ci(method="auto")`` uses: "percentile", "subsample", or None for
+    #: the package's rule (subsampling for metrics that duplicated stimuli bias).
+    bootstrap_method = None
 
     def _score(self, X, Y):
         """The value on (X, Y). By default, for a metric with a :meth:`_partial_fit` step, the

@@ -159,7 +159,7 @@ def is_symmetric(metric):
     >>> is_symmetric(simmetrics.OrthogonalProcrustes()), is_symmetric(simmetrics.PWCCA())
     (True, False)
     """
-    declared = getattr(metric, "symmetric", None)
+    declared = metric.symmetric
     return bool(metric.is_metric) if declared is None else bool(declared)
 
 
@@ -340,7 +340,7 @@ def pairwise(metric, reps, reps2=None, n_jobs=None, progress=False):
         )
     else:
         arrays = [metric._validate_one(A, name) for A, name in zip(union, names)]
-        _check_stimuli(arrays, names, union, getattr(metric, "layout", None))
+        _check_stimuli(arrays, names, union, metric.layout)
         if metric.same_width:
             for (i, j), label in zip(index_pairs, labels):
                 try:
@@ -351,7 +351,7 @@ def pairwise(metric, reps, reps2=None, n_jobs=None, progress=False):
         metric._check_rows(arrays[0].shape[0], max(A.shape[1] for A in arrays),
                            count=len(arrays), jobs=_pairwise_jobs(n_jobs, len(arrays)),
                            prefix=f"{len(arrays)} representations: ")
-        route = getattr(metric, "_pairwise_values", None)
+        route = metric._pairwise_values
         values = None if route is None else route(arrays, index_pairs, names, n_jobs=n_jobs,
                                                   progress=progress)
         if values is None:  # one bar: the representations, then the pairs

@@ -474,7 +474,7 @@ def _resolve_method(method, metric):
         raise ValueError(f"method must be one of {INTERVAL_METHODS}, got {method!r}")
     if method != "auto":
         return method
-    declared = getattr(metric, "bootstrap_method", None)
+    declared = metric.bootstrap_method
     if declared is not None:
         if declared not in ("percentile", "subsample"):
             raise ValueError(

@@ -41,7 +41,7 @@ def streaming_metrics():
     (True, False)
     """
     return [name for name in available_metrics()
-            if hasattr(metric_class(name), "_score_from_moments")]
+            if metric_class(name)._score_from_moments is not None]
 
 
 def _as_streaming_metric(metric):
@@ -52,7 +52,7 @@ def _as_streaming_metric(metric):
             f"metric must be a simmetrics metric or a registered name, got {type(metric).__name__}"
         )
     metric._validate_params()
-    if not hasattr(metric, "_score_from_moments"):
+    if metric._score_from_moments is None:
         names = ", ".join(metric_class(n).__name__ for n in streaming_metrics())
         raise TypeError(
             f"{type(metric).__name__} cannot be computed from batches: its value is not a "
@@ -80,8 +80,8 @@ def _pairs(batches):
 
 def _accumulate(batches, layout, row_terms, metric=None, factor=False):
     total = None
-    same_width = bool(getattr(metric, "same_width", False))
-    prepare = getattr(metric, "_batch_layout", None)
+    same_width = metric is not None and bool(metric.same_width)
+    prepare = None if metric is None else metric._batch_layout
     for i, X, Y in _pairs(batches):
         try:
             batch_layout = layout
@@ -139,7 +139,7 @@ def _for_metric(metric, stats):
     (``_UNSCALED_LEVELS``); elsewhere a ``ValueError`` says how to rescale the data."""
     if not any(stats.exponents):
         return stats
-    if "isotropic_scaling" in metric.invariances or getattr(metric, "_moments_any_scale", False):
+    if "isotropic_scaling" in metric.invariances or metric._moments_any_scale:
         return stats
     with np.errstate(over="ignore", under="ignore"):  # judged below
         unscaled = stats.to_numpy().at_exponents(0, 0)
@@ -255,14 +255,14 @@ def score_from_moments(metric, stats, fit=True):
             f"X and Y must have the same number of neurons for this metric: X has "
             f"{stats.x.width}, Y has {stats.y.width}"
         )
-    if getattr(metric, "_moments_row_terms", False) and not stats.has_row_terms:
+    if metric._moments_row_terms and not stats.has_row_terms:
         raise ValueError(
             f"{type(metric).__name__} with these parameters needs the row-norm statistics: "
             "accumulate them with row_terms=True"
         )
     stats = _for_metric(metric, stats)
     if fit:
-        if hasattr(metric, "_fit_from_moments"):
+        if metric._fit_from_moments is not None:
             metric._fit_from_moments(stats)
         metric.n_features_x_ = stats.x.width
         metric.n_features_y_ = stats.y.width
@@ -332,9 +332,9 @@ def stream_score(metric, batches, fit=True):
     True
     """
     metric = _as_streaming_metric(metric)
-    row_terms = bool(getattr(metric, "_moments_row_terms", False))
-    factor = bool(getattr(metric, "_moments_factor", False))
-    stats = _accumulate(batches, getattr(metric, "layout", None), row_terms, metric, factor)
+    row_terms = bool(metric._moments_row_terms)
+    factor = bool(metric._moments_factor)
+    stats = _accumulate(batches, metric.layout, row_terms, metric, factor)
     return score_from_moments(metric, stats, fit=fit)
 
 

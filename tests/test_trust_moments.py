@@ -189,7 +189,7 @@ def _streaming_configs():
     """Every registered streaming metric (present and future) with its defaults, and the shared
     variants (tests/metric_configs.py) that stream."""
     configs = [simmetrics.get_metric(name) for name in streaming_metrics()]
-    return configs + [m for m in VARIANTS if hasattr(m, "_score_from_moments")]
+    return configs + [m for m in VARIANTS if m._score_from_moments is not None]
 
 
 STREAMING = _streaming_configs()
