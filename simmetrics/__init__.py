@@ -17,15 +17,20 @@ from .base import GROUP_NAMES, AlignmentMetric, Metric, metric_scorer
 from ._core.memory import MemoryBudgetError, get_memory_budget, memory_budget, set_memory_budget
 
 # metric families
-from .metrics.cka import KernelCKA, LinearCKA
+from .metrics.cka import LinearCKA
+from .metrics.kernel_cka import KernelCKA
 from .metrics.cca import CCA, PWCCA, SVCCA
-from .metrics.shape import OrthogonalProcrustes, PermutationMetric, ShapeMetric, SoftMatching
-from .metrics.rsa import RSA, MutualKNN
-from .metrics.intertwiner import IntertwinerCKA, IntertwinerProcrustes
+from .metrics.shape import OrthogonalProcrustes, ShapeMetric
+from .metrics.matching import PermutationMetric, SoftMatching
+from .metrics.rsa import RSA
+from .metrics.knn import MutualKNN
+from .metrics.intertwiner_cka import IntertwinerCKA
+from .metrics.intertwiner_procrustes import IntertwinerProcrustes
 
 # symmetry groups, intertwiners, measured invariances
 from .symmetry.groups import Group, available_groups, get_group, is_subgroup
-from .symmetry.activations import Intertwiner, homogeneity_defect, intertwiner_group
+from .symmetry.activations import Intertwiner, intertwiner_group
+from .symmetry.homogeneity import homogeneity_defect
 from .symmetry.weights import apply_intertwiner, apply_intertwiner_
 from .invariance import check_invariance, invariance_table
 

@@ -18,6 +18,7 @@ import numpy as np
 from sklearn.base import BaseEstimator, clone
 from sklearn.exceptions import NotFittedError
 
+from ._core.backend import DEVICE_POLICIES, get_backend
 from ._core.memory import check_rows_memory
 from ._core.params import Options, validate_params
 from ._core.validation import (
@@ -129,6 +130,23 @@ class Metric(BaseEstimator):
     Traceback (most recent call last):
     ...
     ValueError: X contains 1 NaN and 0 infinite values
+
+    :func:`simmetrics.pairwise`, :func:`simmetrics.invariance_table` and the test suite's
+    generic checks need nothing more. One method more makes it stream
+    (:func:`simmetrics.stream_score`): its value from the second moments
+    (:class:`simmetrics.PairMoments`) of batches that never sit in memory together:
+
+    >>> class StreamingGap(MeanActivationGap):
+    ...     def _score_from_moments(self, stats):
+    ...         return abs(stats.x.mean.mean() - stats.y.mean.mean())
+    >>> from simmetrics import stream_score
+    >>> float(stream_score(StreamingGap(), [(np.ones((3, 2)), np.zeros((3, 4)))] * 2))
+    1.0
+
+    Work that depends on one representation only (centring, bases, kernels) can be split off
+    as ``_partial_fit(A, name) -> state`` with ``_finalize_fit_score(state_x, state_y)``:
+    pairwise then does it once per representation instead of once per pair. The hooks each
+    driver calls, and the capability each adds, are declared below with their defaults.
     """
 
     kind = "similarity"
@@ -154,6 +172,9 @@ class Metric(BaseEstimator):
         super().__init_subclass__(**kwargs)
         if cls.kind not in KINDS:
             raise TypeError(f"{cls.__name__}.kind must be one of {KINDS}, got {cls.kind!r}")
+        if cls.device_policy not in DEVICE_POLICIES:
+            raise TypeError(f"{cls.__name__}.device_policy must be one of {DEVICE_POLICIES}, "
+                            f"got {cls.device_policy!r}")
         declared = cls.__dict__.get("invariances")
         if isinstance(declared, param_dependent) or declared is None:
             return  # computed from parameters; checked when read
@@ -168,11 +189,11 @@ class Metric(BaseEstimator):
         validate_params(self)
 
     def _validate_one(self, A, name):
-        """One representation as the metric reads it (a float64 (n, d) matrix by default);
-        :func:`simmetrics.pairwise` validates each representation once with it."""
-        B = check_representation(
-            A, name, layout=self.layout, min_samples=self.min_samples
-        )
+        """One representation as the metric reads it: a float64 (n, d) matrix, numpy, or a
+        tensor on its device where ``device_policy`` keeps it; :func:`simmetrics.pairwise`
+        validates each representation once with it."""
+        B = check_representation(A, name, layout=self.layout, min_samples=self.min_samples,
+                                 policy=self.device_policy)
         self._check_rows(*B.shape, raw=A)
         return B
 
@@ -200,7 +221,9 @@ class Metric(BaseEstimator):
         layout = self.layout
         raw = (shape_of(X), shape_of(Y)) if layout is not None else None
         X, Y = self._validate_one(X, "X"), self._validate_one(Y, "Y")
-        check_matching_shapes(X.shape, Y.shape, self.same_width, raw, layout)
+        nx = get_backend(X, Y)  # where one input stays on its device, the other joins it
+        X, Y = (A if nx.owns(A) else nx.asarray(A) for A in (X, Y))
+        check_matching_shapes(tuple(X.shape), tuple(Y.shape), self.same_width, raw, layout)
         return X, Y
 
     def _finish(self, value):
@@ -301,8 +324,9 @@ class Metric(BaseEstimator):
     _batch_layout = None
 
     # -- capability: statistics (simmetrics.bootstrap_ci) --------------------------------------
-    #: The interval ``bootstrap_ci(method="auto")`` uses: "percentile", "subsample", or None for
-    #: the package's rule (subsampling for metrics that duplicated stimuli bias).
+    #: The interval ``bootstrap_ci(method="auto")`` uses: "percentile", "subsample" (declared by
+    #: the metrics whose fit duplicated stimuli bias: alignment metrics, the CCA family), or
+    #: None for "percentile".
     bootstrap_method = None
 
     def _score(self, X, Y):
@@ -331,6 +355,10 @@ class AlignmentMetric(Metric):
     >>> bool(np.allclose(Xa, Ya)), round(metric.score(X[40:], X[40:] @ np.diag([1, -1, 1])), 8)
     (True, 0.0)
     """
+
+    #: a resampled stimulus set with repeats changes the fitted alignment: bootstrap_ci
+    #: subsamples instead (see simmetrics.bootstrap_ci)
+    bootstrap_method = "subsample"
 
     def _check_fitted(self, X, Y):
         if not hasattr(self, "n_features_x_"):

@@ -54,20 +54,39 @@ Gram matrix only where :func:`gram_factor`'s bound says its digits suffice.
 whatever the input's dtype (float32/float16 batches are promoted on the device before the
 products), so a GPU computes the O(n d^2) products; :meth:`to_numpy` brings the d x d results to
 the CPU for the final decompositions.
+
+**Where it is.** This module holds :class:`PairMoments`, the per-representation halves
+(:class:`Side`, :func:`side`, :func:`pair_from_sides`), :func:`moments` and the exact
+zero-variance tests. :class:`RepresentationMoments` and the summary of one batch are in
+:mod:`simmetrics._core.representation_moments`, the factor, :func:`rows_svd` and
+:func:`gram_factor` in :mod:`simmetrics._core.factor`, the validation of batches
+(:func:`check_batch_pair`) in :mod:`simmetrics._core.validation`; every public name is
+importable from here.
 """
 
 import copy
 
 import numpy as np
 
-from ._core.backend import is_tensor, like, tensor_from_numpy, to_numpy
-from ._core.linalg import abs_max, times_pow2
-from ._core.validation import (
-    LAYOUTS,
-    as_float_array,
-    check_matching_shapes,
-    check_pair,
-    check_representation,
+from ._core.backend import get_backend, like, to_numpy
+from ._core.factor import (
+    batch_factor,
+    compact_factor,
+    factor_columns,
+    gram_factor,
+    merged_factor,
+    rows_svd,
+    spectrum_from_gram,
+)
+from ._core.linalg import times_pow2
+from ._core.validation import check_batch_pair
+from ._core.representation_moments import (
+    RepresentationMoments,
+    both_numpy_or_same,
+    pooled_shift,
+    scaled,
+    sum_aligned,
+    summarise,
 )
 
 __all__ = [
@@ -83,471 +102,11 @@ __all__ = [
     "spectrum_from_gram",
     "gram_factor",
     "rows_svd",
+    "compact_factor",
 ]
 
-_EXPECTED_NDIM = {"nchw": 4, "nhwc": 4, "ntd": 3}
 
-
-# -- array backend: numpy arrays or torch tensors, one code path ---------------------------
-def _row_sq(Z):
-    """k_i = ||z_i||^2 for every row."""
-    if is_tensor(Z):
-        import torch
-
-        return torch.einsum("ij,ij->i", Z, Z)
-    return np.einsum("ij,ij->i", Z, Z)
-
-
-def _columns(u, v):
-    """The (n, 2) matrix [u v]."""
-    if is_tensor(u):
-        import torch
-
-        return torch.stack((u, v), dim=1)
-    return np.stack((u, v), axis=1)
-
-
-def _colmin(A):
-    return A.amin(0) if is_tensor(A) else A.min(axis=0)
-
-
-def _colmax(A):
-    return A.amax(0) if is_tensor(A) else A.max(axis=0)
-
-
-# -- batch validation: numpy through the package's check_pair, torch kept on its device ------
-def _torch_matrix(A, name, layout, min_samples):
-    """A validated float64 (n, d) torch tensor on ``A``'s device. Only the accepting path is
-    device-specific: whenever something is wrong, the tensor goes through the package's
-    :func:`simmetrics._core.validation.check_representation`, which raises the standard message."""
-    import torch
-
-    given = A
-    good = (
-        isinstance(A, torch.Tensor)
-        and A.layout == torch.strided
-        and not A.is_complex()
-        and A.dtype != torch.bool
-        and A.device.type != "meta"  # a shape without values
-        and (layout is None or layout in LAYOUTS)
-    )
-    if good:
-        A = A.detach()
-        want = 2 if layout is None else _EXPECTED_NDIM.get(layout)
-        good = (A.ndim == want) if want is not None else A.ndim >= 2
-    if good:
-        if layout == "flatten":
-            A = A.reshape(A.shape[0], -1)
-        elif layout is not None:
-            if layout == "nchw":
-                A = torch.movedim(A, 1, -1)
-            A = A.reshape(-1, A.shape[-1])
-        n, d = A.shape
-        good = n >= max(min_samples, 1) and d >= 1
-        if good:
-            A = A.to(torch.float64)
-            good = bool(torch.isfinite(A).all())
-    if not good:
-        # raises the package's message for this input (as given, before any reshaping)
-        check_representation(given, name, layout=layout, min_samples=min_samples)
-        raise AssertionError(f"{name} was rejected on its device but accepted on the CPU")
-    return A
-
-
-def check_batch_pair(X, Y, layout=None, min_samples=1, same_width=False):
-    """Validate one batch (X, Y): numpy input through :func:`simmetrics._core.validation.check_pair`
-    (float64 numpy matrices), torch input kept as float64 tensors on the tensor's device (a
-    numpy partner is moved there). Errors carry the package's standard messages.
-
-    Examples
-    --------
-    >>> X, Y = check_batch_pair(np.ones((2, 3, 2, 2)), np.zeros((2, 3, 2, 2)), layout="nchw")
-    >>> X.shape, X.dtype
-    ((8, 3), dtype('float64'))
-    """
-    if not (is_tensor(X) or is_tensor(Y)):
-        return check_pair(X, Y, layout=layout, min_samples=min_samples, same_width=same_width)
-    import torch
-
-    device = (X if is_tensor(X) else Y).device
-    out = []
-    for name, A in (("X", X), ("Y", Y)):
-        if not is_tensor(A):  # read as it is (layout and checks below, on the device)
-            A = tensor_from_numpy(as_float_array(A, name)).to(device)
-        out.append(_torch_matrix(A, name, layout, min_samples))
-    A, B = out
-    check_matching_shapes(tuple(A.shape), tuple(B.shape), same_width)
-    return A, B
-
-
-# -- one representation ----------------------------------------------------------------------
-class RepresentationMoments:
-    """Exact sufficient statistics of one representation about a shift (see the module text).
-
-    Build with :meth:`from_array`; combine with ``+`` (or :meth:`merge`); read the centred
-    quantities with :attr:`mean` and :meth:`centred`. The per-representation part of
-    :class:`PairMoments`, so that one layer's statistics can be reused across many pairs.
-
-    Attributes
-    ----------
-    n : int
-    shift, sum, gram : array (numpy or torch)
-        Those of X * 2^-exponent (see the module text).
-    minimum, maximum : array or None
-        Column extremes of X itself (not rescaled).
-    row_sq_sum, row_sq_sq, row_sq_first : array or None
-        The row-norm terms (only with ``row_terms=True``), of X * 2^-exponent.
-    exponent : int
-        0 unless the values needed an exact power-of-two rescaling (module text).
-
-    Examples
-    --------
-    >>> rng = np.random.default_rng(0)
-    >>> X = rng.normal(size=(100, 3)) + 1e6          # a large mean costs no digits
-    >>> m = RepresentationMoments.from_array(X[:40]) + RepresentationMoments.from_array(X[40:])
-    >>> Xc = X - X.mean(axis=0)
-    >>> bool(np.allclose(m.centred().gram, Xc.T @ Xc, rtol=1e-12, atol=0))
-    True
-    """
-
-    def __init__(self, n, shift, sum, gram, minimum=None, maximum=None, row_sq_sum=None,
-                 row_sq_sq=None, row_sq_first=None, exponent=0):
-        self.exponent = int(exponent)
-        self.n = int(n)
-        self.shift = shift
-        self.sum = sum
-        self.gram = gram
-        self.minimum = minimum
-        self.maximum = maximum
-        self.row_sq_sum = row_sq_sum
-        self.row_sq_sq = row_sq_sq
-        self.row_sq_first = row_sq_first
-
-    @classmethod
-    def _from_shifted(cls, X, Z, shift, row_terms, extrema, first=True):
-        """Statistics of Z = X - shift, and k; ``first=False`` leaves Z'k to the caller (who
-        computes it together with Z'l in one pass)."""
-        k = _row_sq(Z) if row_terms else None
-        return cls(
-            X.shape[0],
-            shift,
-            Z.sum(0),
-            Z.T @ Z,  # numpy detects Z'Z and uses a symmetric rank-k update (half the flops)
-            _colmin(X) if extrema else None,
-            _colmax(X) if extrema else None,
-            k.sum() if row_terms else None,
-            (k @ k) if row_terms else None,
-            (Z.T @ k) if row_terms and first else None,
-        ), k
-
-    @classmethod
-    def from_array(cls, X, shift="mean", row_terms=False, extrema=True, rescale=True):
-        """Statistics of a validated float64 matrix (numpy array or torch tensor), shape (n, d).
-
-        Parameters
-        ----------
-        X : numpy.ndarray or torch.Tensor, float64, shape (n, d)
-        shift : "mean", 0 or array of shape (d,), default "mean"
-            About what to take the sums: the column mean of ``X`` (the accurate choice), zero
-            (no copy of ``X``; for data already centred), or a given vector.
-        row_terms : bool, default False
-            Also accumulate the row-norm terms the debiased HSIC needs.
-        extrema : bool, default True
-            Also record the column minima and maxima (used for the exact zero-variance test).
-        rescale : bool, default True
-            Rescale values outside [2^-100, 2^100] by an exact power of two (``exponent``;
-            see the module text) so that no square or fourth power over- or underflows.
-        """
-        return _summarise(X, shift, row_terms, extrema, rescale, first=True)[0]
-
-    # -- derived quantities --------------------------------------------------------------
-    @property
-    def width(self):
-        return int(self.gram.shape[0])
-
-    @property
-    def has_row_terms(self):
-        return self.row_sq_sum is not None
-
-    @property
-    def mean(self):
-        """The column means of the data (in the data's units, whatever ``exponent``)."""
-        return _unscaled(self._mean, self.exponent)
-
-    @property
-    def _mean(self):
-        """The column means of X * 2^-exponent (the level the statistics are kept at)."""
-        return self.shift + self.sum / self.n
-
-    def to_numpy(self):
-        """The same statistics as numpy float64 arrays (torch tensors are copied to the CPU)."""
-        return type(self)(self.n, *(to_numpy(getattr(self, f)) for f in _REP_FIELDS),
-                          exponent=self.exponent)
-
-    def at_exponent(self, exponent):
-        """The same statistics kept at another ``exponent`` (of X * 2^-exponent): each is
-        multiplied by the power of two of its degree (1 for sum and shift, 2 for gram and the
-        sum of squared norms, 3 for Z'k, 4 for sum k^2), exact unless it over- or underflows
-        (then inf, or contributions below 2^-1074 are lost)."""
-        k = self.exponent - int(exponent)
-        if k == 0:
-            return self
-        new = type(self)(self.n, times_pow2(self.shift, k), times_pow2(self.sum, k),
-                         times_pow2(self.gram, 2 * k), self.minimum, self.maximum,
-                         exponent=exponent)
-        if self.has_row_terms:
-            new.row_sq_sum = times_pow2(self.row_sq_sum, 2 * k)
-            new.row_sq_sq = times_pow2(self.row_sq_sq, 4 * k)
-            new.row_sq_first = None if self.row_sq_first is None else times_pow2(
-                self.row_sq_first, 3 * k)
-        return new
-
-    def shifted(self, shift):
-        """The same data's statistics about another shift (exact identities, O(d^2)); the
-        shift is in the data's units (it is rescaled by 2^-exponent, exactly).
-
-        With z' = z + delta, delta = old shift - new shift, and k' = k + 2 delta'z + |delta|^2::
-
-            sum'  = sum + n delta
-            gram' = gram + sum delta' + delta sum' + n delta delta'
-            sum k'   = sum k + 2 delta'sum + n |delta|^2
-            sum k'^2 = sum k^2 + 4 delta'Z'k + 2 |delta|^2 sum k + 4 delta'gram delta
-                       + 4 |delta|^2 delta'sum + n |delta|^4
-            Z''k' = Z'k + 2 gram delta + |delta|^2 sum + delta sum k + 2 delta (delta'sum)
-                    + n |delta|^2 delta
-        """
-        shift = _scaled(like(shift, self.gram), self.exponent)
-        delta = self.shift - shift
-        return self._moved(delta, shift)
-
-    def _moved(self, delta, shift):
-        n, s, G = self.n, self.sum, self.gram
-        dd = delta @ delta
-        ds = delta @ s
-        # s delta' + delta s' + n delta delta' = u delta' + delta u' with u = s + n delta / 2:
-        # two rank-one terms, the fewest passes over the d x d matrix
-        u = s + (0.5 * n) * delta
-        new = type(self)(
-            n,
-            shift,
-            s + n * delta,
-            G + u[:, None] * delta[None, :] + delta[:, None] * u[None, :],
-            self.minimum,
-            self.maximum,
-            exponent=self.exponent,
-        )
-        if self.has_row_terms:
-            q1, q2, zk = self.row_sq_sum, self.row_sq_sq, self.row_sq_first
-            Gd = G @ delta
-            new.row_sq_sum = q1 + 2.0 * ds + n * dd
-            new.row_sq_sq = (q2 + 4.0 * (delta @ zk) + 2.0 * dd * q1 + 4.0 * (delta @ Gd)
-                             + 4.0 * dd * ds + n * dd * dd)
-            new.row_sq_first = zk + 2.0 * Gd + dd * s + (q1 + 2.0 * ds + n * dd) * delta
-        return new
-
-    def centred(self):
-        """The statistics about the exact column means (``sum`` is then zero up to rounding).
-
-        The move is delta = -sum / n, applied exactly by the identities of :meth:`shifted`;
-        the mean itself need not be representable (a mean of 1e8 is only known to 1.5e-8 as a
-        float, which against a spread of 1e-4 would leave an offset): ``shift`` becomes the
-        nearest float to it, a label that the statistics no longer depend on.
-        """
-        delta = -self.sum / self.n
-        return self._moved(delta, self.shift + delta)
-
-    def scaled(self, a):
-        """The statistics of ``a * X`` (a > 0)."""
-        a = float(a)
-        new = type(self)(self.n, self.shift * a, self.sum * a, self.gram * (a * a),
-                         None if self.minimum is None else self.minimum * a,
-                         None if self.maximum is None else self.maximum * a,
-                         exponent=self.exponent)
-        if self.has_row_terms:
-            new.row_sq_sum = self.row_sq_sum * a**2
-            new.row_sq_sq = self.row_sq_sq * a**4
-            new.row_sq_first = self.row_sq_first * a**3
-        return new
-
-    # -- merging ----------------------------------------------------------------------------
-    def merge(self, other):
-        """Statistics of the rows of both (Chan et al.'s pairwise update, generalised)."""
-        return _merge(self, other)
-
-    def __add__(self, other):
-        if isinstance(other, (int, float)) and other == 0:  # sum([]) is 0
-            return self
-        return self.merge(other)
-
-    def __radd__(self, other):
-        if isinstance(other, (int, float)) and other == 0:  # so that sum(list) works
-            return self
-        return NotImplemented
-
-    def __repr__(self):
-        scale = f", exponent={self.exponent}" if self.exponent else ""
-        return (f"{type(self).__name__}(n={self.n}, width={self.width}, "
-                f"row_terms={self.has_row_terms}{scale})")
-
-
-_REP_FIELDS = ("shift", "sum", "gram", "minimum", "maximum", "row_sq_sum", "row_sq_sq",
-               "row_sq_first")
-
-
-def _summarise(X, shift, row_terms, extrema, rescale, first):
-    """(statistics, Z, k) of X about ``shift`` (see :meth:`RepresentationMoments.from_array`):
-    computed directly, and again on X * 2^-e (exact; the largest entry in [0.5, 1)) where
-    ``rescale`` and they are not finite or not at a safe level (``_LEVELS``). The column
-    extremes are always those of X."""
-    with np.errstate(over="ignore", invalid="ignore"):  # judged below, on the results
-        c, Z = _shift_of(X, shift)
-        m, k = RepresentationMoments._from_shifted(X, Z, c, row_terms, extrema, first)
-    if not rescale or _in_range(m):
-        return m, Z, k
-    top = abs_max(X)
-    e = int(np.frexp(top)[1]) if 0.0 < top < np.inf else 0
-    if e == 0:
-        return m, Z, k
-    given = shift if isinstance(shift, str) or (np.ndim(shift) == 0 and float(shift) == 0.0) \
-        else _scaled(like(shift, X), e)
-    Xs = times_pow2(X, -e)
-    c, Z = _shift_of(Xs, given)
-    m, k = RepresentationMoments._from_shifted(Xs, Z, c, row_terms, False, first)
-    m.exponent = e
-    if extrema:
-        m.minimum, m.maximum = _colmin(X), _colmax(X)
-    return m, Z, k
-
-
-def _shift_of(X, shift):
-    """(shift vector, X - shift) in X's backend; shift 0 returns X itself (no copy)."""
-    if isinstance(shift, str):
-        if shift != "mean":
-            raise ValueError(f"shift must be 'mean', 0 or an array, got {shift!r}")
-        c = X.mean(0)
-        return c, X - c
-    if np.ndim(shift) == 0 and float(shift) == 0.0:
-        zero = X[0] * 0.0
-        return zero, X
-    c = like(shift, X)
-    return c, X - c
-
-
-def _scaled(value, exponent):
-    """A value in the data's units at the level of statistics kept at ``exponent``."""
-    return value if exponent == 0 else times_pow2(value, -exponent)
-
-
-def _unscaled(value, exponent):
-    """A value at the level of statistics kept at ``exponent``, in the data's units."""
-    return value if exponent == 0 else times_pow2(value, exponent)
-
-
-#: Values whose level (the largest of |shift| and ||Z||_F) lies in this range are summarised as
-#: they are; others after an exact power-of-two rescaling (see the module text). Inside it the
-#: fourth powers, times any realistic n d^2, and the shift identities' n |delta|^4 stay normal.
-_LEVELS = (2.0**-100, 2.0**100)
-
-
-def _in_range(m):
-    """Whether statistics computed directly are finite and at a safe level (``_LEVELS``)."""
-    parts = (m.sum, m.gram, m.row_sq_sum, m.row_sq_sq)
-    if is_tensor(m.gram):
-        import torch
-
-        finite = all(bool(torch.isfinite(p).all()) for p in parts if p is not None)
-    else:
-        finite = all(np.all(np.isfinite(p)) for p in parts if p is not None)
-    if not finite:
-        return False
-    level = max(abs_max(m.shift), float(np.sqrt(max(float(m.gram.trace()), 0.0))))
-    return level == 0.0 or _LEVELS[0] <= level <= _LEVELS[1]
-
-
-def _pooled_shift(a, b):
-    """The pooled mean of two sets of statistics kept at the same exponent, in a's backend."""
-    ma, mb = a._mean, b._mean
-    return ma + (mb - ma) * (b.n / (a.n + b.n))
-
-
-def _both_numpy_or_same(a, b, field="gram"):
-    """Statistics on different devices (or numpy and torch) are both brought to numpy."""
-    u, v = getattr(a, field), getattr(b, field)
-    if is_tensor(u) != is_tensor(v) or (is_tensor(u) and u.device != v.device):
-        return a.to_numpy(), b.to_numpy()
-    return a, b
-
-
-def _merge(a, b):
-    if not isinstance(b, type(a)):
-        return NotImplemented
-    if a.width != b.width:
-        raise ValueError(f"cannot merge statistics of widths {a.width} and {b.width}")
-    a, b = _both_numpy_or_same(a, b)
-    e = max(a.exponent, b.exponent)
-    a, b = a.at_exponent(e), b.at_exponent(e)
-    shift = _pooled_shift(a, b)
-    return _sum_aligned(a._moved(a.shift - shift, shift), b._moved(b.shift - shift, shift))
-
-
-def _sum_aligned(a, b):
-    """Statistics of the rows of both, for two sets taken about the same shift."""
-    shift = a.shift
-    lo = None if a.minimum is None or b.minimum is None else _elementwise(min, a.minimum, b.minimum)
-    hi = None if a.maximum is None or b.maximum is None else _elementwise(max, a.maximum, b.maximum)
-    out = type(a)(a.n + b.n, shift, a.sum + b.sum, a.gram + b.gram, lo, hi,
-                  exponent=a.exponent)
-    if a.has_row_terms and b.has_row_terms:
-        out.row_sq_sum = a.row_sq_sum + b.row_sq_sum
-        out.row_sq_sq = a.row_sq_sq + b.row_sq_sq
-        out.row_sq_first = a.row_sq_first + b.row_sq_first
-    return out
-
-
-def _elementwise(fn, u, v):
-    if is_tensor(u):
-        import torch
-
-        return torch.minimum(u, v) if fn is min else torch.maximum(u, v)
-    return np.minimum(u, v) if fn is min else np.maximum(u, v)
-
-
-def spectrum_from_gram(G, n):
-    """Singular values s (descending) and right singular vectors V' of a matrix Xc with
-    Xc'Xc = G, from the eigen-decomposition of G, unchecked. The metrics no longer use it: they
-    decompose :attr:`PairMoments.factor` (the data's conditioning) or the square root that
-    :func:`gram_factor` accepts, which refuses what G cannot resolve instead of dropping it.
-
-    The eigenvalues are the squares of the singular values, so rounding hides the directions
-    whose eigenvalue is below about d * eps of the largest: those below max(n, d) * eps * lam_max
-    are dropped (the SVD of the data itself resolves singular values, i.e. square roots, down to
-    that relative level, which is why the whole-data estimators keep their SVD route).
-
-    Parameters
-    ----------
-    G : numpy.ndarray, shape (d, d)
-        Symmetric positive semi-definite, not all zero.
-    n : int
-        Number of rows behind G (enters the tolerance).
-
-    Returns
-    -------
-    s : numpy.ndarray, shape (r,)
-    Vt : numpy.ndarray, shape (r, d)
-
-    Examples
-    --------
-    >>> Xc = np.array([[1.0, 0.0], [-1.0, 0.0], [0.0, 2.0], [0.0, -2.0]])
-    >>> s, Vt = spectrum_from_gram(Xc.T @ Xc, 4)
-    >>> s.round(12).tolist(), bool(np.allclose(np.abs(Vt), [[0, 1], [1, 0]]))
-    ([2.828427124746, 1.414213562373], True)
-    """
-    lam, V = np.linalg.eigh(G)
-    lam, V = lam[::-1], V[:, ::-1]
-    keep = lam > max(n, G.shape[0]) * np.finfo(np.float64).eps * lam[0]
-    return np.sqrt(lam[keep]), V[:, keep].T
-
-
+# -- zero variance, exactly ------------------------------------------------------------------------
 def check_nonconstant_array(A, name):
     """:func:`simmetrics._core.validation.check_nonconstant` for a numpy array or a torch tensor
     (on its device): the same exact test (every column's range is zero) and message.
@@ -559,7 +118,8 @@ def check_nonconstant_array(A, name):
     ...
     ValueError: X has zero variance: every neuron is constant across samples
     """
-    if float((_colmax(A) - _colmin(A)).max()) == 0.0:
+    nx = get_backend(A)
+    if float((nx.colmax(A) - nx.colmin(A)).max()) == 0.0:
         raise ValueError(f"{name} has zero variance: every neuron is constant across samples")
     return A
 
@@ -727,8 +287,8 @@ class PairMoments:
                      + n |delta|^2 |eps|^2
             Z''l'  = Z'l + 2 cross eps + |eps|^2 sum_z + (sum l + 2 eps'sum_w + n |eps|^2) delta
         """
-        shift_x = _scaled(like(shift_x, self.cross), self.x.exponent)
-        shift_y = _scaled(like(shift_y, self.cross), self.y.exponent)
+        shift_x = scaled(like(shift_x, self.cross), self.x.exponent)
+        shift_y = scaled(like(shift_y, self.cross), self.y.exponent)
         return self._moved(self.x.shift - shift_x, shift_x, self.y.shift - shift_y, shift_y)
 
     @property
@@ -745,7 +305,7 @@ class PairMoments:
             return self
         out = type(self)(self.x.at_exponent(ex), self.y.at_exponent(ey),
                          times_pow2(self.cross, kx + ky),
-                         factor=_factor_columns(self.factor, self.x.width,
+                         factor=factor_columns(self.factor, self.x.width,
                                                 lambda F: times_pow2(F, kx),
                                                 lambda F: times_pow2(F, ky)))
         if self.has_row_terms:
@@ -786,7 +346,7 @@ class PairMoments:
         """The statistics of ``(a X, b Y)`` (a, b > 0)."""
         a, b = float(a), float(b)
         out = type(self)(self.x.scaled(a), self.y.scaled(b), self.cross * (a * b),
-                         factor=_factor_columns(self.factor, self.x.width, lambda F: F * a,
+                         factor=factor_columns(self.factor, self.x.width, lambda F: F * a,
                                                 lambda F: F * b))
         if self.has_row_terms:
             out.row_cross = self.row_cross * (a * a * b * b)
@@ -798,7 +358,7 @@ class PairMoments:
         """The statistics of (Y, X)."""
         C, R, dx = self.cross, self.factor, self.x.width
         if R is not None:  # the columns of [Y X]: R'R permuted alike (R need not be triangular)
-            R = _hcat(R[:, dx:], R[:, :dx])
+            R = get_backend(R).concat((R[:, dx:], R[:, :dx]), axis=1)
         return type(self)(self.y, self.x, C.T, self.row_cross, self.y_row_x, self.x_row_y, R)
 
     def merge(self, other):
@@ -811,13 +371,13 @@ class PairMoments:
                 f"cannot merge statistics of widths {(a.x.width, a.y.width)} and "
                 f"{(b.x.width, b.y.width)}"
             )
-        a, b = _both_numpy_or_same(a, b, "cross")
+        a, b = both_numpy_or_same(a, b, "cross")
         ex, ey = max(a.x.exponent, b.x.exponent), max(a.y.exponent, b.y.exponent)
         a, b = a.at_exponents(ex, ey), b.at_exponents(ex, ey)
-        sx, sy = _pooled_shift(a.x, b.x), _pooled_shift(a.y, b.y)
+        sx, sy = pooled_shift(a.x, b.x), pooled_shift(a.y, b.y)
         a = a._moved(a.x.shift - sx, sx, a.y.shift - sy, sy)
         b = b._moved(b.x.shift - sx, sx, b.y.shift - sy, sy)
-        out = type(self)(_sum_aligned(a.x, b.x), _sum_aligned(a.y, b.y), a.cross + b.cross)
+        out = type(self)(sum_aligned(a.x, b.x), sum_aligned(a.y, b.y), a.cross + b.cross)
         if a.has_row_terms and b.has_row_terms:
             out.row_cross = a.row_cross + b.row_cross
             out.x_row_y = a.x_row_y + b.x_row_y
@@ -825,9 +385,9 @@ class PairMoments:
         if a.factor is not None and b.factor is not None:
             # both about the pooled shift now: the difference of the means is that of the sums
             weight = float(np.sqrt(a.n * b.n / (a.n + b.n)))
-            gap = _hcat((a.x.sum / a.n - b.x.sum / b.n)[None, :],
-                        (a.y.sum / a.n - b.y.sum / b.n)[None, :])
-            out.factor = _merged_factor(a.factor, b.factor, weight * gap)
+            gap = get_backend(a.factor).concat(((a.x.sum / a.n - b.x.sum / b.n)[None, :],
+                                                (a.y.sum / a.n - b.y.sum / b.n)[None, :]), axis=1)
+            out.factor = merged_factor(a.factor, b.factor, weight * gap)
         return out
 
     def __add__(self, other):
@@ -894,7 +454,7 @@ def side(X, shift="mean", row_terms=False, extrema=True, rescale=False):
     >>> bool(np.allclose(S.centred().cross, PairMoments.from_arrays(*layers[::2]).centred().cross))
     True
     """
-    m, Z, k = _summarise(X, shift, row_terms, extrema, rescale, first=False)
+    m, Z, k = summarise(X, shift, row_terms, extrema, rescale, first=False)
     return Side(Z, m, k)
 
 
@@ -910,16 +470,17 @@ def pair_from_sides(a, b, factor=False):
     Z, W = a.data, b.data
     if Z.shape[0] != W.shape[0]:
         raise ValueError(f"the sides hold {Z.shape[0]} and {W.shape[0]} rows")
-    if is_tensor(Z) != is_tensor(W) or (is_tensor(Z) and Z.device != W.device):
+    if get_backend(Z) != get_backend(W):
         a, b = a.to_numpy(), b.to_numpy()  # different devices: meet on the CPU
         Z, W = a.data, b.data
+    nx = get_backend(Z)
     out = PairMoments(copy.copy(a.moments), copy.copy(b.moments), Z.T @ W)
     if factor:
-        out.factor = _batch_factor(_hcat(Z, W), compact=factor != "rows")
+        out.factor = batch_factor(nx.concat((Z, W), axis=1), compact=factor != "rows")
     if a.has_row_terms and b.has_row_terms:
         k, l = a.row_sq, b.row_sq
         out.row_cross = k @ l
-        kl = _columns(k, l)
+        kl = nx.stack((k, l), axis=1)
         # one pass over each matrix gives both of its row-norm products: Z'[k l], W'[k l]
         for rep, A, own, name in ((out.x, Z, 0, "x_row_y"), (out.y, W, 1, "y_row_x")):
             both = A.T @ kl
@@ -962,199 +523,3 @@ def moments(X, Y, layout=None, row_terms=True, factor=False):
     """
     A, B = check_batch_pair(X, Y, layout=layout, min_samples=1)
     return PairMoments.from_arrays(A, B, row_terms=row_terms, factor=factor)
-
-
-# -- the factor: a square root of the joint centred Gram matrix ------------------------------
-def _hcat(A, B):
-    """[A B] in the backend of A."""
-    if is_tensor(A):
-        import torch
-
-        return torch.cat((A, B), dim=1)
-    return np.hstack((A, B))
-
-
-def _factor_columns(R, dx, on_x, on_y):
-    """R with ``on_x`` applied to its first ``dx`` columns and ``on_y`` to the rest (None
-    stays None): a factor of the data with its two column blocks transformed alike."""
-    return None if R is None else _hcat(on_x(R[:, :dx]), on_y(R[:, dx:]))
-
-
-def _triangularised(F):
-    """The R of the Householder QR decomposition of F (min(rows, d) x d, R'R = F'F)."""
-    if is_tensor(F):
-        import torch
-
-        return torch.linalg.qr(F, mode="r").R
-    return np.linalg.qr(F, mode="r")
-
-
-def _batch_factor(F, compact=True):
-    """The factor of one batch [Z W]: its exactly centred rows (two passes, see
-    :func:`simmetrics._core.linalg.center`), triangularised (``compact``) when there are more rows
-    than columns, so that it never holds more than d = d_x + d_y rows."""
-    from ._core.linalg import center
-
-    F = center(F)
-    return F if F.shape[0] <= F.shape[1] or not compact else _triangularised(F)
-
-
-def compact_factor(stats):
-    """``stats`` with a factor of at most d rows (triangularised if it holds more)."""
-    R = stats.factor
-    if R is not None and R.shape[0] > R.shape[1]:
-        stats.factor = _triangularised(R)
-    return stats
-
-
-def _is_triangular(R):
-    return R.shape[0] == R.shape[1] and not np.tril(R, -1).any()
-
-
-def _merged_factor(Ra, Rb, gap):
-    """A factor with R'R = Ra'Ra + Rb'Rb + gap'gap (``gap`` one row): the stacked rows while
-    they are at most d, else their triangular factor. When one of the two is already a d x d
-    triangle, LAPACK's dtpqrt (the QR of a triangle stacked on rows) costs O(rows d^2), the
-    flops of the Gram update, instead of a full QR."""
-    d = Ra.shape[1]
-    if is_tensor(Ra):
-        import torch
-
-        F = torch.cat((Ra, Rb, gap))
-        return F if F.shape[0] <= d else _triangularised(F)
-    if Ra.shape[0] + Rb.shape[0] + 1 <= d:
-        return np.vstack((Ra, Rb, gap))
-    from scipy.linalg import lapack
-
-    for T, rows in ((Ra, (Rb, gap)), (Rb, (Ra, gap))):
-        if _is_triangular(T):
-            out, _, _, info = lapack.dtpqrt(0, min(d, 32), np.array(T), np.vstack(rows))
-            if info == 0:
-                return np.triu(out)
-    return _triangularised(np.vstack((Ra, Rb, gap)))
-
-
-def rows_svd(A, n):
-    """The thin SVD of rows ``A`` that stand in for ``n`` data rows (from
-    :meth:`PairMoments.factor_rows` or :func:`gram_factor`), with the whole-data rank rule of
-    :func:`simmetrics._core.linalg.orthonormal_basis` for n rows (singular values below
-    max(n, d) eps s_max dropped), computed on A 2^-e (exact; the largest entry in [0.5, 1))
-    so that no square over- or underflows.
-
-    Returns
-    -------
-    U : numpy.ndarray, shape (rows, r)
-    s : numpy.ndarray, shape (r,)
-        The singular values of A 2^-e.
-    Vt : numpy.ndarray, shape (r, d)
-    e : int
-    """
-    from ._core.linalg import orthonormal_basis
-
-    top = abs_max(A)
-    e = int(np.frexp(top)[1]) if top > 0.0 else 0
-    U, s, Vt = orthonormal_basis(times_pow2(A, -e), rtol=max(n, A.shape[1]) * np.finfo(float).eps)
-    return U, s, Vt, e
-
-
-# -- when the Gram matrix alone must do: a checked square root -------------------------------
-#: The Gram matrix's estimated relative error on the smallest direction the data can have
-#: that :func:`gram_factor` accepts: half of float64's digits (sqrt(eps) = 1.5e-8).
-_GRAM_ERROR = 2.0**-26
-
-
-def gram_factor(rep, name, centred=True, gram=None):
-    """A square root M (r x d, M'M = G) of the Gram matrix G of ``rep`` (numpy statistics;
-    ``gram`` overrides ``rep.gram``), refused with a ``ValueError`` where the sums cannot
-    resolve the data: the route of the metrics that whiten when statistics hold no
-    :attr:`PairMoments.factor`.
-
-    **The bound.** A Gram entry is a sum of n products; its rounding error is
-    |dG_kl| <= gamma sqrt(G_kk G_ll) with gamma = sqrt(n) eps (the probabilistic bound of
-    Higham and Mary 2019; n eps in the worst case), whatever the means (the batches are
-    summed about their means and merged exactly). Write G = D^(1/2) C D^(1/2), D = diag(G),
-    C the correlation matrix of the live neurons (non-constant ones; with ``centred=False``
-    not all zero). Then dG = D^(1/2) dC D^(1/2) with ||dC||_2 <= d gamma, and the
-    eigenvalues of G move relatively by at most d gamma / lambda_min(C) (Demmel and
-    Veselic 1992, Theorem 2.3: scaling by D costs nothing). Rank-deficiency the data must
-    have is known (r = min(n - 1, d_live) centred, min(n, d_live) not), so with lambda_r the
-    r-th largest eigenvalue of C the estimated relative error of the smallest direction is::
-
-        error = d_live sqrt(n) eps / lambda_r(C)
-
-    accepted while error <= 2^-26 (half of the 16 digits; the condition number of X'X
-    itself may be far larger: neurons of variances 1e-10..1 pass). One stimulus 1e8 times
-    the others, or a cluster of spread 1e-3 beside a point at 1e5, make every centred column
-    nearly parallel (lambda_r(C) about 1e-15): refused, as are exact linear dependences
-    (duplicate neurons), which a Gram matrix cannot tell from a direction below its
-    rounding. The accepted M = Lambda_r^(1/2) V_r' D^(1/2) (V_r Lambda_r V_r' the top r
-    eigenpairs of C) is a square root with the data's conditioning: its SVD gives the
-    singular values and right vectors of the data as the data's SVD does, to about
-    max(n, d) eps s_max / s for a singular value s (the limit of every route, the whole-data
-    SVD included: variances spanning 1e-20..1 agree with ``fit_score`` to about 1e-8).
-
-    Parameters
-    ----------
-    rep : RepresentationMoments
-        numpy statistics about the shift the caller decomposes (centred, or the fitted means).
-    name : str
-        "X" or "Y", for the message.
-    centred : bool, default True
-        Whether ``rep`` is centred (the data then have rank at most n - 1).
-    gram : numpy.ndarray, optional
-        The Gram matrix to use instead of ``rep.gram`` (same shift).
-
-    Returns
-    -------
-    numpy.ndarray, shape (r, d)
-
-    Examples
-    --------
-    >>> rng = np.random.default_rng(0)
-    >>> X = rng.normal(size=(100, 3)) * [1.0, 1e-3, 1e-5]   # variances 1 .. 1e-10: resolved
-    >>> S = RepresentationMoments.from_array(X).centred()
-    >>> M = gram_factor(S, "X")
-    >>> bool(np.allclose(M.T @ M, S.gram, rtol=1e-12, atol=0))
-    True
-    >>> X[0] *= 1e8                                           # one dominant stimulus
-    >>> gram_factor(RepresentationMoments.from_array(X).centred(), "X")
-    Traceback (most recent call last):
-    ...
-    ValueError: the second moments cannot resolve X: ...
-    """
-    G = to_numpy(rep.gram if gram is None else gram)
-    n, d = rep.n, G.shape[0]
-    diag = np.diag(G).copy()
-    live = diag > 0.0
-    if rep.minimum is not None:
-        lo, hi = to_numpy(rep.minimum), to_numpy(rep.maximum)
-        live &= (hi > lo) if centred else ((hi != 0.0) | (lo != 0.0))
-    idx = np.flatnonzero(live)
-    M = np.zeros((0, d))
-    r = min(n - 1 if centred else n, idx.size)
-    if r <= 0:
-        return M
-    root = np.sqrt(diag[idx])
-    C = G[np.ix_(idx, idx)] / root[:, None] / root[None, :]
-    lam, V = np.linalg.eigh(C)
-    lam, V = lam[::-1][:r], V[:, ::-1][:, :r]
-    smallest = float(lam[-1])
-    error = idx.size * np.sqrt(n) * np.finfo(np.float64).eps / smallest if smallest > 0.0 \
-        else np.inf
-    if not error <= _GRAM_ERROR:
-        digits = max(0.0, -np.log10(error))
-        condition = float(lam[0]) / smallest if smallest > 0.0 else np.inf
-        raise ValueError(
-            f"the second moments cannot resolve {name}: the correlation matrix of its "
-            f"{idx.size} {'centred ' if centred else ''}neurons has condition number "
-            f"{condition:.1e} (its eigenvalue {r} is {smallest:.1e}), so sums of {n} "
-            f"products rounded to eps = 2.2e-16 keep about "
-            f"{digits:.0f} of the 16 digits of its smallest direction, fewer than the 8 "
-            "needed (one stimulus far larger than the others, a cluster beside a far "
-            "outlier, or duplicate neurons). Accumulate the statistics with factor=True "
-            "(stream_score, stream_moments and simmetrics.moments.moments do), or use "
-            "fit_score on the whole data"
-        )
-    M = np.zeros((r, d))
-    M[:, idx] = (np.sqrt(np.clip(lam, 0.0, None))[:, None] * V.T) * root[None, :]
-    return M

@@ -171,8 +171,8 @@ def _as_list(reps, name):
         keys = list(reps)
         return ([reps[k] for k in keys], [f"{name}[{k!r}]" for k in keys],
                 [str(k) for k in keys], True)
-    if isinstance(reps, np.ndarray) or not hasattr(reps, "__len__") or isinstance(reps, str) \
-            or type(reps).__module__.startswith("torch"):
+    # one array, tensor or frame (anything with a shape) is one representation, not a list
+    if hasattr(reps, "shape") or not hasattr(reps, "__len__") or isinstance(reps, str):
         raise TypeError(
             f"{name} must be a list of representations (one array per layer or model) or a "
             f"dict of name -> representation, got {type(reps).__name__}"

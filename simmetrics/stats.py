@@ -19,8 +19,6 @@ from sklearn.base import clone
 
 from ._core.parallel import parallel_map
 from ._core.validation import as_float_array, check_random_state
-from .base import AlignmentMetric
-from .metrics.cca import CCA, PWCCA, SVCCA
 from ._core.registry import as_metric
 
 __all__ = ["PermutationTestResult", "BootstrapResult", "IntervalExcludesEstimateWarning",
@@ -30,7 +28,6 @@ INTERVAL_METHODS = ("auto", "percentile", "subsample")
 
 #: Metrics whose default interval is "subsample" (see :func:`bootstrap_ci`): every metric that
 #: fits an alignment or a projection to the stimuli, so that repeated stimuli change the fit.
-DUPLICATE_SENSITIVE = (AlignmentMetric, CCA, SVCCA, PWCCA)
 
 
 class IntervalExcludesEstimateWarning(UserWarning):
@@ -366,11 +363,11 @@ def bootstrap_ci(metric, X, Y, n_bootstraps=1000, confidence=0.95, random_state=
         Draw a progress bar on stderr.
     method : {"auto", "percentile", "subsample"}, default "auto"
         "auto" reads the metric's class attribute ``bootstrap_method`` ("percentile" or
-        "subsample") when it declares one; otherwise it is "subsample" for the metrics that
-        fit an alignment or a projection to the stimuli, whose fit changes when stimuli repeat
-        (every :class:`~simmetrics.AlignmentMetric`: Procrustes, shape metrics, permutation and
-        soft matching, intertwiner Procrustes; and the CCA family: CCA, SVCCA, PWCCA; the tuple
-        ``DUPLICATE_SENSITIVE`` of this module), and "percentile" for all others.
+        "subsample"), or "percentile" where it is None. "subsample" is declared by the metrics
+        that fit an alignment or a projection to the stimuli, whose fit changes when stimuli
+        repeat (every :class:`~simmetrics.AlignmentMetric`: Procrustes, shape metrics,
+        permutation and soft matching, intertwiner Procrustes; and the CCA family: CCA, SVCCA,
+        PWCCA).
     subsample_size : int, float or None
         m for ``"subsample"``: a count in [2, n - 1], a fraction of n in (0, 1) (rounded
         down), or None for n // 2. Each subsample must hold at least the metric's
@@ -475,14 +472,14 @@ def _resolve_method(method, metric):
     if method != "auto":
         return method
     declared = metric.bootstrap_method
-    if declared is not None:
-        if declared not in ("percentile", "subsample"):
-            raise ValueError(
-                f"{type(metric).__name__}.bootstrap_method must be 'percentile' or "
-                f"'subsample', got {declared!r}"
-            )
-        return declared
-    return "subsample" if isinstance(metric, DUPLICATE_SENSITIVE) else "percentile"
+    if declared is None:
+        return "percentile"
+    if declared not in ("percentile", "subsample"):
+        raise ValueError(
+            f"{type(metric).__name__}.bootstrap_method must be 'percentile' or "
+            f"'subsample', got {declared!r}"
+        )
+    return declared
 
 
 def _subsample_size(value, n, metric):

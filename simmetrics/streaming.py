@@ -15,6 +15,7 @@ the full data: its value depends on how the rows are split into batches.
 
 import numpy as np
 
+from ._core.linalg import abs_max
 from ._core.memory import check_memory
 from ._core.registry import available_metrics, get_metric, metric_class
 from .base import AlignmentMetric, Metric
@@ -100,7 +101,7 @@ def _accumulate(batches, layout, row_terms, metric=None, factor=False):
                 "is scored",
                 "fewer neurons (e.g. each layer projected on its top principal directions)"])
         # the batch's centred rows themselves: the merge folds them into the running
-        # triangle in one pass (simmetrics.moments._merged_factor)
+        # triangle in one pass (simmetrics._core.factor.merged_factor)
         part = pair_from_sides(side(A, "mean", row_terms, True, True),
                                side(B, "mean", row_terms, True, True),
                                factor="rows" if factor else False)
@@ -123,8 +124,6 @@ _UNSCALED_LEVELS = (2.0**-400, 2.0**400)
 
 
 def _level(rep):
-    from ._core.linalg import abs_max
-
     return max(abs_max(rep.shift), float(np.sqrt(max(float(rep.gram.trace()), 0.0))))
 
 

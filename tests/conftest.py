@@ -1,4 +1,5 @@
-"""Shared fixtures: the reference data sets computed by independent implementations.
+"""Shared fixtures: the reference data sets computed by independent implementations, and the
+array libraries the generic suites hand their data in (``nx``).
 
 tests/data/reference is a copy of the project's shared/reference folder (see its README.md):
 values produced by other projects' code (netrep, Kornblith et al.'s demo, ckatorch, repsim,
@@ -48,3 +49,49 @@ def seed7():
 @pytest.fixture
 def rng():
     return np.random.default_rng(12345)
+
+
+class InputBackend:
+    """How a test hands its (numpy) data to a metric: as numpy arrays, or as CPU torch tensors.
+
+    ``from_numpy(A)`` keeps the dtype (a float64 array gives a float64 tensor, float32 gives
+    float32) and never shares memory with a write-protected array; the expected values of a
+    test do not depend on the backend, so one test body checks both (POT's ``nx`` fixture).
+    """
+
+    def __init__(self, name):
+        self.name = name
+
+    def from_numpy(self, A):
+        A = np.asarray(A)
+        if self.name == "numpy":
+            return A
+        import torch
+
+        # torch.from_numpy needs a writable, C-ordered array: a copy only where A is not one
+        return torch.from_numpy(np.require(A, requirements=["C", "W"]))
+
+    def __repr__(self):
+        return f"InputBackend({self.name!r})"
+
+
+BACKENDS = ["numpy", "torch"]
+
+
+@pytest.fixture(params=BACKENDS)
+def nx(request):
+    """The input backend of a test: "numpy" (arrays) or "torch" (CPU tensors).
+
+    With "torch", torch's CPU ops run on one thread for the test (as the generic suites limit
+    BLAS to one): on small matrices and shared cores its thread pool only adds waiting."""
+    if request.param == "numpy":
+        yield InputBackend("numpy")
+        return
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield InputBackend("torch")
+    finally:
+        torch.set_num_threads(threads)

@@ -14,9 +14,11 @@ import pytest
 import torch
 
 from simmetrics import LinearCKA
-from simmetrics.demo import load_digits_split, train_classifier
-from simmetrics.paper.experiments import (ExperimentConfig, _build, _deterministic_torch,
-                                    format_report, main, run_experiments, write_report)
+from simmetrics.nn.digits import load_digits_split, train_classifier
+from simmetrics.paper.cli import main
+from simmetrics.paper.config import ExperimentConfig
+from simmetrics.paper.experiments import _build, _deterministic_torch, run_experiments
+from simmetrics.paper.report import format_report, write_report
 from simmetrics.nn.extract import extract_activations
 from simmetrics.nn.stitching import direct_stitch, stitch_accuracy
 
@@ -153,7 +155,7 @@ def test_write_report_and_cli(results, tmp_path, monkeypatch):
         assert f"(figures/{name})" in text
         assert (tmp_path / "out" / "figures" / name).read_bytes()[:4] == b"\x89PNG"
     # the CLI, with the study replaced by the results above (the smoke run is tested above)
-    import simmetrics.paper.experiments as ex
+    import simmetrics.paper.cli as ex
 
     monkeypatch.setattr(ex, "run_experiments", lambda config, n_jobs=None, progress=False:
                         results)

@@ -14,19 +14,18 @@ from sklearn.exceptions import NotFittedError
 
 import simmetrics
 from simmetrics import IntertwinerCKA, IntertwinerProcrustes
-from simmetrics.metrics import intertwiner
+from simmetrics.metrics import intertwiner_cka, intertwiner_kernel
 from simmetrics._core.linalg import times_pow2
 from simmetrics.base import GROUP_NAMES
 from simmetrics.symmetry.groups import get_group
 from simmetrics.metrics.hsic import UnbiasedGram, hsic_self, hsic_unbiased
-from simmetrics.metrics.intertwiner import (
-    channel_kernel,
-    intertwiner_group_name,
-    optimal_signed_permutation,
+from simmetrics.metrics.intertwiner_alignment import optimal_signed_permutation
+from simmetrics.metrics.intertwiner_groups import intertwiner_group_name, upsample_to_match
+from simmetrics.metrics.intertwiner_kernel import channel_kernel
+from simmetrics.paper.reference import (
     paper_grelu_cka,
     paper_grelu_procrustes_similarity,
     paper_ortho_procrustes_similarity,
-    upsample_to_match,
 )
 
 PAIRS = ["X_Y", "X_Xq", "X_Xpd", "Hc1_Hc2"]
@@ -383,7 +382,7 @@ def test_channel_kernel_strips_equal_loop(rng, monkeypatch, strip):
     # samples, (4, 10) and (5, 7) give several tiles per strip, partial tiles at the edges and
     # diagonal squares inside wider tiles. Expected: the paper's loop, bit for bit (a max of
     # the same products)
-    monkeypatch.setattr(intertwiner, "_NUMPY_STRIP", strip)
+    monkeypatch.setattr(intertwiner_kernel, "_NUMPY_STRIP", strip)
     H = rng.normal(size=(23, 6))
     K = channel_kernel(H)
     assert np.array_equal(K, _loop_kernel(H[:, :, None], np.max))
@@ -486,23 +485,23 @@ def test_registry_and_attributes():
 
 
 # -- the torch path: tensors on an accelerator stay there ----------------------------------------
-# No accelerator here, so these tests send CPU tensors down the accelerator path by patching
-# the one predicate that chooses it (intertwiner._on_device_path); everything after it, from
+# No accelerator here, so these tests send CPU tensors down the accelerator path by declaring
+# the policy that keeps every tensor where it is (device_policy = "tensor"); everything after it, from
 # the validation on the device to the HSIC, is the code a CUDA tensor runs (only the default
 # tile size differs, so the tests also pass small chunk sizes). The expected values are the
 # numpy path's: the same metric on numpy arrays, computed with numpy's kernels, which the
 # tests above check against the paper's loop and modelsym's numbers.
 @pytest.fixture
 def device_path(monkeypatch):
-    monkeypatch.setattr(intertwiner, "_on_device_path", lambda A: isinstance(A, torch.Tensor))
+    monkeypatch.setattr(IntertwinerCKA, "device_policy", "tensor")
 
 
 def _numpy_value(metric, X, Y):
     """The numpy path: numpy arrays (or CPU tensors, which the CPU path reads as numpy
     arrays) with numpy's kernels, whatever the CPU default is."""
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(intertwiner, "_TORCH_ON_CPU", False)
-        patch.setattr(intertwiner, "_on_device_path", lambda A: False)
+        patch.setattr(intertwiner_cka, "_TORCH_ON_CPU", False)
+        patch.setattr(IntertwinerCKA, "device_policy", "host")
         return clone(metric).fit_score(X, Y)
 
 
@@ -524,8 +523,9 @@ def test_torch_path_equals_numpy_path_dense(rng, device_path, activation, estima
     expected = _numpy_value(metric, X, Y)
     assert metric.fit_score(torch.from_numpy(X), torch.from_numpy(Y)) == pytest.approx(
         expected, abs=1e-10)
-    # the path really is torch's: a tensor validated on the device, its kernel a tensor
-    A = metric._validate_one(X, "X", torch.device("cpu"))
+    # the path really is torch's: a tensor validated on the device (a numpy partner joins it
+    # there), its kernel a tensor
+    A, _ = metric._validate(X, torch.from_numpy(Y))
     assert isinstance(A, torch.Tensor) and isinstance(metric._partial_fit(A, "X").K, torch.Tensor)
 
 
@@ -584,7 +584,7 @@ def test_torch_path_with_a_numpy_partner(rng, device_path):
 def test_torch_path_default_tiles_that_do_not_divide_n(rng, device_path, monkeypatch):
     # tiny default tiles (64 values: 4 x 4 samples dense, 3 x 3 with 5 channels) so that the
     # default tile computation runs many tiles on n = 23 and 45 samples
-    monkeypatch.setattr(intertwiner, "_TILE_ELEMENTS", 64)
+    monkeypatch.setattr(intertwiner_kernel, "_TILE_ELEMENTS", 64)
     X, Y = _generic(rng, n=45, dx=7, dy=5)
     H1, H2 = _conv_pair(rng)
     for metric, A, B in ((IntertwinerCKA(), X, Y), (IntertwinerCKA(estimator="median"), X, Y),
@@ -677,7 +677,7 @@ def test_torch_cpu_kernels_for_cpu_input_give_the_numpy_value(rng, monkeypatch):
     # the switch that would run CPU input on torch's CPU kernels (off by default): same value
     X, Y = _generic(rng, n=40)
     H1, H2 = _conv_pair(rng)
-    monkeypatch.setattr(intertwiner, "_TORCH_ON_CPU", True)
+    monkeypatch.setattr(intertwiner_cka, "_TORCH_ON_CPU", True)
     for metric, A, B in ((IntertwinerCKA(), X, Y), (IntertwinerCKA("identity"), X, Y),
                          (IntertwinerCKA(estimator="median", positions="sum", layout="nchw"),
                           H1, H2)):

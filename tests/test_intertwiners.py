@@ -17,7 +17,8 @@ from torch import nn
 
 import simmetrics
 from simmetrics.symmetry.groups import random_orthogonal
-from simmetrics.symmetry.activations import gelu_defect_slope, homogeneity_defect, intertwiner_group
+from simmetrics.symmetry.activations import intertwiner_group
+from simmetrics.symmetry.homogeneity import gelu_defect_slope, homogeneity_defect
 
 T64 = torch.float64
 

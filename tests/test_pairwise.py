@@ -10,7 +10,7 @@ import torch
 from sklearn.base import clone
 
 import simmetrics
-from simmetrics.metrics import cka
+from simmetrics.metrics import cka, cka_gram
 from simmetrics._core.parallel import Progress, parallel_map
 from simmetrics.base import Metric
 from simmetrics.pairwise import is_symmetric
@@ -134,12 +134,12 @@ def test_linear_cka_chooses_gram_space_by_cost(rng, monkeypatch):
     layers = [rng.normal(size=(n, w)) + 5.0 * rng.normal(size=w) for w in (30, 41, 25, 60, 33)]
     layers[2] = np.tanh(layers[0][:, :25]) + 0.2 * layers[2]
     widths = [A.shape[1] for A in layers]
-    assert cka._gram_cheaper(n, widths, [(i, j) for i in range(5) for j in range(i, 5)])
-    assert not cka._gram_cheaper(10 * sum(widths), widths, [(0, 1)])
+    assert cka_gram.gram_cheaper(n, widths, [(i, j) for i in range(5) for j in range(i, 5)])
+    assert not cka_gram.gram_cheaper(10 * sum(widths), widths, [(0, 1)])
     used = []
     original = cka.gram_space_cka
     monkeypatch.setattr(cka, "gram_space_cka", lambda *a, **k: used.append(1) or original(*a, **k))
-    monkeypatch.setattr(cka, "_GRAM_TILE", 16)
+    monkeypatch.setattr(cka_gram, "_GRAM_TILE", 16)
     for debiased in (False, True):
         metric = simmetrics.LinearCKA(debiased=debiased)
         M = simmetrics.pairwise(metric, layers)

@@ -56,9 +56,9 @@ def test_cluster_result_equals_the_serial_one(client, metric):
 def test_gram_space_tiles_on_the_cluster(client, monkeypatch):
     # many wide layers, few stimuli: linear CKA takes the tiled Gram route, one task per row
     # of tiles (small tiles so there are several)
-    from simmetrics.metrics import cka
+    from simmetrics.metrics import cka_gram
 
-    monkeypatch.setattr(cka, "_GRAM_TILE", 8)
+    monkeypatch.setattr(cka_gram, "_GRAM_TILE", 8)
     layers = _layers(1, 30, (40, 50, 45))
     for debiased in (False, True):
         metric = simmetrics.LinearCKA(debiased=debiased)

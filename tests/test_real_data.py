@@ -22,6 +22,9 @@ and future metric is held to it), on
 5. ``pairwise`` gives the values of ``fit_score`` (its per-representation route), and for the
    streaming metrics so does ``stream_score`` over uneven batches.
 
+Tests 3 to 5 run on every input backend (the ``nx`` fixture of conftest.py: numpy arrays and
+CPU torch tensors) against the same expected values, computed from the numpy arrays.
+
 Held-out alignment: a neuron silent on the training stimuli must not hide held-out differences.
 """
 
@@ -134,10 +137,10 @@ def test_declared_invariances_hold_on_the_data_users_have(metric, kind):
 
 
 @pytest.mark.parametrize("metric, kind", CASES)
-def test_one_orbit_gives_the_ideal_value(metric, kind):
+def test_one_orbit_gives_the_ideal_value(metric, kind, nx):
     X, _ = _case(metric, kind)
     ideal = 1.0 if metric.kind == "similarity" else 0.0
-    value = _score_or_refuse(metric, kind, X, X)
+    value = _score_or_refuse(metric, kind, nx.from_numpy(X), nx.from_numpy(X))
     if value is None:
         return
     assert abs(value - ideal) <= 10 * _tol(metric, ideal, X, X), f"m(X, X) = {value}"
@@ -145,37 +148,42 @@ def test_one_orbit_gives_the_ideal_value(metric, kind):
     for name in sorted(metric.invariances):
         if name == "translation" and kind in (dominant_stimulus, cluster_and_outlier):
             continue
-        value = _score(metric, X, _act(name, X, rng))
+        value = _score(metric, nx.from_numpy(X), nx.from_numpy(_act(name, X, rng)))
         assert abs(value - ideal) <= 10 * _tol(metric, ideal, X, X), (
             f"{metric!r} on {kind.__name__}: m(X, g X) = {value!r} for g in {name}"
         )
 
 
 @pytest.mark.parametrize("metric, kind", CASES)
-def test_reordering_the_stimuli_keeps_the_value(metric, kind):
+def test_reordering_the_stimuli_keeps_the_value(metric, kind, nx):
     X, Y, base = _case_and_value(metric, kind)
     if base is None:  # a documented refusal, checked in _score_or_refuse
         return
+    # the numpy value on every backend: the input's library is not part of the definition
+    on_backend = _score(metric, nx.from_numpy(X), nx.from_numpy(Y))
+    assert on_backend == pytest.approx(base, rel=1e-9, abs=1e-12), (
+        f"{metric!r} on {kind.__name__}: {nx.name} input gave {on_backend!r}, numpy {base!r}")
     for seed in (3, 4):
         order = np.random.default_rng(seed).permutation(X.shape[0])
-        value = _score(metric, X[order], Y[order])
+        value = _score(metric, nx.from_numpy(X[order]), nx.from_numpy(Y[order]))
         assert abs(value - base) <= _tol(metric, base, X, Y), (
             f"{metric!r} on {kind.__name__}: reordering the stimuli moved {base!r} to {value!r}"
         )
 
 
 @pytest.mark.parametrize("metric, kind", CASES)
-def test_pairwise_and_streaming_give_the_value_of_fit_score(metric, kind):
+def test_pairwise_and_streaming_give_the_value_of_fit_score(metric, kind, nx):
     X, Y, base = _case_and_value(metric, kind)
     if base is None:  # a documented refusal, checked in _score_or_refuse
         return
-    matrix = np.asarray(simmetrics.pairwise(metric, [X], [Y]), dtype=float)
+    matrix = np.asarray(simmetrics.pairwise(metric, [nx.from_numpy(X)], [nx.from_numpy(Y)]),
+                        dtype=float)
     assert abs(matrix[0, 0] - base) <= _tol(metric, base, X, Y), (
         f"pairwise {matrix[0, 0]!r} vs fit_score {base!r}")
     if type(metric).name in simmetrics.streaming_metrics():
         n = X.shape[0]
         cuts = [0, n // 5, n // 5 + 1, n // 2, n]
-        batches = [(X[a:b], Y[a:b]) for a, b in zip(cuts, cuts[1:])]
+        batches = [(nx.from_numpy(X[a:b]), nx.from_numpy(Y[a:b])) for a, b in zip(cuts, cuts[1:])]
         if (repr(metric), kind.__name__) in STREAM_REFUSALS:
             with pytest.raises(ValueError, match="fit_score"):  # the refusal names the way out
                 simmetrics.stream_score(clone(metric), batches)

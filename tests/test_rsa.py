@@ -7,7 +7,8 @@ from sklearn.neighbors import NearestNeighbors
 
 import simmetrics
 from simmetrics import RSA, MutualKNN
-from simmetrics.metrics.rsa import _NeighbourSearch, compare_rdms, mutual_knn, rdm
+from simmetrics.metrics.knn import _NeighbourSearch, mutual_knn
+from simmetrics.metrics.rsa import compare_rdms, rdm
 
 RDMS = ["correlation", "euclidean"]
 COMPARES = ["spearman", "pearson", "kendall"]

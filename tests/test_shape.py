@@ -10,7 +10,8 @@ from sklearn.base import clone
 import simmetrics
 from simmetrics import OrthogonalProcrustes, PermutationMetric, ShapeMetric, SoftMatching
 from simmetrics._core.linalg import center
-from simmetrics.metrics.shape import angular_distance, partial_whitener
+from simmetrics.metrics.alignment import angular_distance
+from simmetrics.metrics.whitening import partial_whitener
 
 PAIRS0 = ["X_Y", "X_Z", "X_W"]
 PAIRS7 = ["X_Y", "X_Xq", "X_Xpd"]

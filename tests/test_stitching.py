@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from simmetrics import get_group, intertwiner_group
-from simmetrics.demo import train_classifier
+from simmetrics.nn.digits import train_classifier
 from simmetrics.nn.stitching import (FixedStitch, IntertwinerStitch, apply_channel_map,
                                   direct_stitch, make_stitch, sinkhorn, split_sequential,
                                   stitch_accuracy, stitch_models, train_stitch)

@@ -19,7 +19,8 @@ import pytest
 import scipy.linalg
 
 from simmetrics import IntertwinerCKA, IntertwinerProcrustes
-from simmetrics.metrics import intertwiner
+from simmetrics.metrics import intertwiner_cka
+from simmetrics.metrics.intertwiner_groups import intertwiner_group_name
 from simmetrics._core.memory import MemoryBudgetError, memory_budget, parse_bytes
 
 SEEDS = [0, 1, 2]
@@ -108,7 +109,7 @@ def test_heldout_equal_in_silent_neuron_gives_zero_and_rule_is_invariant(activat
     silent = [1, 4]
     X_tr, X_te = _relu(rng, m, d), _relu(rng, 30, d)
     X_tr[:, silent] = 0.0
-    group = intertwiner.intertwiner_group_name(activation)
+    group = intertwiner_group_name(activation)
     scaled = group in ("positive_scaled_permutation", "scaled_permutation")
     signed = group in ("signed_permutation", "scaled_permutation")
     P = np.eye(d)[rng.permutation(d)]
@@ -242,7 +243,7 @@ def test_constant_training_neuron_with_centring_is_silent(activation, seed):
 # -- extreme scales ---------------------------------------------------------------------------
 def _scale_free(activation, method):
     """The combinations whose value does not change when X and Y are scaled together."""
-    group = intertwiner.intertwiner_group_name(activation)
+    group = intertwiner_group_name(activation)
     return method == "angular" or group in (
         "positive_scaled_permutation", "scaled_permutation", "invertible_linear")
 
@@ -354,8 +355,8 @@ def no_kernels(monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("a kernel was built")
 
-    monkeypatch.setattr(intertwiner, "channel_kernel", refuse)
-    monkeypatch.setattr(intertwiner, "_intertwiner_kernel", refuse)
+    monkeypatch.setattr(intertwiner_cka, "channel_kernel", refuse)
+    monkeypatch.setattr(intertwiner_cka, "_intertwiner_kernel", refuse)
 
 
 @pytest.mark.parametrize("call", ["fit_score", "score", "fit"])

@@ -22,8 +22,8 @@ from simmetrics.metrics.cka import (
     _cka_from_moments,
     _moments_amplification,
     unbiased_hsic_terms,
-    gram_space_cka,
 )
+from simmetrics.metrics.cka_gram import gram_space_cka
 from simmetrics.moments import PairMoments, RepresentationMoments, moments
 from tests.metric_configs import VARIANTS
 

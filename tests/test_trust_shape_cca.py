@@ -293,7 +293,7 @@ def test_n_space_route_equals_the_d_space_route(metric, n, d, dy, monkeypatch):
     tr, te = slice(0, n), slice(n, 2 * n)
     thin = clone(metric).fit(X[tr], Y[tr])
     thin_fit_score = clone(metric).fit_score(X[tr], Y[tr])
-    monkeypatch.setattr(shape_module, "_use_n_space_route", lambda n_rows, width: False)
+    monkeypatch.setattr(shape_module, "use_n_space_route", lambda n_rows, width: False)
     dense = clone(metric).fit(X[tr], Y[tr])
     assert dense._rotation.basis is None and thin._rotation.basis is not None
     assert thin_fit_score == pytest.approx(clone(metric).fit_score(X[tr], Y[tr]), abs=1e-10)

@@ -41,6 +41,9 @@ __all__ = [
     "to_numpy",
     "tensor_from_numpy",
     "like",
+    "DEVICE_POLICIES",
+    "keeps",
+    "host_array",
 ]
 
 
@@ -104,6 +107,50 @@ def get_backend(*arrays):
     return NUMPY
 
 
+#: The values of ``Metric.device_policy``: where a metric computes on a torch tensor.
+#: "host": on the host, in numpy (the tensor is copied once); "accelerator": a tensor on an
+#: accelerator with float64 arithmetic stays on its device, other input goes to the host;
+#: "tensor": every tensor stays on its device, the CPU included (the streaming statistics).
+DEVICE_POLICIES = ("host", "accelerator", "tensor")
+
+
+def keeps(X, policy):
+    """Whether a metric with ``device_policy`` ``policy`` computes on ``X`` where it lives
+    (through :class:`TorchBackend`) instead of on a host copy."""
+    if policy not in DEVICE_POLICIES:
+        raise ValueError(f"device_policy must be one of {DEVICE_POLICIES}, got {policy!r}")
+    if policy == "accelerator":
+        return on_float64_accelerator(X)
+    # "meta" tensors hold no values: they take the host route, whose validation says so
+    return policy == "tensor" and is_tensor(X) and getattr(X, "device", None) is not None \
+        and X.device.type != "meta"
+
+
+def host_array(X, name):
+    """A torch tensor as a numpy array on the host (detached; half precision promoted to
+    float32), after the checks that only a tensor needs, each raising a ``TypeError`` that
+    names ``name``; any other input is returned as it is.
+
+    Examples
+    --------
+    >>> import torch
+    >>> host_array(torch.ones(2, dtype=torch.float16), "X").dtype
+    dtype('float32')
+    >>> host_array(torch.ones(2, dtype=torch.bool), "Y")
+    Traceback (most recent call last):
+    ...
+    TypeError: Y has boolean dtype; expected real numbers
+    """
+    if not is_tensor(X):
+        return X
+    import torch
+
+    T = TorchBackend.checked(X, name)
+    if T.dtype in (torch.float16, torch.bfloat16):
+        T = T.to(torch.float32)
+    return T.cpu().numpy()
+
+
 class NumpyBackend:
     """numpy spelling of the operations the package needs (float64 on the host)."""
 
@@ -125,6 +172,13 @@ class NumpyBackend:
         """Whether ``A`` is already an array of this backend (and device)."""
         return isinstance(A, np.ndarray)
 
+    def read(self, X, name):
+        """``X`` (any array-like, a tensor included) as a float64 numpy array, its dtype
+        checked (:func:`simmetrics._core.validation.as_float_array`)."""
+        from .validation import as_float_array
+
+        return as_float_array(X, name)
+
     def asarray(self, value):
         """``value`` as a float64 array of this backend."""
         return np.asarray(to_numpy(value) if is_tensor(value) else value, dtype=np.float64)
@@ -139,6 +193,12 @@ class NumpyBackend:
     def empty(self, shape):
         """An uninitialised float64 array."""
         return np.empty(shape)
+
+    def detach_float64(self, A):
+        """``A`` with no autograd history, as a kernel computes on it: a numpy array has none
+        and is returned as it is (in its own dtype: validated input is float64 already); a
+        tensor is detached and promoted to float64 on its device."""
+        return A
 
     # -- shape -------------------------------------------------------------------------------
     def permute(self, A, axes):
@@ -158,6 +218,9 @@ class NumpyBackend:
 
     def triu(self, A, k=0):
         return np.triu(A, k)
+
+    def tril(self, A, k=0):
+        return np.tril(A, k)
 
     def zero_diagonal(self, K):
         """Set the diagonal of the square matrix ``K`` to 0, in place."""
@@ -201,6 +264,9 @@ class NumpyBackend:
     def amax(self, A, axis):
         return A.max(axis=axis)
 
+    def amin(self, A, axis):
+        return A.min(axis=axis)
+
     # -- in-place products -------------------------------------------------------------------
     def outer_into(self, a, b, out):
         np.multiply.outer(a, b, out=out)
@@ -212,6 +278,11 @@ class NumpyBackend:
     def matmul_into(self, a, b, out):
         np.matmul(a, b, out=out)
 
+    def unit_norm(self, A):
+        """A <- A / ||A|| (the L2 norm of all entries), in place; the norm stays a value of this
+        backend (a CUDA tensor divided by a host scalar is multiplied by its reciprocal)."""
+        A /= np.linalg.norm(A)
+
     # -- decompositions ----------------------------------------------------------------------
     def qr_r(self, F):
         """The triangular factor R of F = QR (only R is formed)."""
@@ -220,6 +291,15 @@ class NumpyBackend:
     def svd(self, A):
         """The thin SVD (U, s, Vt)."""
         return np.linalg.svd(A, full_matrices=False)
+
+    def qr_r_on_triangle(self, T, rows):
+        """The R of the QR decomposition of [T; rows] for an upper-triangular d x d ``T``, in
+        O(rows d^2) (LAPACK's dtpqrt, the QR of a triangle stacked on rows), or None where the
+        backend has no such routine or it fails (the caller then takes the full QR)."""
+        from scipy.linalg import lapack
+
+        out, _, _, info = lapack.dtpqrt(0, min(T.shape[1], 32), np.array(T), rows)
+        return np.triu(out) if info == 0 else None
 
 
 class TorchBackend(NumpyBackend):
@@ -246,16 +326,52 @@ class TorchBackend(NumpyBackend):
     def owns(self, A):
         return isinstance(A, self.torch.Tensor) and A.device == self.device
 
+    @staticmethod
+    def checked(X, name):
+        """``X`` detached, after the checks only a tensor needs (a ``TypeError`` naming
+        ``name`` for a torch object that is not a tensor, complex or boolean dtype, a sparse
+        layout, the "meta" device)."""
+        import torch
+
+        if not isinstance(X, torch.Tensor):
+            raise TypeError(f"{name} is a {type(X).__name__}, not an array or tensor")
+        if X.is_complex():
+            raise TypeError(f"{name} has complex dtype {X.dtype}; expected real numbers")
+        if X.dtype == torch.bool:
+            raise TypeError(f"{name} has boolean dtype; expected real numbers")
+        if X.layout != torch.strided:
+            raise TypeError(f"{name} is a sparse tensor ({X.layout}); pass {name}.to_dense()")
+        if X.device.type == "meta":
+            raise TypeError(
+                f"{name} is a tensor on the 'meta' device, which has a shape but no values; "
+                f"materialise it on a real device (cpu, cuda) first"
+            )
+        return X.detach()
+
+    def read(self, X, name):
+        """``X`` as a float64 tensor on this backend's device (a host array is copied there),
+        after :meth:`checked`'s tests for a tensor."""
+        if is_tensor(X):
+            return self.checked(X, name).to(device=self.device, dtype=self.torch.float64)
+        return self.asarray(X)
+
     def asarray(self, value):
         if is_tensor(value):
             return value.to(device=self.device, dtype=self.torch.float64)
-        return self.torch.as_tensor(np.asarray(value, dtype=np.float64), device=self.device)
+        value = np.asarray(value, dtype=np.float64)
+        if value.ndim == 0:
+            return self.torch.tensor(float(value), dtype=self.torch.float64, device=self.device)
+        # read-only arrays (a validated input may be one) are copied: torch cannot wrap them
+        return tensor_from_numpy(value).to(self.device)
 
     def scalar(self, a):
         return float(a)
 
     def empty(self, shape):
         return self.torch.empty(shape, dtype=self.torch.float64, device=self.device)
+
+    def detach_float64(self, A):
+        return A.detach().to(self.torch.float64)
 
     def permute(self, A, axes):
         return A.permute(*axes)
@@ -274,6 +390,9 @@ class TorchBackend(NumpyBackend):
 
     def triu(self, A, k=0):
         return self.torch.triu(A, k)
+
+    def tril(self, A, k=0):
+        return self.torch.tril(A, k)
 
     def zero_diagonal(self, K):
         K.fill_diagonal_(0.0)
@@ -308,6 +427,9 @@ class TorchBackend(NumpyBackend):
     def amax(self, A, axis):
         return A.amax(axis)
 
+    def amin(self, A, axis):
+        return A.amin(axis)
+
     def outer_into(self, a, b, out):
         self.torch.outer(a, b, out=out)
 
@@ -317,11 +439,17 @@ class TorchBackend(NumpyBackend):
     def matmul_into(self, a, b, out):
         self.torch.matmul(a, b, out=out)
 
+    def unit_norm(self, A):
+        A /= self.torch.linalg.vector_norm(A)
+
     def qr_r(self, F):
         return self.torch.linalg.qr(F, mode="r").R
 
     def svd(self, A):
         return self.torch.linalg.svd(A, full_matrices=False)
+
+    def qr_r_on_triangle(self, T, rows):
+        return None  # torch has no structured QR: the caller takes the full one
 
 
 #: The numpy backend (stateless, shared).

@@ -2,6 +2,8 @@
 
 import numpy as np
 
+from .backend import get_backend
+
 __all__ = [
     "center", "orthonormal_basis", "pow2_rescale", "frobenius_norm", "times_pow2", "abs_max",
     "near_centred",
@@ -95,13 +97,7 @@ def frobenius_norm(X):
     if top == 0.0:
         return 0.0
     e = int(np.frexp(top)[1])
-    scaled = times_pow2(X, -e)
-    if type(X).__module__.startswith("torch"):
-        import torch
-
-        norm = float(torch.linalg.vector_norm(scaled))
-    else:
-        norm = np.linalg.norm(scaled)
+    norm = get_backend(X).vector_norm(times_pow2(X, -e))
     return float(np.ldexp(norm, e))
 
 

@@ -31,12 +31,14 @@ def cross_in_range(A, B):
     return M
 
 def rotation_from_cross(M):
-    """U V' from the SVD U S V' of M = B'A: the rotation of :func:`procrustes_rotation`."""
+    """U V' from the SVD U S V' of M = B'A: the rotation of
+    :func:`simmetrics.metrics.procrustes.procrustes_rotation`."""
     U, _, Vt = np.linalg.svd(M)
     return U @ Vt
 
 def assignment_from_cross(C):
-    """The permutation of :func:`optimal_permutation` from the cross-product C = A'B."""
+    """The permutation of :func:`simmetrics.metrics.matching.optimal_permutation` from the
+    cross-product C = A'B."""
     rows, cols = linear_sum_assignment(C, maximize=True)
     perm = np.empty(C.shape[0], dtype=np.intp)
     perm[rows] = cols

@@ -10,11 +10,14 @@ import numbers
 
 import numpy as np
 
+from .backend import NUMPY, get_backend, host_array, keeps, to_numpy
+
 __all__ = [
     "LAYOUTS",
     "as_float_array",
     "check_representation",
     "check_pair",
+    "check_batch_pair",
     "check_nonconstant",
     "check_matching_shapes",
     "check_random_state",
@@ -47,27 +50,8 @@ def _to_numpy(X, name):
     where none is needed)."""
     if X is None:
         raise TypeError(f"{name} is None; expected an array of shape (n_samples, n_neurons)")
+    X = host_array(X, name)  # a torch tensor's own checks, then its host copy
     module = type(X).__module__
-    if module.startswith("torch"):
-        import torch
-
-        if not isinstance(X, torch.Tensor):
-            raise TypeError(f"{name} is a {type(X).__name__}, not an array or tensor")
-        if X.is_complex():
-            raise TypeError(f"{name} has complex dtype {X.dtype}; expected real numbers")
-        if X.dtype == torch.bool:
-            raise TypeError(f"{name} has boolean dtype; expected real numbers")
-        if X.layout != torch.strided:
-            raise TypeError(f"{name} is a sparse tensor ({X.layout}); pass {name}.to_dense()")
-        if X.device.type == "meta":
-            raise TypeError(
-                f"{name} is a tensor on the 'meta' device, which has a shape but no values; "
-                f"materialise it on a real device (cpu, cuda) first"
-            )
-        X = X.detach()
-        if X.dtype in (torch.float16, torch.bfloat16):
-            X = X.to(torch.float32)
-        return X.cpu().numpy()
     if module.startswith("scipy.sparse"):
         raise TypeError(
             f"{name} is a scipy sparse matrix; representation metrics need dense activations: "
@@ -121,7 +105,7 @@ def as_float_array(X, name="X"):
     return np.asarray(A, dtype=np.float64)
 
 
-def _apply_layout(A, name, layout):
+def _apply_layout(A, name, layout, nx=NUMPY):
     if layout is None:
         if A.ndim != 2:
             shape = "x".join(map(str, A.shape)) or "scalar"
@@ -145,15 +129,20 @@ def _apply_layout(A, name, layout):
     if A.ndim != want:
         raise ValueError(
             f"{name} must be {want}-D for layout={layout!r}, got a {A.ndim}-D array of shape "
-            f"{A.shape}"
+            f"{tuple(A.shape)}"
         )
     if layout == "nchw":
-        A = np.moveaxis(A, 1, -1)
+        A = nx.moveaxis(A, 1, -1)
     return A.reshape(-1, A.shape[-1])
 
 
-def check_representation(X, name="X", layout=None, min_samples=2, min_features=1):
+def check_representation(X, name="X", layout=None, min_samples=2, min_features=1,
+                         policy="host"):
     """Validate one representation and return it as a float64 (n_samples, n_neurons) matrix.
+
+    The one validation path for arrays and tensors: a torch tensor that ``policy`` keeps where
+    it lives (see :data:`simmetrics._core.backend.DEVICE_POLICIES`) is checked and reshaped on
+    its device through the backend, with the same tests and messages as the host route.
 
     Parameters
     ----------
@@ -167,10 +156,13 @@ def check_representation(X, name="X", layout=None, min_samples=2, min_features=1
         The fewest rows the estimator can work with.
     min_features : int
         The fewest columns the estimator can work with.
+    policy : {"host", "accelerator", "tensor"}
+        The metric's ``device_policy``: whether a tensor stays a tensor on its device.
 
     Returns
     -------
     numpy.ndarray of float64, shape (n_samples, n_neurons)
+        Or a float64 torch tensor on the input's device, where ``policy`` keeps it.
 
     Raises
     ------
@@ -188,14 +180,16 @@ def check_representation(X, name="X", layout=None, min_samples=2, min_features=1
     ...
     ValueError: X must be 2-D (n_samples, n_neurons), got a 1-D array of shape (2); ...
     """
-    A = _apply_layout(as_float_array(X, name), name, layout)
+    nx = get_backend(X) if keeps(X, policy) else NUMPY
+    A = _apply_layout(nx.read(X, name), name, layout, nx)
     n, d = A.shape
     if n == 0 or d == 0:
         raise ValueError(f"{name} is empty: shape ({n}, {d})")
-    finite = np.isfinite(A)
-    if not finite.all():
-        n_nan = int(np.isnan(A).sum())
-        n_inf = int(A.size - finite.sum() - n_nan)
+    if not nx.all_finite(A):
+        values = to_numpy(A)
+        finite = np.isfinite(values)
+        n_nan = int(np.isnan(values).sum())
+        n_inf = int(values.size - finite.sum() - n_nan)
         raise ValueError(f"{name} contains {n_nan} NaN and {n_inf} infinite values")
     if n < min_samples:
         raise ValueError(
@@ -203,14 +197,15 @@ def check_representation(X, name="X", layout=None, min_samples=2, min_features=1
         )
     if d < min_features:
         raise ValueError(f"{name} has {d} neurons, but this estimator needs at least {min_features}")
-    return np.ascontiguousarray(A)
+    return nx.contiguous(A)
 
 
-def check_pair(X, Y, layout=None, min_samples=2, same_width=False):
+def check_pair(X, Y, layout=None, min_samples=2, same_width=False, policy="host"):
     """Validate two representations of the same stimuli.
 
     Both go through :func:`check_representation`; then their sample counts must agree (and,
-    with ``same_width=True``, their widths).
+    with ``same_width=True``, their widths). Where ``policy`` keeps one of them on its device,
+    the other joins it there (so both are computed on by one backend).
 
     Returns
     -------
@@ -224,10 +219,28 @@ def check_pair(X, Y, layout=None, min_samples=2, same_width=False):
     ValueError: X and Y must have the same number of samples (rows): X has 5, Y has 4
     """
     raw = (shape_of(X), shape_of(Y)) if layout in _EXPECTED_NDIM else None
-    X = check_representation(X, "X", layout=layout, min_samples=min_samples)
-    Y = check_representation(Y, "Y", layout=layout, min_samples=min_samples)
-    check_matching_shapes(X.shape, Y.shape, same_width, raw, layout)
+    kept = [A for A in (X, Y) if keeps(A, policy)]
+    nx = get_backend(*kept) if kept else NUMPY
+    X = check_representation(X, "X", layout=layout, min_samples=min_samples, policy=policy)
+    Y = check_representation(Y, "Y", layout=layout, min_samples=min_samples, policy=policy)
+    X, Y = (A if nx.owns(A) else nx.asarray(A) for A in (X, Y))
+    check_matching_shapes(tuple(X.shape), tuple(Y.shape), same_width, raw, layout)
     return X, Y
+
+
+def check_batch_pair(X, Y, layout=None, min_samples=1, same_width=False):
+    """Validate one batch (X, Y) of a stream: :func:`check_pair` with the streaming policy,
+    "tensor" (a torch tensor stays a float64 tensor on its device, the CPU included, and a
+    numpy partner joins it there; numpy input gives float64 numpy matrices).
+
+    Examples
+    --------
+    >>> X, Y = check_batch_pair(np.ones((2, 3, 2, 2)), np.zeros((2, 3, 2, 2)), layout="nchw")
+    >>> X.shape, X.dtype
+    ((8, 3), dtype('float64'))
+    """
+    return check_pair(X, Y, layout=layout, min_samples=min_samples, same_width=same_width,
+                      policy="tensor")
 
 
 def shape_of(A):

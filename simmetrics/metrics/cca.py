@@ -132,6 +132,9 @@ class _RecordsTheFit(Metric):
     records what a fit on the pair finds (canonical correlations, components, weights): it is
     ``fit_score`` with the value discarded."""
 
+    #: repeated stimuli change the fitted canonical directions: bootstrap_ci subsamples
+    bootstrap_method = "subsample"
+
     def _fit(self, X, Y):
         self._fit_score(X, Y)
 

@@ -16,6 +16,8 @@ factors 1/(n-1)^2 cancel; they are kept here so that each function returns the e
 
 import numpy as np
 
+from .._core.backend import get_backend
+
 __all__ = [
     "cka_from_hsic",
     "hsic_biased",
@@ -285,23 +287,6 @@ def hsic_unbiased_from_sums(n, trace, k_rows, l_rows):
     return _hsic1(n, trace, float(k_rows.sum()), float(l_rows.sum()), float(k_rows @ l_rows))
 
 
-def _frobenius_inner(A, B):
-    """sum_ij A_ij B_ij as a Python float, for two numpy arrays or two torch tensors of the same
-    shape (a tensor's sum is taken on its device); no n x n temporary is formed."""
-    if type(A).__module__.startswith("torch"):
-        import torch
-
-        return float(torch.dot(A.reshape(-1), B.reshape(-1)))
-    return float(np.einsum("ij,ij->", A, B))
-
-
-def _zero_diagonal(K):
-    if type(K).__module__.startswith("torch"):
-        K.fill_diagonal_(0.0)
-    else:
-        np.fill_diagonal(K, 0.0)
-
-
 def u_centred(K):
     """K (numpy or torch) with its diagonal zeroed, U-centred in place (Szekely and Rizzo
     2014)::
@@ -323,16 +308,17 @@ def u_centred(K):
     n - 1 <= d measures 0.7 n eps to 1.2 n eps max |K|), is returned as zeros, so its self-HSIC is
     0 and CKA refuses it (:func:`simmetrics.metrics.hsic.cka_from_hsic`)."""
     n = K.shape[0]
+    nx = get_backend(K)
     top = max(float(K.max()), -float(K.min()))  # max |K| without an n x n temporary
-    _zero_diagonal(K)  # K~: the unbiased HSIC never reads the diagonal
+    nx.zero_diagonal(K)  # K~: the unbiased HSIC never reads the diagonal
     rows = K.sum(1)
     total = float(rows.sum())
     K -= rows[:, None] / (n - 2)
     K -= rows[None, :] / (n - 2)
     K += total / ((n - 1) * (n - 2))
-    _zero_diagonal(K)
+    nx.zero_diagonal(K)
     floor = 16.0 * n * np.finfo(np.float64).eps * top
-    if _frobenius_inner(K, K) <= n * n * floor * floor:
+    if nx.inner(K, K) <= n * n * floor * floor:
         K[...] = 0.0
     return K
 
@@ -392,7 +378,7 @@ class UnbiasedGram:
         self.K, self.n = K, n
         self.diag = K.diagonal()
         self.rows = K.sum(1) - self.diag
-        squares = _frobenius_inner(K, K)
+        squares = get_backend(K).inner(K, K)
         value = hsic_unbiased_from_sums(n, squares - float(self.diag @ self.diag), self.rows,
                                         self.rows)
         floor = 16.0 * n * np.finfo(np.float64).eps * squares / (n * (n - 3))
@@ -403,7 +389,7 @@ class UnbiasedGram:
         array kind and device as this one)."""
         if other.n != self.n:
             raise ValueError(f"K and L must have the same size, got {self.n} and {other.n}")
-        trace = _frobenius_inner(self.K, other.K) - float(self.diag @ other.diag)
+        trace = get_backend(self.K).inner(self.K, other.K) - float(self.diag @ other.diag)
         return hsic_unbiased_from_sums(self.n, trace, self.rows, other.rows)
 
 

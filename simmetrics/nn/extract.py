@@ -29,6 +29,8 @@ import numbers
 
 import numpy as np
 
+from .._core.backend import tensor_from_numpy
+
 __all__ = ["extract_activations", "extract_pair", "resolve_modules"]
 
 
@@ -119,11 +121,17 @@ def _resolve(model, modules, arg="modules", model_arg="model"):
     return list(out.items())
 
 
+def _input_tensor(x):
+    """A numpy array as a CPU tensor (sharing its memory where torch can); anything else as it
+    is."""
+    # backend site: the model tools take numpy arrays as well as tensors
+    return tensor_from_numpy(x) if isinstance(x, np.ndarray) else x
+
+
 def _batches(data, batch_size):
     """Input batches (tensors) from a tensor, an array or an iterable of batches."""
     torch = _torch()
-    if isinstance(data, np.ndarray):
-        data = torch.from_numpy(np.ascontiguousarray(data))
+    data = _input_tensor(data)
     if isinstance(data, torch.Tensor):
         if data.ndim == 0:
             raise ValueError("data is a scalar; expected a batch of inputs (n_samples, ...)")
@@ -140,8 +148,7 @@ def _batches(data, batch_size):
             if not batch:
                 raise ValueError(f"data: batch {i} is empty")
             batch = batch[0]
-        if isinstance(batch, np.ndarray):
-            batch = torch.from_numpy(np.ascontiguousarray(batch))
+        batch = _input_tensor(batch)
         if not isinstance(batch, torch.Tensor):
             raise TypeError(
                 f"data: batch {i} is a {type(batch).__name__}; expected a tensor or a "

@@ -1,0 +1,453 @@
+"""Mutual k-nearest-neighbour alignment: compare each sample's nearest neighbours.
+
+:class:`MutualKNN` (Huh, Cheung, Wang, Isola 2024, "The Platonic Representation Hypothesis"):
+the mean overlap of each sample's k nearest neighbours (by cosine similarity) in the two
+representations. Like :class:`simmetrics.RSA` (:mod:`simmetrics.metrics.rsa`) it looks only at
+the relations between the samples inside each representation, so X and Y may have different
+widths. Here too are its parts: :func:`mutual_knn` (the value on arrays),
+:func:`neighbour_weights` and :func:`nearest_neighbours` (the neighbourhoods, with the tie rule:
+similarities within rounding of each other tie, and a tie at the k-th place counts
+fractionally), computed a chunk of rows at a time in O(n k) memory.
+"""
+
+import numbers
+
+import numpy as np
+
+from .._core.linalg import pow2_rescale as _pow2_rescale
+from .._core.params import Integral, Interval
+from .._core.registry import register
+from .._core.validation import check_pair, check_representation
+from ..base import Metric, param_dependent
+
+__all__ = ["MutualKNN", "mutual_knn", "nearest_neighbours", "neighbour_weights"]
+
+# Mutual kNN compares cosine similarities between samples: unchanged by any orthogonal map of
+# the neurons and by multiplying X by any non-zero number, but not by a translation.
+_KNN_INVARIANCES = frozenset(
+    {"orthogonal", "signed_permutation", "permutation", "isotropic_scaling"}
+)
+
+#: How many similarity entries one chunk of the mutual kNN search holds (rows x n); about
+#: 32 MB per float64 array.
+_KNN_CHUNK_ENTRIES = 2**22
+
+
+def _unit_rows(X, name):
+    """Rows of ``X`` scaled to unit Euclidean norm; a zero row is an error."""
+    X = _pow2_rescale(X)
+    norms = np.sqrt(np.einsum("ij,ij->i", X, X))
+    zero = np.flatnonzero(norms == 0.0)
+    if zero.size:
+        raise ValueError(
+            f"row {zero[0]} of {name} is all zeros ({zero.size} such rows), so its cosine "
+            "similarity to the other samples, and hence its nearest neighbours, are undefined"
+        )
+    return X / norms[:, None]
+
+
+def _topk_mask(S, k, tol=0.0):
+    """Boolean mask of the ``k`` largest entries of each row of ``S``, where values within
+    ``tol`` of the row's k-th largest value v count as tied with it: the values above
+    ``v + tol`` are in, and the places left go to the tied values (``|s - v| <= tol``) of
+    lowest column index. With ``tol = 0`` only equal values tie. O(rows x cols) time and
+    memory."""
+    cols = S.shape[1]
+    kth = np.partition(S, cols - k, axis=1)[:, [cols - k]]  # each row's k-th largest (a copy)
+    mask = S >= kth - tol  # the k largest and every value tied with the k-th
+    crowded = np.flatnonzero(np.count_nonzero(mask, axis=1) > k)  # more ties than places
+    if crowded.size:
+        sub, cut = S[crowded], kth[crowded]
+        above = sub > cut + tol
+        tied = mask[crowded] & ~above
+        room = k - np.count_nonzero(above, axis=1, keepdims=True)  # tied values that fit
+        mask[crowded] = above | (tied & (np.cumsum(tied, axis=1) <= room))
+    return mask
+
+
+#: Cosine similarities whose exact values are equal differ, once rounded, by at most about
+#: d eps (d neurons; measured below 0.45 d eps for rotated, permuted and rescaled copies of
+#: binary, quantised, sparse and heavy-tailed data): they tie within ``_TIE_FACTOR (d + 2) eps``.
+_TIE_FACTOR = 4.0
+
+
+def _tie_tolerance(d):
+    """The tolerance within which two cosine similarities of d-neuron samples tie."""
+    return _TIE_FACTOR * (d + 2) * np.finfo(np.float64).eps
+
+
+class _NeighbourSearch:
+    """The cosine similarities of some samples to all samples of one representation.
+
+    Duplicated rows (after L2 normalisation) are stored once, and the similarities are
+    gathered from the distinct rows, so duplicated samples always get bitwise-equal
+    similarities and therefore exact ties. ``tol`` is the tie tolerance of
+    :func:`_tie_tolerance` for the representation's width.
+    """
+
+    def __init__(self, X, name):
+        self.tol = _tie_tolerance(X.shape[1])
+        U = _unit_rows(X, name)
+        distinct, which = np.unique(U, axis=0, return_inverse=True)
+        if distinct.shape[0] == U.shape[0]:  # no duplicates: keep the sample order
+            self.distinct, self.which = U, None
+        else:
+            self.distinct, self.which = distinct, which.ravel()
+
+    def similarities(self, rows):
+        if self.which is None:
+            S = self.distinct[rows] @ self.distinct.T
+        else:
+            S = (self.distinct[self.which[rows]] @ self.distinct.T)[:, self.which]
+        S[np.arange(len(rows)), rows] = -np.inf  # a sample is not its own neighbour
+        return S
+
+
+def mutual_knn(X, Y, k=10, chunk_size=None):
+    """Mutual k-nearest-neighbour alignment of ``X`` and ``Y`` (Huh et al. 2024).
+
+    ::
+
+        m(X, Y) = 1/n  sum_i  |N_X(i) & N_Y(i)| / k
+
+    where N_X(i) holds the k samples j != i with the largest cosine similarity
+    ``<x_i, x_j> / (||x_i|| ||x_j||)`` to sample i in X (the paper L2-normalises each sample's
+    feature vector and ranks neighbours by inner product; equivalently by the Euclidean
+    distance between the normalised rows). Ties at the k-th place count fractionally
+    (:func:`neighbour_weights`): with weights w_X(i, j) (1 for a neighbour, p / t for each of
+    t samples tied for p places, 0 otherwise), ``|N_X(i) & N_Y(i)|`` is
+    ``sum_j min(w_X(i, j), w_Y(i, j))``, which is the plain count when nothing ties.
+
+    No input checking (:class:`MutualKNN` validates). The n x n similarity matrix is never
+    formed: ``chunk_size`` rows at a time, so memory is O(n * chunk_size), besides the
+    normalised copies of X and Y; by default ``chunk_size`` is chosen so that a chunk holds
+    about 4 million entries (32 MB per float64 array).
+
+    Parameters
+    ----------
+    X, Y : numpy.ndarray of float64, shapes (n, d_x) and (n, d_y)
+    k : int
+        Number of neighbours, 1 <= k < n.
+    chunk_size : int or None
+        Rows per chunk; None chooses it from n.
+
+    Returns
+    -------
+    float
+        A similarity in [0, 1]; a multiple of 1 / (n k) when no similarities tie at the k-th
+        place.
+
+    Examples
+    --------
+    >>> X = np.array([[1.0, 0.0], [0.9, 0.1], [0.0, 1.0], [0.1, 0.9]])
+    >>> mutual_knn(X, X[:, ::-1], k=1), mutual_knn(X, X[[0, 2, 1, 3]], k=1)
+    (1.0, 0.0)
+    >>> E = np.eye(3)  # every other sample ties for the one place: weights 1/2, 1/2
+    >>> mutual_knn(E, E, k=1), mutual_knn(E, X[:3], k=1)
+    (1.0, 0.5)
+    """
+    n = X.shape[0]
+    return _shared_weight(_neighbourhoods(X, k, "X", chunk_size),
+                          _neighbourhoods(Y, k, "Y", chunk_size)) / (n * k)
+
+
+class _Neighbourhoods:
+    """Every sample's k nearest neighbours with ties at the k-th place counted fractionally
+    (see :func:`neighbour_weights`), in O(n k) memory where ties are few and at most n^2 / 8
+    bytes where they are many.
+
+    Sample j is a neighbour of sample i with weight 1 when the key ``i n + j`` is in
+    ``above``, and with weight ``share[i]`` when j is in the tie group of i: listed as keys in
+    ``tied`` for a group of at most n / 64 samples, held as a row of bits otherwise (``bits``,
+    for the samples ``big``). Keys are sorted.
+    """
+
+    def __init__(self, n, k, chunks):
+        above, share, tied, big, bits = zip(*chunks)
+        self.n, self.k = n, k
+        self.above = np.concatenate(above)
+        self.share = np.concatenate(share)
+        self.tied = np.concatenate(tied)
+        self.big = np.concatenate(big)
+        self.bits = np.concatenate(bits)
+
+    def is_tied(self, keys):
+        """Whether each pair ``keys`` (i n + j) is in the tie group of its sample i."""
+        i, j = np.divmod(keys, self.n)
+        out = _isin_sorted(keys, self.tied)
+        if self.big.size:
+            pos = np.minimum(np.searchsorted(self.big, i), self.big.size - 1)
+            held = np.flatnonzero(self.big[pos] == i)
+            jj = j[held]
+            out[held] = (self.bits[pos[held], jj >> 3] >> (jj & 7)) & 1 == 1
+        return out
+
+    def listed_ties_of(self, samples):
+        """The keys of the tie groups held as lists, of the given samples only."""
+        return self.tied[_isin_sorted(self.tied // self.n, samples)]
+
+
+def _isin_sorted(values, sorted_keys):
+    """``numpy.isin(values, sorted_keys)`` for sorted unique ``sorted_keys``, by bisection."""
+    if not sorted_keys.size:
+        return np.zeros(np.shape(values), dtype=bool)
+    pos = np.minimum(np.searchsorted(sorted_keys, values), sorted_keys.size - 1)
+    return sorted_keys[pos] == values
+
+
+def _neighbourhood_chunk(S, start, n, k, tol):
+    """One chunk of :class:`_Neighbourhoods` (the samples ``start``, ``start + 1``, ...) from
+    their similarities ``S`` to every sample: (above keys, shares, tied keys, big samples,
+    their bits). The values above ``v + tol`` (v: the row's k-th largest value) have weight 1,
+    and each of the t values tied with v (``|s - v| <= tol``) ``p / t`` when p places are
+    left after them; a row whose ties fit the places (p = t) lists all k with weight 1."""
+    rows_in_chunk, cols = S.shape
+    kth = np.partition(S, cols - k, axis=1)[:, [cols - k]]  # each row's k-th largest (a copy)
+    mask = S >= kth - tol  # the k largest and every value tied with the k-th
+    share = np.ones(rows_in_chunk)
+    crowded = np.flatnonzero(np.count_nonzero(mask, axis=1) > k)  # more ties than places
+    tied = np.zeros((0, cols), dtype=bool)
+    if crowded.size:  # there the mask keeps the values above the tie, the tie goes apart
+        sub, cut = S[crowded], kth[crowded]
+        above = sub > cut + tol
+        tied = mask[crowded] & ~above
+        mask[crowded] = above
+        share[crowded] = (k - np.count_nonzero(above, axis=1)) / np.count_nonzero(tied, axis=1)
+    rows, cols_above = np.nonzero(mask)
+    above_keys = (rows + start).astype(np.int64) * n + cols_above
+    big = 64 * np.count_nonzero(tied, axis=1) > n  # a list of keys would outweigh a bit row
+    rows, cols_tied = np.nonzero(tied[~big])
+    tied_keys = (crowded[~big][rows] + start).astype(np.int64) * n + cols_tied
+    bits = np.packbits(tied[big], axis=1, bitorder="little")
+    if not bits.size:
+        bits = np.zeros((0, (n + 7) // 8), dtype=np.uint8)
+    return above_keys, share, tied_keys, crowded[big].astype(np.int64) + start, bits
+
+
+def neighbour_weights(X, k, name="X", chunk_size=None):
+    """Every sample's k nearest neighbours by cosine similarity, ties counted fractionally.
+
+    The weight of sample j as a neighbour of sample i (never j = i) is 1 when its similarity
+    exceeds the k-th largest similarity v of sample i by more than the tie tolerance
+    ``4 (d + 2) eps``, ``p / t`` for each of the t samples whose similarity is within the
+    tolerance of v when p places are left, and 0 otherwise; the weights of each sample sum to
+    k. Duplicated samples always tie exactly. Computed ``chunk_size`` rows at a time (see
+    :func:`mutual_knn`).
+
+    Returns
+    -------
+    numpy.ndarray of float64, shape (n, n)
+        The weights as a dense matrix, for inspection on small data (:class:`MutualKNN` keeps
+        them in O(n k) memory).
+
+    Examples
+    --------
+    >>> neighbour_weights(np.eye(3), 1).tolist()  # two samples tie for each place
+    [[0.0, 0.5, 0.5], [0.5, 0.0, 0.5], [0.5, 0.5, 0.0]]
+    """
+    hoods = _neighbourhoods(X, k, name, chunk_size)
+    n = hoods.n
+    W = np.zeros(n * n)
+    W[hoods.above] = 1.0
+    W[hoods.tied] = hoods.share[hoods.tied // n]
+    W = W.reshape(n, n)
+    for i, bits in zip(hoods.big, hoods.bits):
+        W[i, np.unpackbits(bits, count=n, bitorder="little") == 1] = hoods.share[i]
+    return W
+
+
+def _neighbourhoods(X, k, name="X", chunk_size=None):
+    """:class:`_Neighbourhoods` of the samples of ``X``, ``chunk_size`` rows at a time."""
+    n = X.shape[0]
+    if chunk_size is None:
+        chunk_size = max(1, _KNN_CHUNK_ENTRIES // n)
+    search = _NeighbourSearch(X, name)
+    chunks = [
+        _neighbourhood_chunk(search.similarities(np.arange(start, min(start + chunk_size, n))),
+                             start, n, k, search.tol)
+        for start in range(0, n, chunk_size)
+    ]
+    return _Neighbourhoods(n, k, chunks)
+
+
+def nearest_neighbours(X, k, name="X", chunk_size=None):
+    """The k nearest neighbours of every sample of ``X`` by cosine similarity (a sample is not
+    its own neighbour; similarities within ``4 (d + 2) eps`` of each other tie, and a list of
+    exactly k needs a rule: ties go to the lower index), as an (n, k) array of sample indices
+    in increasing order. Computed ``chunk_size`` rows at a time (see :func:`mutual_knn`).
+    :class:`MutualKNN` counts ties fractionally instead (:func:`neighbour_weights`), which
+    depends on no sample order.
+
+    Examples
+    --------
+    >>> X = np.array([[1.0, 0.0], [0.9, 0.1], [0.0, 1.0], [0.1, 0.9]])
+    >>> nearest_neighbours(X, 1).ravel().tolist()
+    [1, 0, 3, 2]
+    """
+    n = X.shape[0]
+    if chunk_size is None:
+        chunk_size = max(1, _KNN_CHUNK_ENTRIES // n)
+    search = _NeighbourSearch(X, name)
+    out = np.empty((n, k), dtype=np.intp)
+    for start in range(0, n, chunk_size):
+        rows = np.arange(start, min(start + chunk_size, n))
+        # exactly k per row, found row by row in column order
+        mask = _topk_mask(search.similarities(rows), k, search.tol)
+        out[rows] = np.nonzero(mask)[1].reshape(-1, k)
+    return out
+
+
+def _shared_weight(a, b):
+    """sum_i sum_j min(w_a(i, j), w_b(i, j)) for two :class:`_Neighbourhoods` of the same
+    samples: the number of shared neighbours, ties counted fractionally. Each sample's weights
+    are 1 on its set A of neighbours above the tie and its share s on its tie group T, so the
+    sum is |A_a & A_b| + s_b |A_a & T_b| + s_a |T_a & A_b| + min(s_a, s_b) |T_a & T_b|,
+    summed over the samples."""
+    n = a.n
+
+    def per_sample(keys):
+        return np.bincount(keys // n, minlength=n).astype(np.float64)
+
+    total = float(np.intersect1d(a.above, b.above, assume_unique=True).size)
+    total += float(b.share @ per_sample(a.above[b.is_tied(a.above)]))
+    total += float(a.share @ per_sample(b.above[a.is_tied(b.above)]))
+    # tie group against tie group: a's listed groups against b's (listed or bits), b's listed
+    # groups against a's bits, and groups held as bits on both sides
+    ties = per_sample(a.tied[b.is_tied(a.tied)])
+    listed = b.listed_ties_of(a.big)
+    ties += per_sample(listed[a.is_tied(listed)])
+    both, ia, ib = np.intersect1d(a.big, b.big, assume_unique=True, return_indices=True)
+    if both.size:
+        ties[both] += np.bitwise_count(a.bits[ia] & b.bits[ib]).sum(axis=1)
+    return total + float(np.minimum(a.share, b.share) @ ties)
+
+
+def _valid_k(k):
+    return isinstance(k, numbers.Integral) and not isinstance(k, bool) and k >= 1
+
+
+@register("mutual_knn", aliases=("mknn",))
+class MutualKNN(Metric):
+    """Mutual k-nearest-neighbour alignment (Huh, Cheung, Wang, Isola 2024, ICML).
+
+    ::
+
+        MutualKNN(X, Y) = 1/n  sum_i  |N_X(i) & N_Y(i)| / k
+
+    with N_X(i) the k nearest other samples of sample i in X. Convention of the paper's code
+    (minyoungg/platonic-rep, ``metrics.py`` and ``measure_alignment.py``): each sample's feature
+    vector is L2-normalised and neighbours are the samples with the largest inner product, that
+    is the largest cosine similarity; a sample is never its own neighbour. The paper's feature
+    preparation also clips outliers at the 95th percentile of absolute activations before
+    normalising; that is preprocessing, not part of the metric, and is not done here.
+
+    Ties, decided deterministically and invariantly: binary, sparse and quantised activations
+    give many similarities that are equal in exact arithmetic, and a rotated or rescaled copy
+    of the data rounds them differently. So two cosine similarities of one sample count as
+    tied when they differ by at most ``4 (d + 2) eps`` (d neurons, eps the float64 machine
+    epsilon; similarities equal in exact arithmetic were measured within 0.45 d eps of each
+    other in rotated, permuted and rescaled copies), and a tie at the k-th place counts
+    fractionally, so that no order of the samples decides it: the samples whose similarity
+    exceeds the k-th largest value v by more than the tolerance are neighbours (weight 1),
+    and each of the t samples tied with v shares the p places left (weight p / t). The overlap
+    of two neighbourhoods is ``sum_j min(w_X(i, j), w_Y(i, j))`` (the plain count when nothing
+    ties; k for X against itself, so m(X, X) = 1). Duplicated samples always tie exactly. The
+    paper's code leaves ties to an unstable sort.
+
+    A **similarity** in [0, 1]: 1 when every sample has the same k neighbours in X and Y.
+    Not a metric. Invariant to orthogonal maps of the neurons (rotations, signed and plain
+    permutations) and to isotropic scaling; not to translation (no centring happens). Uses
+    cosine similarities, so an all-zero sample is an error.
+
+    Memory O(n * chunk) rather than O(n^2): similarities are computed a chunk of rows at a
+    time, about 4 million entries per chunk, besides normalised copies of X and Y; the peak
+    (about 170 MB at n = 10,000) is checked against the memory budget before starting
+    (:func:`simmetrics.set_memory_budget`).
+    Time O(n^2 (d_x + d_y)).
+
+    Parameters
+    ----------
+    k : int, default 10
+        Number of neighbours; needs n > k samples.
+    layout : {None, "nchw", "nhwc", "ntd", "flatten"}, default None
+        How to read inputs with more than two axes (see :data:`simmetrics.LAYOUTS`).
+
+    Raises
+    ------
+    ValueError
+        ``k`` not a positive integer; k >= n (the message names k); a sample whose features are
+        all zero (the message names X or Y and the row).
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.normal(size=(100, 6))
+    >>> Q, _ = np.linalg.qr(rng.normal(size=(6, 6)))
+    >>> MutualKNN(k=5).fit_score(X, 2 * X @ Q)
+    1.0
+    >>> bool(MutualKNN(k=5).fit_score(X, rng.normal(size=(100, 6))) < 0.2)
+    True
+    """
+
+    kind = "similarity"
+    bounds = (0.0, 1.0)
+    is_metric = False
+    invariances = _KNN_INVARIANCES
+    min_samples = param_dependent(lambda self: int(self.k) + 1 if _valid_k(self.k) else 2)
+    same_width = False
+    symmetric = True
+    reference = "Huh, Cheung, Wang, Isola 2024, The Platonic Representation Hypothesis, ICML"
+
+    _parameter_constraints = {"k": [Interval(Integral, 1, None)]}
+
+    def __init__(self, k=10, layout=None):
+        self.k = k
+        self.layout = layout
+
+    def _validate(self, X, Y):
+        if not _valid_k(self.k):
+            raise ValueError(f"k must be a positive integer, got {self.k!r}")
+        # Every other check first; then the sample count, in words that name k (min_samples is
+        # k + 1 because each sample's neighbours are the other n - 1 samples).
+        Xv, Yv = check_pair(X, Y, layout=self.layout, min_samples=1)
+        self._enough_samples(Xv, "X")
+        self._check_rows(Xv.shape[0], max(Xv.shape[1], Yv.shape[1]), raw=X)
+        return Xv, Yv
+
+    def _validate_one(self, A, name):
+        if not _valid_k(self.k):
+            raise ValueError(f"k must be a positive integer, got {self.k!r}")
+        B = self._enough_samples(check_representation(A, name, layout=self.layout, min_samples=1),
+                                 name)
+        self._check_rows(*B.shape, raw=A)
+        return B
+
+    # -- memory: measured with tracemalloc, the peak of one neighbour search is below 3
+    # similarity chunks (the chunk, its partition, the mask) and 3 copies of the input; each
+    # state holds about n k keys and weights (more where ties at the k-th place are large),
+    # and the pair step's intersection about 6 n k numbers
+    def _memory_bytes(self, n, d, count, jobs=1):
+        """Peak bytes with ``count`` neighbour lists of n samples held and ``jobs`` searches
+        (d neurons) running at once, and what that counts."""
+        rows = min(n, max(1, _KNN_CHUNK_ENTRIES // n))
+        k = int(self.k)
+        nbytes = 8 * (jobs * (5 * rows * n + 3 * n * d) + (2 * count + 8) * n * k)
+        return nbytes, (f"{jobs * 5} float64 {rows:,} x {n:,} chunks of similarities at once "
+                        "and the neighbour lists")
+
+    def _enough_samples(self, A, name):
+        n = A.shape[0]
+        if n < self.min_samples:
+            raise ValueError(
+                f"k={self.k} must be smaller than the number of samples, since each sample's "
+                f"neighbours are the other n - 1 samples: {name} has {n} samples, but this "
+                f"estimator needs at least {self.min_samples}"
+            )
+        return A
+
+    # per representation (simmetrics.pairwise): its neighbours and their weights
+    def _partial_fit(self, A, name):
+        return _neighbourhoods(A, int(self.k), name)
+
+    def _finalize_fit_score(self, a, b):
+        return _shared_weight(a, b) / (a.n * a.k)
