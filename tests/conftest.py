@@ -7,6 +7,7 @@ rsatoolbox, cca-zoo, POT, the paper's modelsym code) on fixed synthetic data.
 """
 
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +23,10 @@ settings.register_profile("hunt", derandomize=False, database=None, deadline=Non
 settings.load_profile("deterministic")
 
 REFERENCE = Path(__file__).parent / "data" / "reference"
+
+# the shared test modules (metric_configs, user_data) are imported by name from every folder
+# of the suite, which mirrors the package's layout
+sys.path.insert(0, str(Path(__file__).parent))
 
 
 def _load(folder, names):

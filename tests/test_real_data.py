@@ -63,7 +63,7 @@ REFUSALS = {("IntertwinerCKA(activation='identity')", "fewer_stimuli_than_neuron
 
 #: Second moments cannot hold these (a stimulus 1e8 times the others, or 1e5 beside a cluster of
 #: spread 1e-3, cancels every digit of the debiased HSIC's sums): the stream refuses and names
-#: fit_score; a wrong number would fail. Ordinary data never are (tests/test_trust_moments.py).
+#: fit_score; a wrong number would fail. Ordinary data never are (tests/core/test_trust_moments.py).
 STREAM_REFUSALS = {("LinearCKA(debiased=True)", "dominant_stimulus"),
                    ("LinearCKA(debiased=True)", "cluster_and_outlier")}
 

@@ -1,5 +1,5 @@
 """The data users have, shared by the test files that hold every metric to it
-(tests/test_real_data.py, tests/test_trust_moments_conditioning.py, tests/test_stability.py).
+(tests/test_real_data.py, tests/core/test_trust_moments_conditioning.py, tests/test_stability.py).
 
 Each generator takes a numpy Generator and (n, dx, dy) and returns related X, Y of the same
 stimuli (rows): sparse ReLU activations, binary and quantised ones (exact ties), heavy tails,

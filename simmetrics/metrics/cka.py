@@ -198,7 +198,7 @@ def _moments_amplification(parts):
     (value, magnitude) of its three unbiased HSICs: the error of HSIC1(X, Y) relative to
     sqrt(HSIC1(X, X) HSIC1(Y, Y)) (the scale CKA divides by, as HSIC1(X, Y) may be near 0),
     plus half the relative errors of the two self-terms. Measured against exact rational
-    arithmetic the error stays below eps times this (tests/test_trust_moments.py). inf where a
+    arithmetic the error stays below eps times this (tests/core/test_trust_moments.py). inf where a
     self-term is exactly 0 (its sign unknown)."""
     (xy, mxy), (xx, mxx), (yy, myy) = parts
     if xx == 0.0 or yy == 0.0:

@@ -208,7 +208,7 @@ def cka_peak_bytes(shapes, summed, group, estimator, chunk_size, torch_like=Fals
     with positions summed, stimuli x positions otherwise), the validated inputs, three copies
     of one input made by its channel normalisation (rescaled, centred, normalised or
     whitened), and the kernel's tile memory (:func:`_tile_bytes`), plus 10 %. Checked against
-    the allocations numpy reports to ``tracemalloc`` (tests/test_trust_intertwiner.py): the
+    the allocations numpy reports to ``tracemalloc`` (tests/metrics/test_trust_intertwiner.py): the
     estimate is 1.1 to 1.4 times the measured peak."""
     total, work = 0, 0
     for stimuli, positions, C in shapes:

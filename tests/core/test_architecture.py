@@ -25,7 +25,7 @@ from pathlib import Path
 
 import simmetrics.base as base
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 MAX_LINES = 700
 BACKEND = "simmetrics/_core/backend.py"
 PAPER = "simmetrics/paper/"

@@ -46,7 +46,7 @@ from simmetrics._core.validation import check_random_state
 from simmetrics.base import Metric
 from simmetrics.nn.extract import extract_activations, extract_pair
 
-from test_extract import _by_hand  # the layers applied one by one, without hooks
+from tests.nn.test_extract import _by_hand  # the layers applied one by one, without hooks
 
 # ---------------------------------------------------------------------------------------------
 # item 10: extraction order

@@ -473,7 +473,7 @@ def test_registry_and_attributes():
                       IntertwinerCKA)
     assert IntertwinerProcrustes().kind == "distance"
     assert IntertwinerProcrustes(score_method="paper").kind == "similarity"
-    # held-out scores are unbounded below (tests/test_trust_intertwiner.py); [0, 1] on the
+    # held-out scores are unbounded below (tests/metrics/test_trust_intertwiner.py); [0, 1] on the
     # fitting data
     assert IntertwinerProcrustes(score_method="paper").bounds == (-np.inf, 1.0)
     assert IntertwinerProcrustes(score_method="paper").is_metric is False

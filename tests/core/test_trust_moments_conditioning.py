@@ -276,7 +276,7 @@ def test_homogeneous_distances_stream_at_any_scale(metric, scale):
     # Before: "depends on the scale of the data ... power of two" beyond about 1e+-120.
     # These distances are homogeneous of degree 1 in (X, Y), so the power-of-two level of the
     # statistics is applied to the result exactly. Expected: fit_score on the whole data,
-    # 1e-8 relative (tests/test_trust_moments.py's tolerance between the two routes).
+    # 1e-8 relative (tests/core/test_trust_moments.py's tolerance between the two routes).
     Z, W = _pair()
     X, Y = scale * Z, scale * W
     expected = clone(metric).fit_score(X, Y)

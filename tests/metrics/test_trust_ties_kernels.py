@@ -587,7 +587,7 @@ def test_declared_invariances_hold_on_user_data(metric, kind, seed):
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_debiased_linear_kernel_cka_keeps_its_digits(kind, seed):
     # KernelCKA(kernel="linear", debiased=True) is Song's unbiased CKA of the linear kernels,
-    # i.e. LinearCKA(debiased=True), which tests/test_trust_moments.py checks against exact
+    # i.e. LinearCKA(debiased=True), which tests/core/test_trust_moments.py checks against exact
     # fractions on these data. Before the kernel was U-centred entry by entry, the global sums
     # of the unbiased HSIC cancelled: 2.5e-4 off, and 2.4e-3 after reordering the stimuli.
     import user_data

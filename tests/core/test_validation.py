@@ -1,7 +1,7 @@
 """Input validation helpers: layouts, the equal-width requirement, random states.
 
 The bad-input catalogue (one rejected or accepted case per row, run through every registered
-metric) is tests/test_bad_input.py."""
+metric) is tests/core/test_bad_input.py."""
 
 import numpy as np
 import pytest
