@@ -51,6 +51,16 @@ def seed7():
     return data
 
 
+@pytest.fixture(scope="session")
+def seed11():
+    """The arrays of seed11 (X, Y, Z, Xpd, Xq, Xs, Ys, Xqs, ...) and its reference values
+    (``values['X_Y'][key]``; its README.md gives every key's convention and peer)."""
+    data = _load("seed11", ["X", "Y", "Z", "Xpd", "Xq", "Q", "perm", "scales", "R", "R_signal",
+                            "M", "Xs", "Ys", "Xqs", "Q12"])
+    data["values"] = json.loads((REFERENCE / "seed11" / "values.json").read_text())
+    return data
+
+
 @pytest.fixture
 def rng():
     return np.random.default_rng(12345)
