@@ -23,7 +23,18 @@ from .metrics.cca import CCA, PWCCA, SVCCA
 from .metrics.shape import OrthogonalProcrustes, ShapeMetric
 from .metrics.matching import PermutationMetric, SoftMatching
 from .metrics.rsa import RSA
+from .metrics.unit_matching import AlignedCosine, HardCorrelationMatch, SoftCorrelationMatch
+from .metrics.rsm import RSMNormDifference
+from .metrics.stress import Stress
+from .metrics.descriptive import ConcentricityDifference, MagnitudeDifference, UniformityDifference
+from .metrics.prediction import GULP, LinearRegressionR2
+from .metrics.dependence import DistanceCorrelation
+from .metrics.subspace import EigenspaceOverlap
+from .metrics.bures import BuresDistance, NormalizedBuresSimilarity
+from .metrics.ensd import ENSD, ENSDDistance, participation_ratio
+from .metrics.riemannian import AffineInvariantRiemannian
 from .metrics.knn import MutualKNN
+from .metrics.neighbourhood import JaccardKNN, RankSimilarity, SecondOrderCosine
 from .metrics.intertwiner_cka import IntertwinerCKA
 from .metrics.intertwiner_procrustes import IntertwinerProcrustes
 

@@ -7,6 +7,7 @@ import simmetrics
 
 VARIANTS = [
     simmetrics.LinearCKA(debiased=True),
+    simmetrics.LinearCKA(estimator="lange"),
     simmetrics.KernelCKA(debiased=True),
     simmetrics.KernelCKA(kernel="linear"),
     simmetrics.KernelCKA(sigma=2.0),
@@ -22,6 +23,7 @@ VARIANTS = [
     simmetrics.RSA(rdm="euclidean", compare="pearson"),
     simmetrics.RSA(compare="kendall"),
     simmetrics.MutualKNN(k=3),
+    simmetrics.MutualKNN(similarity="inner_product"),
     simmetrics.IntertwinerProcrustes(activation="tanh"),
     simmetrics.IntertwinerProcrustes(activation="identity"),
     simmetrics.IntertwinerProcrustes(score_method="paper"),
@@ -42,6 +44,9 @@ VARIANTS = [
     simmetrics.IntertwinerProcrustes(activation="identity", score_method="paper", center=True),
     simmetrics.IntertwinerCKA(activation="gelu"),
     simmetrics.IntertwinerCKA(activation="relu", estimator="median"),
+    simmetrics.GULP(lmbda=0.1, squared=False),
+    simmetrics.Stress(rescale=True),
+    simmetrics.RSMNormDifference(norm="frobenius"),
 ]
 CONFIGS = [simmetrics.get_metric(name) for name in simmetrics.available_metrics()] + VARIANTS
 IDS = [repr(m) for m in CONFIGS]

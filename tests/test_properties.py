@@ -51,9 +51,12 @@ def _asymmetric(metric):
     return not is_symmetric(metric)
 
 
-def _ideal(metric):
+def _ideal(metric, X=None):
     """m(X, X): 1 for a similarity (all of them are normalised to 1 for equal inputs: CKA,
-    CCA, RSA, mutual kNN, the paper's 1 - d), 0 for a distance."""
+    CCA, RSA, mutual kNN, the paper's 1 - d) but ENSD, whose ENSD(X, X) is the participation
+    ratio of X (in dimensions), 0 for a distance."""
+    if isinstance(metric, simmetrics.ENSD):
+        return simmetrics.participation_ratio(X)
     return 1.0 if metric.kind == "similarity" else 0.0
 
 
@@ -90,6 +93,9 @@ def _shape(metric, n, dx, dy):
         # the whitened kernel is informative only with more samples than neurons (documented);
         # see test_stability.py for what happens below that
         n = max(n, max(dx, dy) + 3)
+    if isinstance(metric, simmetrics.AffineInvariantRiemannian):
+        # covariances of rank p = min(dx, dy) need n - 1 >= p (else infinite: documented)
+        n = max(n, min(dx, dy) + 3)
     return max(n, metric.min_samples), dx, dy
 
 
@@ -158,7 +164,7 @@ def test_equal_inputs_and_points_of_one_orbit_give_the_ideal_value(metric, case)
     seed, n, dx, _, scale, offset = case
     n, dx, _ = _shape(metric, n, dx, dx)
     X, _ = _data(seed, n, dx, 1, scale, offset)
-    ideal = _ideal(metric)
+    ideal = _ideal(metric, X)
     tol = _tolerance(metric, ideal, scale) * 10  # two fits of the same orbit, not one
     assert abs(_score(metric, X, X) - ideal) <= tol
     rng = np.random.default_rng(seed)

@@ -121,6 +121,10 @@ def _documented_error(metric, X, Y):
     if isinstance(metric, simmetrics.IntertwinerCKA) and metric.activation == "identity":
         if X.shape[0] - 1 <= max(X.shape[1], Y.shape[1]):
             return r"the unbiased HSIC of [XY]('s kernel)? with itself is not positive"
+    # AffineInvariantRiemannian: a covariance of rank < p on the p axes compared (docstring)
+    if isinstance(metric, simmetrics.AffineInvariantRiemannian) and not metric.eps:
+        if min(np.linalg.matrix_rank(A - A.mean(0)) for A in (X, Y)) < min(X.shape[1], Y.shape[1]):
+            return "singular at float64 precision"
     return None
 
 

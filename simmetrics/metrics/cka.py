@@ -17,15 +17,17 @@ import numpy as np
 
 from .._core.backend import get_backend, is_tensor, to_numpy
 from .._core.linalg import center, clearly_varying, looks_near_centred, near_centred, pow2_rescale
-from .._core.params import Boolean
+from .._core.params import Boolean, Options
 from .._core.registry import register
 from .._core.validation import check_nonconstant
 from ..base import Metric, param_dependent
-from .cka_gram import gram_cheaper, gram_factor, gram_space, gram_space_cka
+from .cka_gram import gram_cheaper, gram_factor, gram_space, gram_space_cka, tiled_kernel_sums
 from .hsic import (
     unbiased_hsic_terms,
     cka_from_hsic,
     hsic_unbiased_from_sums,
+    linear_hsic_unbiased_columns,
+    linear_hsic_unbiased_parts,
 )
 from ..moments import (
     check_nonconstant_array,
@@ -34,14 +36,55 @@ from ..moments import (
     side,
 )
 
-__all__ = ["LinearCKA", "linear_cka", "linear_cka_from_moments"]
+__all__ = ["LinearCKA", "linear_cka", "linear_cka_from_moments", "ESTIMATORS", "check_estimator",
+           "gretton_song_cka", "lange_cka", "lange_cka_from_moments", "chun_cka", "chun_factor"]
 
 CKA_INVARIANCES = frozenset(
     {"orthogonal", "signed_permutation", "permutation", "isotropic_scaling", "translation"}
 )
+#: Chun et al.'s self-terms remove the same-neuron products: a rotation of the neurons changes
+#: them, a permutation or a sign flip of neurons does not
+CHUN_INVARIANCES = CKA_INVARIANCES - {"orthogonal"}
+
+#: The estimators of linear CKA (see :class:`LinearCKA`).
+ESTIMATORS = ("gretton", "song", "lange", "chun")
+_BOUNDS = {"gretton": (0.0, 1.0), "song": (-1.0, 1.0), "lange": (-1.0, 1.0),
+           "chun": (-np.inf, np.inf)}
 
 
-def linear_cka(X, Y, debiased=False):
+def _estimator(estimator, debiased):
+    """The estimator a (estimator, debiased) pair names, without checking that they agree."""
+    if estimator is None:
+        return "song" if debiased else "gretton"
+    return estimator
+
+
+def check_estimator(estimator, debiased):
+    """The estimator named by ``estimator`` and ``debiased`` (``estimator=None``: "song" when
+    ``debiased`` else "gretton"); ``debiased=True`` with another estimator is a
+    ``ValueError`` naming both."""
+    if debiased and estimator not in (None, "song"):
+        raise ValueError(
+            f"debiased=True and estimator={estimator!r} disagree: debiased=True is Song's "
+            "unbiased estimator (estimator='song'); pass estimator alone, or debiased alone")
+    return _estimator(estimator, debiased)
+
+
+def linear_cka(X, Y, debiased=False, estimator=None):
+    """Linear CKA with one of the :data:`ESTIMATORS` (None: from ``debiased``, as below).
+
+    "gretton" and "song" are :func:`gretton_song_cka`; "lange" is :func:`lange_cka`, "chun"
+    :func:`chun_cka`.
+    """
+    estimator = check_estimator(estimator, bool(debiased))
+    if estimator == "lange":
+        return lange_cka(X, Y)
+    if estimator == "chun":
+        return chun_cka(X, Y)
+    return gretton_song_cka(X, Y, estimator == "song")
+
+
+def gretton_song_cka(X, Y, debiased=False):
     """Linear CKA of two centred-or-not float64 matrices (no input checking but zero variance).
 
     Feature space when that is cheaper (:func:`gram_space`): biased CKA is
@@ -291,6 +334,124 @@ _LOST_DIGITS = (
 )
 
 
+# -- Lange's estimator: the centred kernels with zero diagonals ------------------------------
+def lange_cka(X, Y):
+    """Linear CKA with Lange's estimator (repsim's ``AngularCKA`` default, whose arccos is its
+    angle): the cosine of the centred linear kernels after their diagonals are set to zero::
+
+        K0 = HKH - diag(HKH),   CKA_Lange = <K0, L0>_F / (||K0||_F ||L0||_F)
+
+    In feature space <K0, L0> = ||Xc'Yc||_F^2 - sum_i ||xc_i||^2 ||yc_i||^2 (and likewise the
+    norms), from the second moments and the row-norm terms (:func:`lange_cka_from_moments`);
+    the n x n kernels where n is small against the widths, or where the subtraction of the
+    diagonal's share has lost the digits (one dominant stimulus; the tiles of
+    :func:`simmetrics.metrics.cka_gram.gram_space_cka`). In [-1, 1].
+    """
+    if _gram_route(X, Y):
+        F, G = gram_factor(X), gram_factor(Y)
+        return _lange_of_kernels(F @ F.T, G @ G.T)
+    return _lange_of_sides(_feature_side(X, "X", True), _feature_side(Y, "Y", True))
+
+
+def _lange_of_kernels(K, L):
+    """Lange's CKA of two centred n x n kernels that may be overwritten (diagonals zeroed)."""
+    np.fill_diagonal(K, 0.0)
+    np.fill_diagonal(L, 0.0)
+    return cka_from_hsic(np.vdot(K, L), np.vdot(K, K), np.vdot(L, L), _LANGE)
+
+
+def _lange_of_sides(a, b):
+    """Lange's CKA from two sides with row terms, or the n x n route when the moments' value
+    is not trusted (see :func:`_lange_from_moments`)."""
+    value, trusted = _lange_from_moments(pair_from_sides(a, b))
+    if trusted:
+        return value
+    return gram_space_cka([to_numpy(a.data), to_numpy(b.data)], [(0, 1)], lange=True)[0]
+
+
+_LANGE = "zero-diagonal (Lange)"
+
+
+def _lange_from_moments(stats):
+    """(Lange's CKA, trusted) from :class:`PairMoments` with row terms: the statistics moved
+    to the exact means and scaled to unit total variance, then the three inner products less
+    the diagonals' shares. Not trusted (NaN) when those subtractions amplify rounding errors
+    more than ``_MAX_AMPLIFICATION`` (magnitudes over values, as :func:`_moments_amplification`)."""
+    if not stats.has_row_terms:
+        raise ValueError("Lange's CKA needs statistics with row_terms=True")
+    S = stats.to_numpy().centred()
+    tx, ty = np.trace(S.x.gram), np.trace(S.y.gram)
+    if tx > 0.0 and ty > 0.0:
+        S = S.scaled(1.0 / np.sqrt(tx), 1.0 / np.sqrt(ty))
+    squares = (np.vdot(S.cross, S.cross), np.vdot(S.x.gram, S.x.gram),
+               np.vdot(S.y.gram, S.y.gram))
+    diagonals = (S.row_cross, S.x.row_sq_sq, S.y.row_sq_sq)
+    parts = [(float(q - r), float(q + abs(r))) for q, r in zip(squares, diagonals)]
+    if not _moments_amplification(parts) <= _MAX_AMPLIFICATION:
+        return np.nan, False
+    return cka_from_hsic(*(value for value, _ in parts), _LANGE), True
+
+
+def lange_cka_from_moments(stats):
+    """Lange's CKA (:func:`lange_cka`) from second-moment statistics with row terms; a
+    ``ValueError`` where one dominant stimulus would cost it its digits (as
+    :func:`linear_cka_from_moments`)."""
+    value, trusted = _lange_from_moments(stats)
+    if not trusted:
+        raise ValueError(_LOST_DIGITS.replace("debiased CKA", "zero-diagonal (Lange) CKA")
+                         .replace("debiased=True", "estimator='lange'"))
+    return value
+
+
+# -- Chun et al. 2025: input- and feature-corrected self-terms ---------------------------------
+def chun_cka(X, Y):
+    """Linear CKA with the estimator of Chun, Canatar, Chung and Lee 2025, corrected for the
+    sampling of inputs and of features::
+
+        CKA_Chun = HSIC1(X, Y) / sqrt(D(X) D(Y)),
+        D(X) = Q/(Q - 1) [HSIC1(XX', XX') - sum_a HSIC1(x_a x_a', x_a x_a')]
+
+    with HSIC1 Song's unbiased HSIC, Q the width of X and x_a its columns: the self-terms keep
+    only the products of two different neurons. It estimates the CKA of infinitely many
+    i.i.d. neurons, and is **not bounded by 1** (neurons that are correlated, not i.i.d., give
+    values above 1). Computed as Song's CKA (:func:`gretton_song_cka`) times the per-representation
+    factors of :func:`chun_factor`.
+    """
+    value = gretton_song_cka(X, Y, True)
+    return value / np.sqrt(chun_factor(X, "X") * chun_factor(Y, "Y"))
+
+
+def chun_factor(A, name):
+    """D(A) / HSIC1(AA', AA') of :func:`chun_cka`: Q/(Q - 1) (1 - same-neuron share), from
+    the column-shifted copy of A at unit norm (:func:`gram_factor`; every term is shift
+    invariant). The self-HSIC in feature space, or from kernel tiles where the feature-space
+    sums would lose its digits (one dominant stimulus). A ``ValueError`` naming ``name`` where
+    A has one neuron, or where the corrected self-term is not positive to within rounding
+    (neurons (nearly) uncorrelated)."""
+    n, width = A.shape
+    if width < 2:
+        raise ValueError(f"{name} has 1 neuron: Chun et al.'s feature-corrected CKA removes the "
+                         "same-neuron products and needs at least 2 neurons")
+    F = gram_factor(to_numpy(A), True)
+    k = np.einsum("ij,ij->i", F, F)
+    s, first = F.sum(axis=0), F.T @ k
+    total, magnitude = linear_hsic_unbiased_parts(n, F.T @ F, k @ k, s, s, k.sum(), k.sum(),
+                                                  first, first)
+    if gram_space(n, width, width) or not magnitude <= _MAX_AMPLIFICATION * abs(total):
+        T, rows = tiled_kernel_sums([F], True)
+        total = hsic_unbiased_from_sums(n, T[0, 0], rows[0], rows[0])
+    same = linear_hsic_unbiased_columns(F)
+    corrected = total - same
+    eps = np.finfo(np.float64).eps
+    if not corrected > _MAX_AMPLIFICATION * eps * (abs(total) + abs(same)):
+        raise ValueError(
+            f"the feature-corrected self-term of {name} (Chun et al. 2025) is not positive "
+            f"({corrected:.3g} against {total:.3g} with the same-neuron products): its neurons "
+            "are (nearly) uncorrelated, so this estimator of CKA is undefined; use "
+            "estimator='song'")
+    return width / (width - 1.0) * corrected / total
+
+
 @register("linear_cka", aliases=("cka",))
 class LinearCKA(Metric):
     """Linear centered kernel alignment (Kornblith et al. 2019).
@@ -313,13 +474,37 @@ class LinearCKA(Metric):
     tensors on an accelerator (CUDA, MPS) stay there: the products run on the device in float64
     (float32 input is promoted there first), only the d x d results come to the CPU.
 
-    A **similarity**: 1 for representations equal up to rotation, scale and translation.
-    Range [0, 1] (biased) or [-1, 1] (debiased). Not a metric.
+    ``estimator`` chooses among four estimators of the same population quantity:
+
+    - ``"gretton"`` (the default): the biased HSIC of Gretton et al. 2005, the formula above
+      (nn_similarity_index's ``cka``, ReSi's ``cka``);
+    - ``"song"``: Song et al.'s unbiased HSIC in the numerator and both self-terms, the same as
+      ``debiased=True`` (repsim's ``kernels.cka`` unbiased);
+    - ``"lange"``: the centred kernels HKH with their diagonals set to zero, then their cosine
+      <K0, L0>_F / (||K0||_F ||L0||_F) (Lange, Kwok and Kording's repsim, ``AngularCKA``, whose
+      angle is the arccos of this value); close to, but not, Song's estimator;
+    - ``"chun"``: Chun, Canatar, Chung and Lee 2025 (arXiv 2502.15104, "Estimating neural
+      representation alignment from sparsely sampled inputs and features"): Song's numerator
+      over self-terms also corrected for the sampling of neurons (the products of a neuron
+      with itself removed, times Q/(Q-1), Q the width; :func:`chun_cka`). It estimates the
+      CKA of infinitely many i.i.d. neurons and is **not bounded by 1**: correlated neurons
+      give values above 1 (1.31 on data where Song's gives 0.65). Invariant to permutations
+      and sign flips of neurons, not to rotations; needs 2 neurons or more; it cannot stream
+      (its correction needs each neuron's fourth moments, which
+      :class:`simmetrics.PairMoments` does not hold).
+
+    A **similarity**: 1 for representations equal up to rotation, scale and translation
+    (except "chun"). Range [0, 1] ("gretton"), [-1, 1] ("song", "lange"), unbounded
+    ("chun"). Not a metric.
 
     Parameters
     ----------
     debiased : bool, default False
-        Use the unbiased HSIC estimator everywhere.
+        Use the unbiased HSIC estimator everywhere (``estimator="song"``); kept for backward
+        compatibility. ``debiased=True`` with an ``estimator`` other than "song" is a
+        ``ValueError``.
+    estimator : {None, "gretton", "song", "lange", "chun"}, default None
+        None: "song" when ``debiased`` else "gretton".
     layout : {None, "nchw", "nhwc", "ntd", "flatten"}, default None
         How to read inputs with more than two axes (see :data:`simmetrics.LAYOUTS`).
 
@@ -334,37 +519,60 @@ class LinearCKA(Metric):
     """
 
     kind = "similarity"
-    bounds = param_dependent(lambda self: (-1.0, 1.0) if self.debiased else (0.0, 1.0))
-    min_samples = param_dependent(lambda self: 4 if self.debiased else 2)
+    bounds = param_dependent(lambda self: _BOUNDS[self._estimator])
+    min_samples = param_dependent(lambda self: 2 if self._estimator in ("gretton", "lange")
+                                  else 4)
     is_metric = False
     symmetric = True
-    invariances = CKA_INVARIANCES
-    reference = "Kornblith et al. 2019, ICML; debiased: Song et al. 2012, Nguyen et al. 2021"
+    invariances = param_dependent(
+        lambda self: CHUN_INVARIANCES if self._estimator == "chun" else CKA_INVARIANCES)
+    reference = ("Kornblith et al. 2019, ICML; debiased: Song et al. 2012, Nguyen et al. 2021; "
+                 "lange: Lange, Kwok, Kording 2023 (repsim); chun: Chun, Canatar, Chung, Lee "
+                 "2025, arXiv 2502.15104")
 
-    _parameter_constraints = {"debiased": [Boolean()]}
+    _parameter_constraints = {"debiased": [Boolean()], "estimator": [None, Options(ESTIMATORS)]}
     #: torch tensors on an accelerator stay there (the products run on the device); CPU
     #: tensors and everything else are read as float64 numpy arrays
     device_policy = "accelerator"
 
-    def __init__(self, debiased=False, layout=None):
+    def __init__(self, debiased=False, estimator=None, layout=None):
         self.debiased = debiased
+        self.estimator = estimator
         self.layout = layout
+
+    @property
+    def _estimator(self):
+        return _estimator(self.estimator, bool(self.debiased))
+
+    def _validate_params(self):
+        super()._validate_params()
+        check_estimator(self.estimator, bool(self.debiased))
 
     def _score(self, X, Y):
         if _gram_route(X, Y):  # in feature space each side is checked by _feature_side
             check_nonconstant(X, "X")
             check_nonconstant(Y, "Y")
-        return linear_cka(X, Y, debiased=bool(self.debiased))
+        estimator = self._estimator
+        if estimator in ("gretton", "song"):
+            return linear_cka(X, Y, debiased=estimator == "song")
+        return linear_cka(X, Y, estimator=estimator)
 
     def _fit_score(self, X, Y):
         return self._score(X, Y)  # nothing to fit
 
     # -- pairwise (simmetrics.pairwise): feature space per pair, or Gram space in blocks ----
     def _partial_fit(self, A, name):
-        return _feature_side(A, name, bool(self.debiased))
+        estimator = self._estimator
+        side = _feature_side(A, name, estimator != "gretton")
+        return (side, chun_factor(A, name)) if estimator == "chun" else side
 
     def _finalize_fit_score(self, a, b):
-        return _cka_of_sides(a, b, bool(self.debiased))
+        estimator = self._estimator
+        if estimator == "lange":
+            return _lange_of_sides(a, b)
+        if estimator == "chun":
+            return _cka_of_sides(a[0], b[0], True) / np.sqrt(a[1] * b[1])
+        return _cka_of_sides(a, b, estimator == "song")
 
     def _pairwise_values(self, reps, pairs, names, n_jobs=None, progress=False):
         """The values of ``pairs`` of numpy representations in Gram space, when that is
@@ -375,15 +583,29 @@ class LinearCKA(Metric):
             return None
         for A, name in zip(reps, names):
             check_nonconstant(A, name)
-        return gram_space_cka(reps, pairs, bool(self.debiased), n_jobs=n_jobs,
-                              progress=progress, desc=f"{type(self).__name__} pairwise")
+        estimator = self._estimator
+        values = gram_space_cka(reps, pairs, estimator in ("song", "chun"), n_jobs=n_jobs,
+                                progress=progress, desc=f"{type(self).__name__} pairwise",
+                                lange=estimator == "lange")
+        if estimator != "chun":
+            return values
+        factors = [chun_factor(A, name) for A, name in zip(reps, names)]
+        return [v / np.sqrt(factors[i] * factors[j]) for v, (i, j) in zip(values, pairs)]
 
     # -- streaming (simmetrics.stream_score) ----------------------------------------------
     @property
     def _moments_row_terms(self):
-        return bool(self.debiased)
+        return self._estimator in ("song", "lange")
 
-    def _score_from_moments(self, stats):
+    @property
+    def _score_from_moments(self):
+        """The streaming hook; None for "chun" (its correction needs each neuron's fourth
+        moments, which the statistics do not hold), so stream_score refuses it up front."""
+        return None if self._estimator == "chun" else self._moments_value
+
+    def _moments_value(self, stats):
         check_nonconstant_moments(stats.x, "X")
         check_nonconstant_moments(stats.y, "Y")
-        return linear_cka_from_moments(stats, debiased=bool(self.debiased))
+        if self._estimator == "lange":
+            return lange_cka_from_moments(stats)
+        return linear_cka_from_moments(stats, debiased=self._estimator == "song")

@@ -13,7 +13,7 @@ from .._core.linalg import center, pow2_rescale
 from .._core.parallel import parallel_map
 from .hsic import cka_from_hsic, hsic_unbiased_from_sums
 
-__all__ = ["gram_space_cka", "gram_cheaper", "gram_space", "gram_factor"]
+__all__ = ["gram_space_cka", "gram_cheaper", "gram_space", "gram_factor", "tiled_kernel_sums"]
 
 
 def gram_factor(A, debiased=False):
@@ -98,7 +98,7 @@ def _gram_tile_row(factors, rows, starts, size, hollow=False):
 
 
 def gram_space_cka(reps, pairs, debiased=False, n_jobs=None, progress=False, desc="",
-                   block_bytes=None):
+                   block_bytes=None, lange=False):
     """Linear CKA of many pairs of representations through their n x n Gram matrices, which are
     never held whole: each kernel K_i = F_i F_i' (F_i the centred representation at unit norm,
     as in :func:`linear_cka`) is computed tile by tile, the tiles on and above the diagonal
@@ -129,6 +129,10 @@ def gram_space_cka(reps, pairs, debiased=False, n_jobs=None, progress=False, des
         As :func:`simmetrics._core.parallel.parallel_map`: each row of tiles is one task.
     block_bytes : int, optional
         Memory for the tiles of all representations at once.
+    lange : bool
+        Lange's estimator instead (``debiased`` False): the centred kernels with their
+        diagonals set to zero, T_ij / sqrt(T_ii T_jj) over those (the tiles' diagonals are
+        zeroed, the factors centred).
 
     Returns
     -------
@@ -144,25 +148,38 @@ def gram_space_cka(reps, pairs, debiased=False, n_jobs=None, progress=False, des
     >>> bool(abs(values[0] - linear_cka(*layers)) < 1e-12)
     True
     """
-    n, L = reps[0].shape[0], len(reps)
+    n = reps[0].shape[0]
     debiased = bool(debiased)
     if debiased and n < 4:
         raise ValueError(f"the unbiased HSIC needs at least 4 samples, got {n}")
     factors = [gram_factor(A, debiased) for A in reps]
-    budget = _GRAM_BLOCK_BYTES if block_bytes is None else int(block_bytes)
-    size = int(min(n, _GRAM_TILE, max(16, np.sqrt(budget / (8.0 * L)))))
-    starts = list(range(0, n, size))
-    parts = parallel_map(
-        _gram_tile_row,
-        [(factors, slice(i, min(n, i + size)), starts, size, debiased) for i in starts],
-        n_jobs=n_jobs, progress=progress, desc=desc,
-    )
-    T = sum(inner for inner, _ in parts)
+    T, rows = tiled_kernel_sums(factors, debiased or lange, n_jobs, progress, desc, block_bytes)
+    if lange:
+        return [cka_from_hsic(T[i, j], T[i, i], T[j, j], "zero-diagonal (Lange)")
+                for i, j in pairs]
     if not debiased:
         return [cka_from_hsic(T[i, j], T[i, i], T[j, j], "biased") for i, j in pairs]
-    rows = sum(sums for _, sums in parts)  # K~_i 1: sums of the off-diagonal entries
 
     def hsic(i, j):
         return hsic_unbiased_from_sums(n, T[i, j], rows[i], rows[j])
 
     return [cka_from_hsic(hsic(i, j), hsic(i, i), hsic(j, j), "unbiased") for i, j in pairs]
+
+
+def tiled_kernel_sums(factors, hollow, n_jobs=None, progress=False, desc="", block_bytes=None):
+    """The inner products T_ij = <K_i, K_j> of the kernels K_i = F_i F_i' of ``factors``
+    (their diagonals taken as zero with ``hollow``, and then also their row sums, an (L, n)
+    array; else None), tile by tile in ``block_bytes`` of memory (see :func:`gram_space_cka`).
+    """
+    n, L = factors[0].shape[0], len(factors)
+    budget = _GRAM_BLOCK_BYTES if block_bytes is None else int(block_bytes)
+    size = int(min(n, _GRAM_TILE, max(16, np.sqrt(budget / (8.0 * L)))))
+    starts = list(range(0, n, size))
+    parts = parallel_map(
+        _gram_tile_row,
+        [(factors, slice(i, min(n, i + size)), starts, size, hollow) for i in starts],
+        n_jobs=n_jobs, progress=progress, desc=desc,
+    )
+    T = sum(inner for inner, _ in parts)
+    rows = sum(sums for _, sums in parts) if hollow else None  # K~_i 1: off-diagonal sums
+    return T, rows

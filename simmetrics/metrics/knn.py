@@ -15,7 +15,7 @@ import numbers
 import numpy as np
 
 from .._core.linalg import pow2_rescale as _pow2_rescale
-from .._core.params import Integral, Interval
+from .._core.params import Integral, Interval, Options
 from .._core.registry import register
 from .._core.validation import check_pair, check_representation
 from ..base import Metric, param_dependent
@@ -85,9 +85,14 @@ class _NeighbourSearch:
     :func:`_tie_tolerance` for the representation's width.
     """
 
-    def __init__(self, X, name):
-        self.tol = _tie_tolerance(X.shape[1])
-        U = _unit_rows(X, name)
+    def __init__(self, X, name, similarity="cosine"):
+        if similarity == "cosine":
+            self.tol = _tie_tolerance(X.shape[1])
+            U = _unit_rows(X, name)
+        else:  # raw inner products: rounding grows with the norms (a tolerance per sample)
+            U = _pow2_rescale(X)
+            norms = np.sqrt(np.einsum("ij,ij->i", U, U))
+            self.tol = (_tie_tolerance(X.shape[1]) * norms * norms.max())[:, None]
         distinct, which = np.unique(U, axis=0, return_inverse=True)
         if distinct.shape[0] == U.shape[0]:  # no duplicates: keep the sample order
             self.distinct, self.which = U, None
@@ -101,6 +106,15 @@ class _NeighbourSearch:
             S = (self.distinct[self.which[rows]] @ self.distinct.T)[:, self.which]
         S[np.arange(len(rows)), rows] = -np.inf  # a sample is not its own neighbour
         return S
+
+    def tol_of(self, rows):
+        """The tie tolerance of each of the samples ``rows``: a scalar, or a column."""
+        return self.tol if np.isscalar(self.tol) else self.tol[rows]
+
+
+#: The public names of the neighbour search, shared with :mod:`simmetrics.metrics.neighbourhood`.
+NeighbourSearch = _NeighbourSearch
+tie_tolerance = _tie_tolerance
 
 
 def mutual_knn(X, Y, k=10, chunk_size=None):
@@ -203,13 +217,14 @@ def _neighbourhood_chunk(S, start, n, k, tol):
     left after them; a row whose ties fit the places (p = t) lists all k with weight 1."""
     rows_in_chunk, cols = S.shape
     kth = np.partition(S, cols - k, axis=1)[:, [cols - k]]  # each row's k-th largest (a copy)
+    tol = np.broadcast_to(tol, (rows_in_chunk, 1))  # one tolerance, or one per row
     mask = S >= kth - tol  # the k largest and every value tied with the k-th
     share = np.ones(rows_in_chunk)
     crowded = np.flatnonzero(np.count_nonzero(mask, axis=1) > k)  # more ties than places
     tied = np.zeros((0, cols), dtype=bool)
     if crowded.size:  # there the mask keeps the values above the tie, the tie goes apart
         sub, cut = S[crowded], kth[crowded]
-        above = sub > cut + tol
+        above = sub > cut + tol[crowded]
         tied = mask[crowded] & ~above
         mask[crowded] = above
         share[crowded] = (k - np.count_nonzero(above, axis=1)) / np.count_nonzero(tied, axis=1)
@@ -256,17 +271,18 @@ def neighbour_weights(X, k, name="X", chunk_size=None):
     return W
 
 
-def _neighbourhoods(X, k, name="X", chunk_size=None):
-    """:class:`_Neighbourhoods` of the samples of ``X``, ``chunk_size`` rows at a time."""
+def _neighbourhoods(X, k, name="X", chunk_size=None, similarity="cosine"):
+    """:class:`_Neighbourhoods` of the samples of ``X``, ``chunk_size`` rows at a time, by
+    cosine similarity or by raw inner product (``similarity``)."""
     n = X.shape[0]
     if chunk_size is None:
         chunk_size = max(1, _KNN_CHUNK_ENTRIES // n)
-    search = _NeighbourSearch(X, name)
-    chunks = [
-        _neighbourhood_chunk(search.similarities(np.arange(start, min(start + chunk_size, n))),
-                             start, n, k, search.tol)
-        for start in range(0, n, chunk_size)
-    ]
+    search = _NeighbourSearch(X, name, similarity)
+    chunks = []
+    for start in range(0, n, chunk_size):
+        rows = np.arange(start, min(start + chunk_size, n))
+        chunks.append(_neighbourhood_chunk(search.similarities(rows), start, n, k,
+                                           search.tol_of(rows)))
     return _Neighbourhoods(n, k, chunks)
 
 
@@ -357,7 +373,9 @@ class MutualKNN(Metric):
     A **similarity** in [0, 1]: 1 when every sample has the same k neighbours in X and Y.
     Not a metric. Invariant to orthogonal maps of the neurons (rotations, signed and plain
     permutations) and to isotropic scaling; not to translation (no centring happens). Uses
-    cosine similarities, so an all-zero sample is an error.
+    cosine similarities by default, so an all-zero sample is an error; ``similarity=
+    "inner_product"`` ranks by raw inner products instead (platonic-rep without its row
+    normalisation).
 
     Memory O(n * chunk) rather than O(n^2): similarities are computed a chunk of rows at a
     time, about 4 million entries per chunk, besides normalised copies of X and Y; the peak
@@ -369,14 +387,23 @@ class MutualKNN(Metric):
     ----------
     k : int, default 10
         Number of neighbours; needs n > k samples.
+    similarity : {"cosine", "inner_product"}, default "cosine"
+        How neighbours are ranked. "cosine": by cosine similarity, each sample's feature vector
+        L2-normalised first (platonic-rep's default ``normalize=True``; its key
+        ``mutual_knn_topk10_l2rows``). "inner_product": by the raw inner product
+        ``<x_i, x_j>`` of the arrays as given (platonic-rep's metric on un-normalised
+        features, key ``mutual_knn_topk10_raw``): samples of large norm are everyone's
+        neighbours, and an all-zero sample is allowed (its inner products all tie at 0).
+        The invariances are the same (orthogonal maps and isotropic scaling keep every
+        inner product's rank); ties there are within ``4 (d + 2) eps ||x_i|| max_j ||x_j||``.
     layout : {None, "nchw", "nhwc", "ntd", "flatten"}, default None
         How to read inputs with more than two axes (see :data:`simmetrics.LAYOUTS`).
 
     Raises
     ------
     ValueError
-        ``k`` not a positive integer; k >= n (the message names k); a sample whose features are
-        all zero (the message names X or Y and the row).
+        ``k`` not a positive integer; k >= n (the message names k); with cosine similarity, a
+        sample whose features are all zero (the message names X or Y and the row).
 
     Examples
     --------
@@ -398,10 +425,12 @@ class MutualKNN(Metric):
     symmetric = True
     reference = "Huh, Cheung, Wang, Isola 2024, The Platonic Representation Hypothesis, ICML"
 
-    _parameter_constraints = {"k": [Interval(Integral, 1, None)]}
+    _parameter_constraints = {"k": [Interval(Integral, 1, None)],
+                              "similarity": [Options({"cosine", "inner_product"})]}
 
-    def __init__(self, k=10, layout=None):
+    def __init__(self, k=10, similarity="cosine", layout=None):
         self.k = k
+        self.similarity = similarity
         self.layout = layout
 
     def _validate(self, X, Y):
@@ -447,7 +476,7 @@ class MutualKNN(Metric):
 
     # per representation (simmetrics.pairwise): its neighbours and their weights
     def _partial_fit(self, A, name):
-        return _neighbourhoods(A, int(self.k), name)
+        return _neighbourhoods(A, int(self.k), name, similarity=self.similarity)
 
     def _finalize_fit_score(self, a, b):
         return _shared_weight(a, b) / (a.n * a.k)

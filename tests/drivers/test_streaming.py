@@ -51,7 +51,10 @@ CUTS = [1, 2, 90, 91, 400, 650]  # uneven, with batches of a single row
 
 def test_every_second_moment_metric_streams():
     expected = {"linear_cka", "cca", "svcca", "pwcca", "shape_metric", "procrustes",
-                "permutation_metric", "intertwiner_procrustes", "soft_matching"}
+                "permutation_metric", "intertwiner_procrustes", "soft_matching",
+                # issue 14's measures that are functions of the second moments
+                "nbs", "bures_distance", "ensd", "ensd_distance", "affine_invariant_riemannian",
+                "gulp", "linear_regression", "eigenspace_overlap", "magnitude_difference"}
     assert set(streaming_metrics()) == expected
     assert {type(m).name for m in METRICS} == expected
 
