@@ -12,6 +12,7 @@ Every metric is a scikit-learn style estimator over pairs of activation matrices
 """
 
 from ._core.registry import available_metrics, get_metric, metric_class
+from ._core.registry import similarity_repository_names
 from ._core.validation import LAYOUTS
 from .base import GROUP_NAMES, AlignmentMetric, Metric, metric_scorer
 from ._core.memory import MemoryBudgetError, get_memory_budget, memory_budget, set_memory_budget
@@ -34,6 +35,7 @@ from .metrics.bures import BuresDistance, NormalizedBuresSimilarity
 from .metrics.ensd import ENSD, ENSDDistance, participation_ratio
 from .metrics.riemannian import AffineInvariantRiemannian
 from .metrics.knn import MutualKNN
+from .metrics.cknna import CKNNA
 from .metrics.neighbourhood import JaccardKNN, RankSimilarity, SecondOrderCosine
 from .metrics.intertwiner_cka import IntertwinerCKA
 from .metrics.intertwiner_procrustes import IntertwinerProcrustes

@@ -34,7 +34,7 @@ import re
 import sys
 from pathlib import Path
 
-from ._core.registry import available_metrics, get_metric, metric_class
+from ._core.registry import available_metrics, get_metric, metric_class, resolve_name
 
 __all__ = ["main", "build_parser"]
 
@@ -189,7 +189,12 @@ def _param_value(cls, name, raw, text):
 
 def _build_metrics(names, param_texts, layout):
     """[(label, metric, user_params)] for the --metric names and --param settings."""
-    classes = list(dict.fromkeys(metric_class(n) for n in names))
+    # a similarity-repository name (e.g. cka-kernel=linear-hsic=song-score) brings parameters
+    fixed = {}
+    for n in names:
+        resolved = resolve_name(n)
+        fixed.setdefault(metric_class(n), resolved[1] if resolved else {})
+    classes = list(fixed)
     params = {cls: {} for cls in classes}
     for text in param_texts or ():
         scope, name, raw = _parse_param(text)
@@ -209,6 +214,11 @@ def _build_metrics(names, param_texts, layout):
     for cls in classes:
         given = params[cls]
         label = cls.name
+        clash = [k for k in given if k in fixed[cls] and given[k] != fixed[cls][k]]
+        if clash:
+            raise ValueError(f"--param {clash[0]}={given[clash[0]]!r} conflicts with the metric "
+                             f"name's {clash[0]}={fixed[cls][clash[0]]!r}")
+        given = {**fixed[cls], **given}
         if given:
             label += "(" + ", ".join(f"{k}={v!r}" for k, v in given.items()) + ")"
         layout_param = {} if layout is None else {"layout": layout}

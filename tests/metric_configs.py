@@ -24,6 +24,8 @@ VARIANTS = [
     simmetrics.RSA(compare="kendall"),
     simmetrics.MutualKNN(k=3),
     simmetrics.MutualKNN(similarity="inner_product"),
+    simmetrics.CKNNA(unbiased=False, similarity="inner_product"),
+    simmetrics.CKNNA(k=3, unbiased=False),
     simmetrics.IntertwinerProcrustes(activation="tanh"),
     simmetrics.IntertwinerProcrustes(activation="identity"),
     simmetrics.IntertwinerProcrustes(score_method="paper"),
@@ -47,6 +49,11 @@ VARIANTS = [
     simmetrics.GULP(lmbda=0.1, squared=False),
     simmetrics.Stress(rescale=True),
     simmetrics.RSMNormDifference(norm="frobenius"),
+    simmetrics.OrthogonalProcrustes(score_method="chordal"),
+    simmetrics.PermutationMetric(score_method="chordal"),
+    simmetrics.ShapeMetric(alpha=0.5, score_method="euclidean", whitening="netrep"),
+    simmetrics.ShapeMetric(alpha=0.0, score_method="euclidean", whitening="covariance"),
+    simmetrics.ShapeMetric(alpha=0.5, whitening="covariance"),
 ]
 CONFIGS = [simmetrics.get_metric(name) for name in simmetrics.available_metrics()] + VARIANTS
 IDS = [repr(m) for m in CONFIGS]

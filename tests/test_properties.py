@@ -93,6 +93,10 @@ def _shape(metric, n, dx, dy):
         # the whitened kernel is informative only with more samples than neurons (documented);
         # see test_stability.py for what happens below that
         n = max(n, max(dx, dy) + 3)
+    if isinstance(metric, simmetrics.CKNNA) and metric.similarity == "cosine":
+        # one neuron's unit rows are +-1: a kernel of signs, constant (self-HSIC 0, CKNNA
+        # undefined: a documented ValueError) when every sample has the same sign
+        dx, dy = max(dx, 2), max(dy, 2)
     if isinstance(metric, simmetrics.AffineInvariantRiemannian):
         # covariances of rank p = min(dx, dy) need n - 1 >= p (else infinite: documented)
         n = max(n, min(dx, dy) + 3)

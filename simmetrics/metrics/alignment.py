@@ -40,13 +40,17 @@ __all__ = [
     "check_one",
     "zero_pad",
     "angular_distance",
+    "chordal_from_angle",
     "distance",
     "angular_or_euclidean_bounds",
     "SCORE_METHODS",
 ]
 
 
-SCORE_METHODS = ("angular", "euclidean")
+#: "chordal" is the Euclidean distance between the aligned representations each scaled to unit
+#: Frobenius norm, sqrt(2 - 2 cos) = 2 sin(angle / 2) (ReSi's
+#: ``orthogonal_procrustes_centered_and_normalized``).
+SCORE_METHODS = ("angular", "euclidean", "chordal")
 
 
 def zero_pad(A, width):
@@ -106,11 +110,21 @@ def angular_distance(A, B):
 
 
 def distance(A, B, score_method):
-    """The score between two aligned matrices: :func:`angular_distance` ("angular") or the
-    Frobenius norm of their difference ("euclidean")."""
+    """The score between two aligned matrices: :func:`angular_distance` ("angular"), the
+    Frobenius norm of their difference ("euclidean"), or the chord between them scaled to unit
+    norm, ||A/||A|| - B/||B||||_F = 2 sin(angle / 2) ("chordal", computed from the accurate
+    angle, so that it keeps its digits near 0 where sqrt(2 - 2 cos) loses half of them)."""
     if score_method == "angular":
         return angular_distance(A, B)
+    if score_method == "chordal":
+        return chordal_from_angle(angular_distance(A, B))
     return frobenius_norm(A - B)
+
+
+def chordal_from_angle(angle):
+    """The chordal distance 2 sin(angle / 2) = sqrt(2 - 2 cos(angle)) between two unit vectors
+    at ``angle``."""
+    return float(2.0 * np.sin(0.5 * angle))
 
 
 #: The largest ratio of a neuron's raw to its centred sum of squares for which the cross
@@ -337,18 +351,25 @@ class CenteredAlignment(AlignmentMetric):
 def _distance_from_products(aa, bb, ab, score_method):
     """:func:`distance` of aligned A, B from ||A||^2, ||B||^2 and <A, B>: arccos of the
     cosine, or sqrt(||A||^2 + ||B||^2 - 2 <A, B>)."""
-    if score_method == "angular":
+    if score_method in ("angular", "chordal"):
         for name, sq in (("X", aa), ("Y", bb)):
             if not sq > 0.0:
                 raise ValueError(
                     f"the aligned {name} is zero (no variance left after centring with the "
                     "fitted means and whitening), so the angular distance is undefined"
                 )
-        return float(np.arccos(np.clip(ab / np.sqrt(aa) / np.sqrt(bb), -1.0, 1.0)))
+        angle = float(np.arccos(np.clip(ab / np.sqrt(aa) / np.sqrt(bb), -1.0, 1.0)))
+        return angle if score_method == "angular" else chordal_from_angle(angle)
     return float(np.sqrt(max(aa + bb - 2.0 * ab, 0.0)))
 
 
 def angular_or_euclidean_bounds(high):
-    return param_dependent(
-        lambda self: (0.0, high) if self.score_method == "angular" else (0.0, np.inf)
-    )
+    """Bounds by score method: [0, high] for the angle, [0, 2 sin(high / 2)] for the chord
+    (2 at high = pi), [0, inf) for the Euclidean distance."""
+    def bounds(self):
+        if self.score_method == "angular":
+            return (0.0, high)
+        if self.score_method == "chordal":
+            return (0.0, float(2.0 * np.sin(0.5 * high)) if high < np.pi else 2.0)
+        return (0.0, np.inf)
+    return param_dependent(bounds)

@@ -81,7 +81,7 @@ def _permutation_invariances(self):
     groups = {"permutation"}
     if self.center_columns:
         groups.add("translation")
-    if self.score_method == "angular":
+    if self.score_method in ("angular", "chordal"):
         groups.add("isotropic_scaling")
     return frozenset(groups)
 
@@ -97,6 +97,7 @@ class PermutationMetric(CenteredAlignment):
 
         angular:   arccos( <Xc, Y'>_F / (||Xc||_F ||Y'||_F) )   in [0, pi]
         euclidean: ||Xc - Y'||_F                                 (not divided by sqrt(n))
+        chordal:   2 sin(angular / 2) = sqrt(2 - 2 cos)          in [0, 2]
 
     (the angle can exceed pi/2 when even the best matching is anti-correlated). A
     **distance** and, for equal widths, a metric (Williams et al. 2021). Invariant to neuron
@@ -107,9 +108,16 @@ class PermutationMetric(CenteredAlignment):
     different widths the triangle inequality can then fail (x -> [x/2, -x/2] -> -x is shorter
     than x -> -x); :class:`SoftMatching` is the principled alternative for different widths.
 
+    ReSi's ``permutation_procrustes`` (mklabunde/resi; Klabunde et al., "Similarity of Neural
+    Network Models: A Survey of Functional and Representational Measures", ACM Computing
+    Surveys 2025) is ``PermutationMetric(score_method="euclidean", center_columns=False)``: no
+    centring or scaling, zero-padding, the best permutation, the Frobenius distance.
+
     Parameters
     ----------
-    score_method : {"angular", "euclidean"}, default "angular"
+    score_method : {"angular", "euclidean", "chordal"}, default "angular"
+        "chordal" is the Euclidean distance of the two matched representations each scaled to
+        unit Frobenius norm (scale-free, like the angle).
     center_columns : bool, default True
     layout : {None, "nchw", "nhwc", "ntd", "flatten"}, default None
 

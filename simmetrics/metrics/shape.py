@@ -25,9 +25,9 @@ the whitening in :mod:`simmetrics.metrics.whitening`, the rotation in
 
 import numpy as np
 
-from .._core.linalg import abs_max, center, pow2_rescale, times_pow2
+from .._core.linalg import abs_max, center, frobenius_norm, orthonormal_basis, pow2_rescale, times_pow2
 from .._core.linear_map import LinearMap
-from .._core.params import Interval, Real
+from .._core.params import Interval, Options, Real
 from .._core.registry import register
 from .._core.solvers import SAFE_HIGH, SAFE_LOW, cross_in_range, pad2
 from ..base import param_dependent
@@ -47,7 +47,7 @@ from .procrustes import (
     procrustes_rotation,
     use_n_space_route,
 )
-from .whitening import split_unseen, whitener_from_spectrum, whitener_map
+from .whitening import split_unseen, whitener_from_spectrum
 
 __all__ = ["ShapeMetric", "OrthogonalProcrustes"]
 
@@ -58,16 +58,81 @@ _REFERENCE_SHAPE = (
 )
 
 
+#: The whitening conventions of :class:`ShapeMetric` (its ``whitening`` parameter).
+WHITENINGS = ("trace", "netrep", "covariance")
+#: netrep's floor on the eigenvalues of Xc'Xc (``whiten(eigval_tol=1e-7)``): with
+#: ``whitening="netrep"`` each direction of the common width the data do not span counts in the
+#: variance-keeping rescale as an eigenvalue of this size, as in netrep's code.
+NETREP_EIGENVALUE_FLOOR = 1e-7
+
+
 def _shape_invariances(self):
     groups = {"orthogonal", "permutation", "signed_permutation"}
     if self.center_columns:
         groups.add("translation")
-    if self.score_method == "angular" and self.alpha == 1.0:
+    scale_free = self.score_method in ("angular", "chordal")
+    full = self.alpha == 0.0 and (scale_free or getattr(self, "whitening", "trace") == "covariance")
+    if scale_free and self.alpha == 1.0:
         groups.add("isotropic_scaling")
-    if self.score_method == "angular" and self.alpha == 0.0:
+    if full:
         groups |= {"invertible_linear", "scaled_permutation", "positive_scaled_permutation",
                    "isotropic_scaling"}
     return frozenset(groups)
+
+
+class _Whitened(Prepared):
+    """:class:`Prepared` of a whitened representation, with the spectrum of its centred data
+    (singular values ``s`` times 2**``e``) that ``whitening="netrep"`` rescales by at the pair
+    step."""
+
+    __slots__ = ("spectrum",)
+
+    def __init__(self, data, sums, colsq, mean, whitener, spectrum):
+        super().__init__(data, sums, colsq, mean, whitener)
+        self.spectrum = spectrum
+
+
+def _covariance_whitener(s, Vt, alpha, e, n):
+    """Williams et al.'s partial whitening on the covariance C/n, unscaled (Lange's repsim):
+    Z = alpha I + (1 - alpha) (C/n)^(-1/2) = alpha I + V diag((1 - alpha) sqrt(n) / sigma) V',
+    sigma = s 2**e the singular values of Xc (pseudo-inverse on the directions it spans)."""
+    with np.errstate(over="ignore", under="ignore"):
+        diagonal = (1.0 - alpha) * np.sqrt(n) * times_pow2(1.0 / s, -e)
+    Z = LinearMap(diagonal, Vt.T, alpha)
+    if alpha == 0.0:
+        Z.unit = (np.sqrt(n), 0, n)  # Xc Z = sqrt(n) U V': each whitened direction's norm
+    return Z
+
+
+def _netrep_factor(s, e, alpha, width):
+    """netrep's rescale over the trace rule's: netrep keeps tr C counting all ``width``
+    directions, those the data do not span at eigenvalue NETREP_EIGENVALUE_FLOOR (as its
+    ``whiten`` clips them); the trace rule counts the r spanned ones. 1.0 when r = width."""
+    extra = width - s.size
+    if extra <= 0:
+        return 1.0
+    floor = np.sqrt(NETREP_EIGENVALUE_FLOOR)
+    g = max(e, int(np.frexp(floor)[1]))  # one exponent for the data's and the floor's scales
+
+    def ratio(v, p):
+        """||sigma|| / ||alpha sigma + (1 - alpha)|| for sigma = v 2**p, as (value, exponent)."""
+        t = max(p, 0)
+        m = alpha * times_pow2(v, p - t) + (1.0 - alpha) * 2.0 ** (-t)
+        return frobenius_norm(v) / frobenius_norm(m), p - t
+
+    with np.errstate(over="ignore", under="ignore"):
+        full = np.concatenate([times_pow2(s, e - g), np.full(extra, times_pow2(floor, -g))])
+        r_full, p_full = ratio(full, g)
+        r_rank, p_rank = ratio(s, e)
+        return float(times_pow2(r_full / r_rank, p_full - p_rank))
+
+
+def _scaled_map(Z, f):
+    """The :class:`LinearMap` ``Z`` times the scalar ``f``."""
+    out = LinearMap(Z.core * f, Z.basis, Z.scalar * f)
+    if Z.unit is not None:
+        out.unit = (Z.unit[0] * f,) + tuple(Z.unit[1:])
+    return out
 
 
 @register("shape_metric")
@@ -91,6 +156,22 @@ class ShapeMetric(CenteredAlignment):
     alpha = 0 whitens fully and the angular distance is arccos(sum_k rho_k / sqrt(r_x r_y)),
     rho_k the canonical correlations and r the ranks: arccos of the mean canonical correlation
     for full-rank data of equal widths (with unequal widths the padding shrinks it).
+    ``score_method="chordal"`` gives 2 sin(angle / 2) = sqrt(2 - 2 cos), the Euclidean distance
+    after scaling each aligned representation to unit Frobenius norm (ReSi's
+    ``orthogonal_procrustes_centered_and_normalized`` at alpha = 1).
+
+    **Whitening conventions** (``whitening``; they differ only for alpha < 1). "trace"
+    (default): the map above, its total variance tr C kept over the r directions the data span.
+    "netrep": netrep's code exactly, whose ``whiten`` zero-pads first and counts every one of the
+    common width's directions in the rescale, those the data do not span (padding, rank
+    deficiency) at its eigenvalue floor 1e-7; it differs from "trace" only in the Euclidean
+    distance between data of unequal widths or rank below the width (e.g. seed11 X_Z, alpha 0:
+    95.509 against 92.151). "covariance": Williams et al.'s definition on the covariance,
+    Z = alpha I + (1 - alpha) (Xc'Xc / n)^(-1/2) with no rescale, as in Lange's repsim
+    (``EuclideanShapeMetric``, ``AngularShapeMetric``); at alpha = 0 the whitened data are
+    sqrt(n) U V', so the Euclidean distance is invariant to every invertible linear map too,
+    and for 0 < alpha < 1 the angle differs from netrep's (seed11 X_Y, alpha 0.5: 0.86701
+    against 0.77774; netrep on X/sqrt(n) gives Lange's value).
 
     A **distance** and a metric (zero for equal shapes, symmetric, triangle inequality:
     Williams et al. 2021, Proposition 1). Invariant to orthogonal maps (hence permutations and
@@ -114,9 +195,12 @@ class ShapeMetric(CenteredAlignment):
     ----------
     alpha : float in [0, 1], default 1.0
         Regularisation of the whitening: 1 none (rotations only), 0 full (any invertible map).
-    score_method : {"angular", "euclidean"}, default "angular"
+    score_method : {"angular", "euclidean", "chordal"}, default "angular"
     center_columns : bool, default True
         Subtract each neuron's mean (learned in ``fit``).
+    whitening : {"trace", "netrep", "covariance"}, default "trace"
+        The partial-whitening convention (see above): total variance kept over the spanned
+        directions, netrep's count of all directions, or the unscaled covariance form.
     layout : {None, "nchw", "nhwc", "ntd", "flatten"}, default None
 
     Attributes
@@ -189,14 +273,27 @@ class ShapeMetric(CenteredAlignment):
     bounds = angular_or_euclidean_bounds(np.pi)
     invariances = param_dependent(_shape_invariances)
     reference = _REFERENCE_SHAPE
+    # netrep's count makes each side's whitening depend on the partner's width: across unequal
+    # widths (or rank below the width) its Euclidean distance at alpha < 1 is not a metric
+    #: the distance min_Q ||A - B Q|| is symmetric under every whitening, also where the
+    #: triangle inequality fails (netrep's whitening at alpha < 1: see is_metric)
+    symmetric = True
+    is_metric = param_dependent(lambda self: not (
+        getattr(self, "whitening", "trace") == "netrep" and self.alpha != 1.0
+        and self.score_method == "euclidean"))
 
-    _parameter_constraints = {"alpha": [Interval(Real, 0, 1, closed="both")]}
+    _parameter_constraints = {
+        "alpha": [Interval(Real, 0, 1, closed="both")],
+        "whitening": [Options(WHITENINGS)],
+    }
 
-    def __init__(self, alpha=1.0, score_method="angular", center_columns=True, layout=None):
+    def __init__(self, alpha=1.0, score_method="angular", center_columns=True, layout=None,
+                 whitening="trace"):
         self.alpha = alpha
         self.score_method = score_method
         self.center_columns = center_columns
         self.layout = layout
+        self.whitening = whitening
 
     def _check_params(self):
         super()._check_params()
@@ -204,6 +301,8 @@ class ShapeMetric(CenteredAlignment):
         if isinstance(alpha, bool) or not isinstance(alpha, (int, float, np.integer, np.floating)) \
                 or not 0.0 <= alpha <= 1.0:
             raise ValueError(f"alpha must be a number in [0, 1], got {alpha!r}")
+        if self.whitening not in WHITENINGS:
+            raise ValueError(f"whitening must be one of {WHITENINGS}, got {self.whitening!r}")
 
     # -- fitted maps: kept as LinearMap (factored when learned from fewer stimuli than
     # neurons), formed as dense matrices only when the public attributes are read
@@ -251,15 +350,49 @@ class ShapeMetric(CenteredAlignment):
                 mean, Ac = times_pow2(As.mean(axis=0), e), center(As)
             else:
                 mean, Ac = np.zeros(A.shape[1]), As
-            Z = whitener_map(Ac, alpha, e)
-            Aw = times_pow2(Z.apply(Ac), e) if e else Z.apply(Ac)
+            # the SVD of the centred data times a power of two (exact): the whitener of the
+            # data as given, with no failed SVD and no overflow of 1/s
+            top = abs_max(Ac)
+            shift = int(np.frexp(top)[1]) if top > 0.0 else 0
+            Ash = times_pow2(Ac, -shift)
+            _, sv, Vt = orthonormal_basis(Ash)
+            n = Ac.shape[0]
+            if self.whitening == "covariance":
+                Z = _covariance_whitener(sv, Vt, alpha, e + shift, n)
+                # alpha Xc + (1 - alpha) sqrt(n) Xc V diag(1/sigma) V', the second term
+                # scale-free: formed from the rescaled data, no huge or tiny coefficients
+                Aw = (1.0 - alpha) * np.sqrt(n) * (((Ash @ Vt.T) / sv) @ Vt)
+                if alpha:
+                    Aw = Aw + times_pow2(alpha * Ac, e)
+            else:
+                Z = whitener_from_spectrum(sv, Vt, alpha, e + shift, n=n)
+                Aw = times_pow2(Z.apply(Ac), e) if e else Z.apply(Ac)
         with np.errstate(over="ignore", under="ignore"):
             colsq = np.einsum("ij,ij->j", Aw, Aw)
-        return Prepared(Aw, np.zeros(A.shape[1]), colsq, mean, Z)
+        return _Whitened(Aw, np.zeros(A.shape[1]), colsq, mean, Z, (sv, e + shift))
+
+    def _netrep_count(self, p, width):
+        """``whitening="netrep"``: the :class:`_Whitened` ``p`` rescaled by netrep's count of
+        the ``width`` directions (a new object: ``pairwise`` shares ``p`` between pairs)."""
+        if self.whitening != "netrep" or not isinstance(p, _Whitened):
+            return p
+        f = _netrep_factor(*p.spectrum, float(self.alpha), width)
+        if f == 1.0:
+            return p
+        with np.errstate(over="ignore", under="ignore", invalid="ignore"):
+            out = _Whitened(p.data * f, p.sums * f, p.colsq * (f * f), p.mean,
+                            _scaled_map(p.whitener, f), p.spectrum)
+        if not (np.isfinite(f) and np.all(np.isfinite(out.colsq))):
+            # netrep's floor 1e-7 is in the data's units: far below them it dominates
+            raise ValueError(
+                "whitening='netrep': X or Y is too far from unit scale for netrep's eigenvalue "
+                "floor 1e-7 (its rescale leaves the float range); use whitening='trace'")
+        return out
 
     def _finalize_fit(self, a, b):
-        self._whitener_x, self._whitener_y = a.whitener, b.whitener
         width = max(a.data.shape[1], b.data.shape[1])
+        a, b = self._netrep_count(a, width), self._netrep_count(b, width)
+        self._whitener_x, self._whitener_y = a.whitener, b.whitener
         if use_n_space_route(a.n, width):
             # more neurons than stimuli: the rotation in the span of the two row spaces, no
             # width x width SVD (d = 5,000, n = 10: milliseconds instead of minutes)
@@ -283,6 +416,8 @@ class ShapeMetric(CenteredAlignment):
                                     self._whiten(Yc, self._whitener_y))
 
     def _aligned(self, a, b):
+        width = max(a.data.shape[1], b.data.shape[1])
+        a, b = self._netrep_count(a, width), self._netrep_count(b, width)
         return self._align_whitened(a.centred(), b.centred())  # prepared: already whitened
 
     def _transform(self, X, Y):
@@ -316,11 +451,21 @@ class ShapeMetric(CenteredAlignment):
         are far larger than the spread: 1e4 + z lost 7 of them, 3e5 + 1e-2 z all but one.)"""
         return float(self.alpha) != 1.0 or not self.center_columns
 
-    def _moments_whitener(self, A, n, alpha):
-        """The whitener (:func:`whitener_from_spectrum`) of data with rows ``A`` standing in
-        for their n rows, by the whole-data rank rule (:func:`simmetrics.moments.rows_svd`)."""
+    def _moments_whitener(self, A, n, alpha, width):
+        """The whitener (:func:`whitener_from_spectrum`, or the covariance form) of data with
+        rows ``A`` standing in for their n rows, by the whole-data rank rule
+        (:func:`simmetrics.moments.rows_svd`); ``width`` the common width (netrep's count)."""
         _, s, Vt, e = rows_svd(A, n)
-        return whitener_from_spectrum(s, Vt, alpha, e)
+        if self.whitening == "covariance":
+            # (C/n)^(-1/2) has the inverse units of the data (the trace rule's map has none):
+            # rows at the statistics' level 2^-k give the map in the data's units with e + k
+            return _covariance_whitener(s, Vt, alpha, e + self._moments_level, n)
+        Z = whitener_from_spectrum(s, Vt, alpha, e)
+        if self.whitening == "netrep":
+            f = _netrep_factor(s, e, alpha, width)
+            if f != 1.0:
+                Z = _scaled_map(Z, f)
+        return Z
 
     def _check_gram_route(self, S):
         """Without a factor the whitening decomposes the Gram matrices: refused where
@@ -341,6 +486,16 @@ class ShapeMetric(CenteredAlignment):
             C = C @ Zy
         return Gx, Gy, C
 
+    #: the power-of-two level k of the statistics being fitted (set by _fit_from_moments)
+    _moments_level = 0
+
+    def _fit_from_moments(self, stats):
+        self._moments_level = self._one_level(stats.to_numpy())[1]
+        try:
+            super()._fit_from_moments(stats)
+        finally:
+            self._moments_level = 0
+
     def _fit_alignment_from_moments(self, S):
         alpha = float(self.alpha)
         self._whitener_x = self._whitener_y = None
@@ -348,15 +503,15 @@ class ShapeMetric(CenteredAlignment):
         if alpha != 1.0 and S.factor is not None:
             # the whole-data fit on rows standing in for the data about the fitted means
             A, B = S.factor_rows()
-            self._whitener_x = self._moments_whitener(A, S.n, alpha)
-            self._whitener_y = self._moments_whitener(B, S.n, alpha)
+            self._whitener_x = self._moments_whitener(A, S.n, alpha, width)
+            self._whitener_y = self._moments_whitener(B, S.n, alpha, width)
             self._fit_alignment(zero_pad(self._whiten(A, self._whitener_x), width),
                                 zero_pad(self._whiten(B, self._whitener_y), width))
             return
         if alpha != 1.0:
             Mx, My = self._check_gram_route(S)
-            self._whitener_x = self._moments_whitener(Mx, S.n, alpha)
-            self._whitener_y = self._moments_whitener(My, S.n, alpha)
+            self._whitener_x = self._moments_whitener(Mx, S.n, alpha, width)
+            self._whitener_y = self._moments_whitener(My, S.n, alpha, width)
         C = pad2(self._whitened_moments(S)[2], width, width)
         self._rotation = LinearMap(closest_optimal_rotation(pow2_rescale(C.T))[0])
 
@@ -383,6 +538,7 @@ class OrthogonalProcrustes(ShapeMetric):
 
         angular:   arccos( ||Xc' Yc||_* / (||Xc||_F ||Yc||_F) )   in [0, pi/2]
         euclidean: ||Xc - Yc Q||_F = sqrt(||Xc||^2 + ||Yc||^2 - 2 ||Xc' Yc||_*)
+        chordal:   2 sin(angular / 2) = sqrt(2 - 2 ||Xc' Yc||_* / (||Xc||_F ||Yc||_F))
 
     (||.||_* the nuclear norm; the closed forms hold on the fitting data: held-out stimuli,
     scored with the fitted means and Q, give angles up to pi, and ``bounds`` is [0, pi]). For
@@ -391,9 +547,15 @@ class OrthogonalProcrustes(ShapeMetric):
     metric; invariant to orthogonal maps, permutations, sign flips and translations, and
     (angular) to isotropic scaling.
 
+    The peers' names: ReSi's ``orthogonal_angular_shape_metric_centered`` is the angular form,
+    ``procrustes_size_and_shape_distance`` the Euclidean one (Dryden & Mardia's size-and-shape
+    distance), ``orthogonal_procrustes_centered_and_normalized`` the chordal one (mklabunde/resi;
+    Klabunde et al., ACM Computing Surveys 2025); netrep's ``LinearMetric(alpha=1)`` and Lange's
+    ``AngularShapeMetric``/``EuclideanShapeMetric(alpha=1)`` give the same values.
+
     Parameters
     ----------
-    score_method : {"angular", "euclidean"}, default "angular"
+    score_method : {"angular", "euclidean", "chordal"}, default "angular"
     center_columns : bool, default True
     layout : {None, "nchw", "nhwc", "ntd", "flatten"}, default None
 
@@ -413,7 +575,8 @@ class OrthogonalProcrustes(ShapeMetric):
     (0.0, True)
     """
 
-    alpha = 1.0  # fixed: not a parameter of this class
+    alpha = 1.0  # fixed: not parameters of this class
+    whitening = "trace"
 
     def __init__(self, score_method="angular", center_columns=True, layout=None):
         self.score_method = score_method
