@@ -53,9 +53,9 @@ def _min_message(metric):
 
 
 def _constant_message(metric):
-    """What a representation without variance raises: the zero-variance check where the metric
-    centres, the RDM checks for RSA; MutualKNN ranks ties by index (documented), so a constant
-    representation is no error there."""
+    """What a representation without variance raises: the zero-variance check for every metric
+    but these two: the RDM checks for RSA, and none for MutualKNN, where a constant
+    representation makes every sample tie with every other, a case its tie rule defines."""
     if isinstance(metric, simmetrics.MutualKNN):
         return None
     if isinstance(metric, simmetrics.RSA):
