@@ -48,7 +48,7 @@ def test_exact_forms_match_netrep_procrustes(seed11, pair):
 
 
 def test_nbs_matches_rsatoolbox_live(seed11):
-    rsatoolbox = pytest.importorskip("rsatoolbox")
+    import rsatoolbox  # a test extra (pyproject.toml)
     X, Y = seed11["X"][:100], seed11["Y"][:100]
     rdms = [rsatoolbox.rdm.calc_rdm(rsatoolbox.data.Dataset(A), method="euclidean") for A in (X, Y)]
     ref = float(rsatoolbox.rdm.compare(rdms[0], rdms[1], method="bures")[0, 0])
