@@ -18,4 +18,10 @@
   :mod:`.intertwiner_kernel` and :mod:`.intertwiner_cka` (G_sigma-CKA: the unbiased HSIC of the
   paper's max-over-channels kernel). The paper's own loop formulations, used to check these,
   are in :mod:`simmetrics.paper.reference`, outside the library.
+- Neighbourhoods: :mod:`.neighbourhood` (Jaccard, rank similarity, second-order cosine),
+  :mod:`.cknna`; kernels and spectra: :mod:`.bures` (NBS, Bures distance), :mod:`.ensd`,
+  :mod:`.riemannian`; prediction and dependence: :mod:`.prediction` (GULP, linear regression),
+  :mod:`.dependence` (distance correlation), :mod:`.subspace` (eigenspace overlap); units and
+  geometry: :mod:`.unit_matching`, :mod:`.rsm`, :mod:`.stress`; :mod:`.descriptive` (magnitude,
+  concentricity, uniformity differences).
 """
