@@ -327,15 +327,23 @@ class CenteredAlignment(AlignmentMetric):
             ):
                 raise ValueError(f"{name} is all zeros, so its shape is undefined")
 
+    #: the power-of-two level k of the statistics being fitted, for the maps that carry the
+    #: data's units (ShapeMetric's covariance whitening); 0 outside _fit_from_moments
+    _moments_level = 0
+
     def _fit_from_moments(self, stats):
         self._check_params()
-        S, _ = self._one_level(stats.to_numpy())
+        S, k = self._one_level(stats.to_numpy())
         self._check_moments(S)
         if self.center_columns:
             self.mean_x_, self.mean_y_ = S.x.mean, S.y.mean
         else:
             self.mean_x_, self.mean_y_ = np.zeros(S.x.width), np.zeros(S.y.width)
-        self._fit_alignment_from_moments(S.shifted(self.mean_x_, self.mean_y_))
+        self._moments_level = k
+        try:
+            self._fit_alignment_from_moments(S.shifted(self.mean_x_, self.mean_y_))
+        finally:
+            self._moments_level = 0
 
     def _score_from_moments(self, stats):
         self._check_params()

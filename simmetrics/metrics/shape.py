@@ -486,16 +486,6 @@ class ShapeMetric(CenteredAlignment):
             C = C @ Zy
         return Gx, Gy, C
 
-    #: the power-of-two level k of the statistics being fitted (set by _fit_from_moments)
-    _moments_level = 0
-
-    def _fit_from_moments(self, stats):
-        self._moments_level = self._one_level(stats.to_numpy())[1]
-        try:
-            super()._fit_from_moments(stats)
-        finally:
-            self._moments_level = 0
-
     def _fit_alignment_from_moments(self, S):
         alpha = float(self.alpha)
         self._whitener_x = self._whitener_y = None
