@@ -65,6 +65,9 @@ from .stats import (BootstrapResult, IntervalExcludesEstimateWarning, Permutatio
 from .io import load_representation
 from .plots import plot_invariance_table, plot_similarity_matrix, plot_stitching_penalties
 
+# every metric as a function, differentiable on torch tensors (after the families register)
+from . import functional
+
 __version__ = "0.1.0"
 
 __all__ = [name for name in dir() if not name.startswith("_")]

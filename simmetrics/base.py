@@ -26,6 +26,7 @@ from ._core.validation import (
     POSITION_AXES,
     check_matching_shapes,
     check_representation,
+    layout_rows,
     shape_of,
     stimulus_positions,
 )
@@ -328,6 +329,30 @@ class Metric(BaseEstimator):
     #: the metrics whose fit duplicated stimuli bias: alignment metrics, the CCA family), or
     #: None for "percentile".
     bootstrap_method = None
+
+    # -- capability: gradients (simmetrics.functional, simmetrics.losses) ---------------------
+    #: ``_gradient_formula(X, Y, nx) -> value``: the metric's value on the rows ``X``, ``Y`` of
+    #: the pair it has just fitted (fitted attributes may be read, as constants), written with
+    #: the differentiable operations of the backend ``nx`` (:mod:`simmetrics._core.backend`:
+    #: ``nx.sqrt``, ``nx.svdvals``, ``@``, ``.sum``, ...), so that torch's autograd of it is the
+    #: gradient of the value :meth:`fit_score` returns (the value itself always comes from
+    #: fit_score). Where the value is an optimum over an alignment (a rotation, a permutation,
+    #: a transport plan) the formula may hold the fitted alignment fixed: at an optimum the
+    #: gradient of the optimal value is that of the objective (Danskin's theorem). None means
+    #: the value has no useful gradient (ranks, neighbour sets): ``_gradient_note`` then says
+    #: why and what to use instead.
+    _gradient_formula = None
+    _gradient_note = "it has no gradient formula (Metric._gradient_formula)"
+
+    def _gradient_rows(self, X, Y, nx):
+        """``X`` and ``Y`` (tensors that keep their autograd history, or arrays) as the float64
+        rows the metric computes on, on ``nx``'s device: the ``layout`` applied as validation
+        applies it (a metric with a ``_batch_layout`` step first takes that step)."""
+        layout = self.layout
+        if self._batch_layout is not None:
+            X, Y, layout = self._batch_layout(X, Y)
+        return tuple(nx.asarray(layout_rows(nx.asarray(A), name, layout, nx))
+                     for A, name in ((X, "X"), (Y, "Y")))
 
     def _score(self, X, Y):
         """The value on (X, Y). By default, for a metric with a :meth:`_partial_fit` step, the

@@ -301,6 +301,71 @@ class NumpyBackend:
         out, _, _, info = lapack.dtpqrt(0, min(T.shape[1], 32), np.array(T), rows)
         return np.triu(out) if info == 0 else None
 
+    # -- differentiable math (the gradient formulas of simmetrics.functional) -----------------
+    # Operations that return values of this backend (never Python floats), so that a formula
+    # written with them keeps torch's autograd history; numpy evaluates the same formula.
+    def sqrt(self, a):
+        return np.sqrt(a)
+
+    def abs(self, a):
+        return np.abs(a)
+
+    def log(self, a):
+        return np.log(a)
+
+    def exp(self, a):
+        return np.exp(a)
+
+    def arccos(self, a):
+        return np.arccos(a)
+
+    def clip(self, a, lo=None, hi=None):
+        return np.clip(a, lo, hi)
+
+    def trace(self, A):
+        return np.trace(A)
+
+    def diag(self, A):
+        """The diagonal of a matrix, or the diagonal matrix of a vector."""
+        return np.diag(A)
+
+    def eye(self, n):
+        return np.eye(n)
+
+    def svdvals(self, A):
+        """The singular values of ``A`` (differentiable where they are distinct and nonzero)."""
+        return np.linalg.svd(A, compute_uv=False)
+
+    def eigh(self, A):
+        """(eigenvalues ascending, eigenvectors) of a symmetric matrix."""
+        return np.linalg.eigh(A)
+
+    def eigvalsh(self, A):
+        return np.linalg.eigvalsh(A)
+
+    def cholesky(self, A):
+        """The lower Cholesky factor of a symmetric positive definite matrix."""
+        return np.linalg.cholesky(A)
+
+    def solve(self, A, B):
+        return np.linalg.solve(A, B)
+
+    def frobenius(self, A):
+        """sqrt(sum_ij A_ij^2) as a value of this backend."""
+        return np.sqrt(np.sum(A * A))
+
+    # -- results and gradients (simmetrics.functional) ------------------------------------------
+    def needs_gradient(self, *inputs):
+        """Whether a value computed from ``inputs`` must carry a gradient: never for numpy."""
+        return False
+
+    def result(self, value):
+        """A metric's value as this backend hands it back: a Python float for numpy."""
+        return float(value)
+
+    def with_gradient(self, value, formula, *inputs):  # pragma: no cover - torch only
+        raise TypeError("numpy values carry no gradient")
+
 
 class TorchBackend(NumpyBackend):
     """torch spelling of the same operations; values it creates are float64 on ``device``."""
@@ -451,6 +516,112 @@ class TorchBackend(NumpyBackend):
     def qr_r_on_triangle(self, T, rows):
         return None  # torch has no structured QR: the caller takes the full one
 
+    def sqrt(self, a):
+        return self.torch.sqrt(a)
+
+    def abs(self, a):
+        return self.torch.abs(a)
+
+    def log(self, a):
+        return self.torch.log(a)
+
+    def exp(self, a):
+        return self.torch.exp(a)
+
+    def arccos(self, a):
+        return self.torch.arccos(a)
+
+    def clip(self, a, lo=None, hi=None):
+        return self.torch.clamp(a, lo, hi)
+
+    def trace(self, A):
+        return self.torch.trace(A)
+
+    def diag(self, A):
+        return self.torch.diag(A)
+
+    def eye(self, n):
+        return self.torch.eye(n, dtype=self.torch.float64, device=self.device)
+
+    def svdvals(self, A):
+        return self.torch.linalg.svdvals(A)
+
+    def eigh(self, A):
+        return self.torch.linalg.eigh(A)
+
+    def eigvalsh(self, A):
+        return self.torch.linalg.eigvalsh(A)
+
+    def cholesky(self, A):
+        return self.torch.linalg.cholesky(A)
+
+    def solve(self, A, B):
+        return self.torch.linalg.solve(A, B)
+
+    def frobenius(self, A):
+        return self.torch.linalg.vector_norm(A)
+
+    def needs_gradient(self, *inputs):
+        """Whether autograd is recording and one of ``inputs`` is a tensor that requires grad."""
+        return self.torch.is_grad_enabled() and any(
+            is_tensor(A) and getattr(A, "requires_grad", False) for A in inputs)
+
+    def result(self, value):
+        """A 0-d float64 tensor on this backend's device."""
+        return self.torch.tensor(float(value), dtype=self.torch.float64, device=self.device)
+
+    def with_gradient(self, value, formula, *inputs):
+        """``value`` as a 0-d float64 tensor whose gradient with respect to the tensors among
+        ``inputs`` is that of ``formula(*inputs)``, a differentiable expression of the same
+        value: the number comes from the metric's own route (its guarded numerics), the
+        gradient from torch's autograd of the formula, evaluated in float64 when backward runs
+        (each gradient is handed back in its input's dtype)."""
+        return _metric_value_function().apply(self.result(value), formula, *inputs)
+
 
 #: The numpy backend (stateless, shared).
 NUMPY = NumpyBackend()
+
+
+_METRIC_VALUE = []
+
+
+def _metric_value_function():
+    """The ``torch.autograd.Function`` of :meth:`TorchBackend.with_gradient`, defined on first
+    use (torch is imported only when a tensor is seen)."""
+    if _METRIC_VALUE:
+        return _METRIC_VALUE[0]
+    import torch
+
+    class MetricValue(torch.autograd.Function):
+        """Forward: the metric's value, already computed. Backward: the vector-Jacobian
+        product of the gradient formula at the saved inputs (first order only)."""
+
+        @staticmethod
+        def forward(ctx, value, formula, *inputs):
+            ctx.formula = formula
+            ctx.inputs = inputs
+            return value.clone()
+
+        @staticmethod
+        @torch.autograd.function.once_differentiable
+        def backward(ctx, grad):
+            with torch.enable_grad():
+                leaves = [A.detach().to(torch.float64).requires_grad_(A.requires_grad)
+                          if isinstance(A, torch.Tensor) else A for A in ctx.inputs]
+                wanted = [A for A in leaves if isinstance(A, torch.Tensor) and A.requires_grad]
+                value = ctx.formula(*leaves)
+                found = torch.autograd.grad(value, wanted, grad.to(value.dtype),
+                                            allow_unused=True)
+            found = iter(found)
+            out = [None, None]
+            for A, leaf in zip(ctx.inputs, leaves):
+                if isinstance(leaf, torch.Tensor) and leaf.requires_grad:
+                    g = next(found)
+                    out.append(torch.zeros_like(A) if g is None else g.to(A.dtype))
+                else:
+                    out.append(None)
+            return tuple(out)
+
+    _METRIC_VALUE.append(MetricValue)
+    return MetricValue

@@ -16,6 +16,7 @@ __all__ = [
     "LAYOUTS",
     "as_float_array",
     "check_representation",
+    "layout_rows",
     "check_pair",
     "check_batch_pair",
     "check_nonconstant",
@@ -134,6 +135,12 @@ def _apply_layout(A, name, layout, nx=NUMPY):
     if layout == "nchw":
         A = nx.moveaxis(A, 1, -1)
     return A.reshape(-1, A.shape[-1])
+
+
+def layout_rows(A, name, layout, nx=NUMPY):
+    """``A`` (an array of ``nx``, with its autograd history where it has one) reshaped to the
+    (n_samples, n_neurons) rows ``layout`` reads; the shape errors of :func:`check_representation`."""
+    return _apply_layout(A, name, layout, nx)
 
 
 def check_representation(X, name="X", layout=None, min_samples=2, min_features=1,

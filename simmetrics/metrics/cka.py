@@ -20,6 +20,7 @@ from .._core.linalg import center, clearly_varying, looks_near_centred, near_cen
 from .._core.params import Boolean, Options
 from .._core.registry import register
 from .._core.validation import check_nonconstant
+from .cka_gradient import linear_cka_formula
 from ..base import Metric, param_dependent
 from .cka_gram import gram_cheaper, gram_factor, gram_space, gram_space_cka, tiled_kernel_sums
 from .hsic import (
@@ -559,6 +560,10 @@ class LinearCKA(Metric):
 
     def _fit_score(self, X, Y):
         return self._score(X, Y)  # nothing to fit
+
+    def _gradient_formula(self, X, Y, nx):
+        """The estimator in feature space (:func:`simmetrics.metrics.cka_gradient.linear_cka_formula`)."""
+        return linear_cka_formula(X, Y, self._estimator, nx)
 
     # -- pairwise (simmetrics.pairwise): feature space per pair, or Gram space in blocks ----
     def _partial_fit(self, A, name):

@@ -42,6 +42,7 @@ ALLOWED_MODULES = {
     "simmetrics/symmetry/activations.py": "maps torch activation modules (torch.nn.ReLU, ...) "
                                           "to their intertwiner groups",
     "simmetrics/io.py": "reads torch .pt files (torch.load) into representations",
+    "simmetrics/losses.py": "torch.nn.Module training losses (imported only on request)",
     PAPER: "the paper's reproduction trains and probes torch models; outside the library's "
            "import graph (test_import_loads_neither_the_paper_nor_torch)",
 }
