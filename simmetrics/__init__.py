@@ -36,9 +36,11 @@ from .metrics.ensd import ENSD, ENSDDistance, participation_ratio
 from .metrics.riemannian import AffineInvariantRiemannian
 from .metrics.knn import MutualKNN
 from .metrics.cknna import CKNNA
+from .metrics.knn_lists import LCSKNN, CycleKNN, EditDistanceKNN
 from .metrics.neighbourhood import JaccardKNN, RankSimilarity, SecondOrderCosine
 from .metrics.intertwiner_cka import IntertwinerCKA
 from .metrics.intertwiner_procrustes import IntertwinerProcrustes
+from .metrics.stochastic_shape import EnergyStochasticShape, GaussianStochasticShape
 
 # symmetry groups, intertwiners, measured invariances
 from .symmetry.groups import Group, available_groups, get_group, is_subgroup

@@ -162,6 +162,11 @@ class Metric(BaseEstimator):
     #: metric takes a ``layout`` parameter, declared here once with its constraint.
     layout = None
     _parameter_constraints = {"layout": [None, Options(LAYOUTS)]}
+    #: Whether each input is an (n_stimuli, n_repeats, n_neurons) array of repeated trials (the
+    #: stochastic shape metrics) instead of an (n_samples, n_neurons) matrix: the drivers that
+    #: make their own data give such a metric repeated trials (the invariance table) or leave
+    #: it out of their defaults (the demo).
+    input_repeats = False
     #: Where the metric computes on torch tensors: "host" (every input, tensor or not, is read
     #: as a float64 numpy array; a tensor is copied to the host once, at validation) or
     #: "accelerator" (a tensor on an accelerator with float64 arithmetic stays on its device

@@ -18,7 +18,7 @@ from ._core.validation import check_random_state, check_representation
 from .base import GROUP_NAMES
 
 __all__ = ["InvarianceResult", "InvarianceTable", "check_invariance", "invariance_table",
-           "invariance_data"]
+           "invariance_data", "repeated_trials"]
 
 DEFAULT_RTOL = 1e-7
 
@@ -94,8 +94,12 @@ def check_invariance(metric, group, X, Y=None, n_trials=3, sides="both", random_
     """
     metric = as_metric(metric)
     group = _as_group(group)
-    X = check_representation(X, "X")
-    Y = X if Y is None else check_representation(Y, "Y")
+    if metric.input_repeats:  # repeated trials: the metric's own validation reads them
+        X = np.asarray(X, dtype=np.float64)
+        Y = X if Y is None else np.asarray(Y, dtype=np.float64)
+    else:
+        X = check_representation(X, "X")
+        Y = X if Y is None else check_representation(Y, "Y")
     if sides not in ("both", "x", "y"):
         raise ValueError(f"sides must be 'both', 'x' or 'y', got {sides!r}")
     if not (isinstance(n_trials, (int, np.integer)) and n_trials >= 1):
@@ -105,14 +109,34 @@ def check_invariance(metric, group, X, Y=None, n_trials=3, sides="both", random_
     deviation = 0.0
     for _ in range(n_trials):
         if sides in ("both", "x"):
-            gx = group.act(X, group.sample(X.shape[1], random_state=rng))
+            gx = _act(group, X, rng)
             deviation = max(deviation, abs(clone(metric).fit_score(gx, Y) - base))
         if sides in ("both", "y"):
-            gy = group.act(Y, group.sample(Y.shape[1], random_state=rng))
+            gy = _act(group, Y, rng)
             deviation = max(deviation, abs(clone(metric).fit_score(X, gy) - base))
     tol = rtol * max(1.0, abs(base))
     return InvarianceResult(repr(metric), group.name, base, deviation, tol, deviation <= tol,
                             n_trials)
+
+
+def _act(group, A, rng):
+    """A random element of ``group`` acting on the neurons (the last axis) of ``A``: on every
+    row of a matrix, and on every repeat of every stimulus of repeated trials."""
+    g = group.sample(A.shape[-1], random_state=rng)
+    if A.ndim == 2:
+        return group.act(A, g)
+    return group.act(A.reshape(-1, A.shape[-1]), g).reshape(A.shape)
+
+
+def repeated_trials(A, repeats=5, noise=0.3, random_state=0):
+    """Repeated trials around the rows of ``A``: an (n, repeats, d) array, each stimulus's
+    responses ``A[i]`` plus Gaussian noise of ``noise`` times each neuron's spread, with a
+    per-stimulus scaling of that noise (so the stimuli's covariances differ)."""
+    rng = check_random_state(random_state)
+    n, d = A.shape
+    spread = A.std(axis=0) + 1e-3 * np.abs(A).max()
+    scale = np.exp(0.5 * rng.normal(size=(n, 1, 1)))
+    return A[:, None, :] + noise * spread * scale * rng.normal(size=(n, repeats, d))
 
 
 def invariance_data(n=80, dx=8, dy=6, random_state=0):
@@ -203,7 +227,8 @@ def invariance_table(metrics=None, groups=None, n_trials=3, random_state=0, rtol
         As in :func:`check_invariance`.
     data : (X, Y), optional
         Default :func:`invariance_data` (widths 8 and 6; equal widths for metrics that need
-        them).
+        them; for metrics of repeated trials, ``input_repeats``, the same stimuli on 5
+        repeats, :func:`repeated_trials`).
 
     Returns
     -------
@@ -222,11 +247,13 @@ def invariance_table(metrics=None, groups=None, n_trials=3, random_state=0, rtol
     X, Y = data if data is not None else invariance_data(random_state=random_state)
     rows = []
     for metric in metrics:
-        Ym = Y
+        Xm, Ym = X, Y
         if metric.same_width and X.shape[1] != Y.shape[1]:
             Ym = invariance_data(dx=X.shape[1], dy=X.shape[1], random_state=random_state)[1]
+        if metric.input_repeats and X.ndim == 2:  # the same stimuli, seen on repeated trials
+            Xm, Ym = repeated_trials(X, random_state=0), repeated_trials(Ym, random_state=1)
         for name in groups:
-            res = check_invariance(metric, name, X, Ym, n_trials=n_trials,
+            res = check_invariance(metric, name, Xm, Ym, n_trials=n_trials,
                                    random_state=random_state, rtol=rtol)
             rows.append(InvarianceRow(res.metric, res.group, res.group in metric.invariances,
                                       res.invariant, res.max_deviation))

@@ -3,6 +3,8 @@ have, parameters, the invariance table, streaming): every registered metric with
 parameters, plus the parameter settings whose validation, invariances or numerics differ from
 the defaults'."""
 
+import numpy as np
+
 import simmetrics
 
 VARIANTS = [
@@ -54,6 +56,71 @@ VARIANTS = [
     simmetrics.ShapeMetric(alpha=0.5, score_method="euclidean", whitening="netrep"),
     simmetrics.ShapeMetric(alpha=0.0, score_method="euclidean", whitening="covariance"),
     simmetrics.ShapeMetric(alpha=0.5, whitening="covariance"),
+    simmetrics.CycleKNN(similarity="inner_product"),
+    simmetrics.LCSKNN(k=3, similarity="inner_product"),
+    simmetrics.EditDistanceKNN(similarity="inner_product"),
 ]
-CONFIGS = [simmetrics.get_metric(name) for name in simmetrics.available_metrics()] + VARIANTS
+#: Metrics whose inputs are (n_stimuli, n_repeats, n_neurons) arrays of repeated trials, not
+#: (n, d) matrices: the generic suites' 2-D data are refused by them (a clear ValueError), so
+#: they are kept out of CONFIGS and of the suites that loop over every registered name (those
+#: use MATRIX_METRICS); tests/metrics/test_stochastic_shape.py measures the same properties
+#: (invariances, symmetry, triangle inequality, bounds, bad input, numpy/torch) on 3-D data.
+STOCHASTIC_INPUT = ("gaussian_stochastic_shape", "energy_stochastic_shape")
+MATRIX_METRICS = [name for name in simmetrics.available_metrics()
+                  if name not in STOCHASTIC_INPUT]
+CONFIGS = [simmetrics.get_metric(name) for name in MATRIX_METRICS] + VARIANTS
 IDS = [repr(m) for m in CONFIGS]
+
+
+def ideal_value(metric, X=None):
+    """m(X, X): 1 for a similarity (all of them are normalised to 1 for equal inputs: CKA,
+    CCA, RSA, mutual kNN, the paper's 1 - d) but ENSD, whose ENSD(X, X) is the participation
+    ratio of X (in dimensions), LCSKNN, which is not divided by k (k for equal lists), and
+    CycleKNN, whose self-excluded neighbourhoods make CycleKNN(X, X) the fraction of samples
+    with a mutual neighbour, below 1 (computed from the definition by cycle_knn_of_itself),
+    0 for a distance."""
+    if isinstance(metric, simmetrics.ENSD):
+        return simmetrics.participation_ratio(X)
+    if isinstance(metric, simmetrics.LCSKNN):
+        return float(metric.k)
+    if isinstance(metric, simmetrics.CycleKNN):
+        return cycle_knn_of_itself(X, metric.k, metric.similarity)
+    return 1.0 if metric.kind == "similarity" else 0.0
+
+
+def cycle_knn_of_itself(X, k, similarity):
+    """CycleKNN(X, X) by loops over its definition (Huh et al. 2024; CycleKNN's docstring):
+    the mean over samples i of P(some neighbour j of i has i among its own neighbours), a
+    sample never its own neighbour, ties at the k-th place broken uniformly at random. Sample j
+    is a neighbour of i with probability w[i, j]: 1 above the k-th largest similarity v of i,
+    p / t for each of the t samples tied with v (here: within 1e-12 of the similarities'
+    scale, far above the rounding of equal values and below the gaps of distinct ones) when p
+    places are left. P(no return) over a random p-subset of the tie is e_p(1 - w[., i]) /
+    C(t, p), the elementary symmetric polynomial read off numpy's polynomial from its roots."""
+    from math import comb, prod
+    n = X.shape[0]
+    norms = np.linalg.norm(X, axis=1)
+    P = X / norms[:, None] if similarity == "cosine" else X
+    S = P @ P.T
+    w = np.zeros((n, n))
+    for i in range(n):
+        tol = 1e-12 * (1.0 if similarity == "cosine" else norms[i] * norms.max())
+        others = [j for j in range(n) if j != i]
+        v = sorted((S[i, j] for j in others), reverse=True)[k - 1]
+        above = [j for j in others if S[i, j] > v + tol]
+        tied = [j for j in others if abs(S[i, j] - v) <= tol]
+        for j in above:
+            w[i, j] = 1.0
+        for j in tied:
+            w[i, j] = (k - len(above)) / len(tied)
+    total = 0.0
+    for i in range(n):
+        sure = [j for j in range(n) if w[i, j] == 1.0]
+        tied = [j for j in range(n) if 0.0 < w[i, j] < 1.0]
+        miss = prod(1.0 - w[j, i] for j in sure)
+        if tied:
+            p = k - len(sure)
+            e = np.poly([-(1.0 - w[j, i]) for j in tied])  # prod_j (z + x_j): e_0, e_1, ...
+            miss *= e[p] / comb(len(tied), p)
+        total += 1.0 - miss
+    return total / n

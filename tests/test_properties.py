@@ -39,7 +39,7 @@ def _one_blas_thread():
 
 #: Parameter settings whose declarations (invariances, bounds, kind, is_metric, symmetry)
 #: differ from the defaults'; the defaults of every registered metric come first.
-from metric_configs import CONFIGS, IDS  # noqa: E402  (shared with test_stability)
+from metric_configs import CONFIGS, IDS, ideal_value  # noqa: E402  (shared with test_stability)
 
 pytestmark = pytest.mark.slow  # seconds: deselect with -m "not slow" while developing
 
@@ -49,15 +49,6 @@ def _asymmetric(metric):
     documented asymmetric is PWCCA with side='x' or 'y', which weights by one side's neurons).
     Measured both ways below: symmetric ones are, and the asymmetric PWCCA swaps its sides."""
     return not is_symmetric(metric)
-
-
-def _ideal(metric, X=None):
-    """m(X, X): 1 for a similarity (all of them are normalised to 1 for equal inputs: CKA,
-    CCA, RSA, mutual kNN, the paper's 1 - d) but ENSD, whose ENSD(X, X) is the participation
-    ratio of X (in dimensions), 0 for a distance."""
-    if isinstance(metric, simmetrics.ENSD):
-        return simmetrics.participation_ratio(X)
-    return 1.0 if metric.kind == "similarity" else 0.0
 
 
 @st.composite
@@ -114,12 +105,31 @@ def _data(seed, n, dx, dy, scale=1.0, offset=0.0):
     return X, Y
 
 
+def _in_data_units(metric):
+    """Whether the metric's value carries the data's units (scaling both inputs by 2 doubles
+    it: the Euclidean distances), measured once per configuration on generic data."""
+    key = repr(metric)
+    if key not in _UNITS:
+        n, dx, dy = _shape(metric, 60, 5, 4)
+        X, Y = _data(12345, n, dx, dy)
+        one, two = clone(metric).fit_score(X, Y), clone(metric).fit_score(2 * X, 2 * Y)
+        _UNITS[key] = abs(two - 2.0 * one) <= 1e-6 * abs(one)
+    return _UNITS[key]
+
+
+_UNITS = {}
+
+
 def _tolerance(metric, value, scale):
-    """Rounding tolerance: 1e-8 of the value for bounded values (angles, similarities), and of
-    the data's scale for the unbounded Euclidean distances."""
+    """Rounding tolerance: 1e-8 of the value for bounded values (angles, similarities), of the
+    data's scale for the distances in the data's units, and the larger of the two for the
+    other unbounded values (ratios such as the affine-invariant Riemannian distance, which no
+    scale of the data changes, and partially whitened shape distances, which mix both)."""
     if np.isfinite(metric.bounds[1]):
         return 1e-8 * max(1.0, abs(value))
-    return 1e-8 * (abs(value) + scale)
+    if _in_data_units(metric):
+        return 1e-8 * (abs(value) + scale)
+    return 1e-8 * max(1.0, abs(value) + scale)
 
 
 def _score(metric, X, Y):
@@ -168,7 +178,7 @@ def test_equal_inputs_and_points_of_one_orbit_give_the_ideal_value(metric, case)
     seed, n, dx, _, scale, offset = case
     n, dx, _ = _shape(metric, n, dx, dx)
     X, _ = _data(seed, n, dx, 1, scale, offset)
-    ideal = _ideal(metric, X)
+    ideal = ideal_value(metric, X)
     tol = _tolerance(metric, ideal, scale) * 10  # two fits of the same orbit, not one
     assert abs(_score(metric, X, X) - ideal) <= tol
     rng = np.random.default_rng(seed)

@@ -37,7 +37,7 @@ import simmetrics
 from simmetrics.base import AlignmentMetric
 from simmetrics.symmetry.groups import get_group
 
-from metric_configs import CONFIGS, IDS
+from metric_configs import CONFIGS, IDS, ideal_value
 from user_data import KINDS, cluster_and_outlier, dominant_stimulus, latent
 from user_data import score_in_bounds as _score
 
@@ -148,9 +148,7 @@ def test_declared_invariances_hold_on_the_data_users_have(metric, kind):
 @pytest.mark.parametrize("metric, kind", CASES)
 def test_one_orbit_gives_the_ideal_value(metric, kind, nx):
     X, _ = _case(metric, kind)
-    ideal = 1.0 if metric.kind == "similarity" else 0.0
-    if isinstance(metric, simmetrics.ENSD):  # ENSD(X, X) is the participation ratio of X
-        ideal = simmetrics.participation_ratio(X)
+    ideal = ideal_value(metric, X)  # 1 or 0; ENSD, LCSKNN, CycleKNN: see metric_configs
     value = _score_or_refuse(metric, kind, nx.from_numpy(X), nx.from_numpy(X), of_y=False)
     if value is None:
         return

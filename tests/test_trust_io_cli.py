@@ -32,6 +32,7 @@ from simmetrics.cli import main
 from simmetrics.nn.extract import extract_activations
 from simmetrics.io import FileInfo, load_arrays, load_representation
 from simmetrics.pairwise import LabelledMatrix
+from tests.metric_configs import MATRIX_METRICS  # 3-D input metrics: their own suite
 
 matplotlib.use("Agg")
 
@@ -369,7 +370,7 @@ def test_nchw_layers_of_different_spatial_sizes_name_the_cause(rng):
     assert summed.shape == (3, 3)
 
 
-@pytest.mark.parametrize("name", simmetrics.available_metrics())
+@pytest.mark.parametrize("name", MATRIX_METRICS)
 def test_fit_score_names_the_cause_too(name, rng):
     # the same cause through fit_score of every metric (before: "X has 320, Y has 80 samples")
     X, Y = np.abs(rng.normal(size=(20, 3, 4, 4))), np.abs(rng.normal(size=(20, 3, 2, 2)))

@@ -94,6 +94,11 @@ SIMILARITY_REPOSITORY_NAMES = {
     "rank_similarity": ("rank_similarity", {"k": 10}),
     "second_order_cosine_similarity": ("second_order_cosine", {"k": 10}),
     "mutual_knn-topk={topk}": ("mutual_knn", {"k": "{topk}", "similarity": "inner_product"}),
+    "cknna-topk={topk}": ("cknna", {"k": "{topk}", "similarity": "inner_product"}),
+    "cycle_knn-topk={topk}": ("cycle_knn", {"k": "{topk}", "similarity": "inner_product"}),
+    "lcs_knn-topk={topk}": ("lcs_knn", {"k": "{topk}", "similarity": "inner_product"}),
+    "edit_distance_knn-topk={topk}":
+        ("edit_distance_knn", {"k": "{topk}", "similarity": "inner_product"}),
     # ReSi's other measures
     "hard_correlation_match": ("hard_correlation_match", {}),
     "soft_correlation_match": ("soft_correlation_match", {}),

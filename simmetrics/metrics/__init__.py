@@ -24,4 +24,5 @@
   :mod:`.dependence` (distance correlation), :mod:`.subspace` (eigenspace overlap); units and
   geometry: :mod:`.unit_matching`, :mod:`.rsm`, :mod:`.stress`; :mod:`.descriptive` (magnitude,
   concentricity, uniformity differences).
+- Stochastic networks (inputs stimuli x repeats x neurons): :mod:`.stochastic_shape`.
 """

@@ -17,11 +17,12 @@ from sklearn.base import clone
 from threadpoolctl import threadpool_limits
 
 import simmetrics
+from tests.metric_configs import MATRIX_METRICS  # 3-D input metrics: their own suite
 
 # Registered defaults, plus variants whose validation differs: a larger min_samples (debiased
 # HSIC needs 4, MutualKNN k + 1), their own _validate (IntertwinerCKA with positions="sum",
 # IntertwinerProcrustes with score_method="paper", which reads 4-D input as NCHW).
-METRICS = [simmetrics.get_metric(name) for name in simmetrics.available_metrics()] + [
+METRICS = [simmetrics.get_metric(name) for name in MATRIX_METRICS] + [
     simmetrics.LinearCKA(debiased=True),
     simmetrics.MutualKNN(k=3),
     simmetrics.RSA(rdm="euclidean"),

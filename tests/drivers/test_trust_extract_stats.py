@@ -46,6 +46,7 @@ from simmetrics._core.validation import check_random_state
 from simmetrics.base import Metric
 from simmetrics.nn.extract import extract_activations, extract_pair
 
+from tests.metric_configs import MATRIX_METRICS  # 3-D input metrics: their own suite
 from tests.nn.test_extract import _by_hand  # the layers applied one by one, without hooks
 
 # ---------------------------------------------------------------------------------------------
@@ -319,7 +320,7 @@ class _Declares(Metric):
         return float(np.corrcoef(X[:, 0], Y[:, 0])[0, 1] ** 2)
 
 
-@pytest.mark.parametrize("name", simmetrics.available_metrics())
+@pytest.mark.parametrize("name", MATRIX_METRICS)
 def test_default_method_follows_the_documented_rule(name, rng):
     # rule: "subsample" for alignment metrics and the CCA family, "percentile" otherwise,
     # unless the class declares bootstrap_method
