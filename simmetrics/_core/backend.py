@@ -354,6 +354,52 @@ class NumpyBackend:
         """sqrt(sum_ij A_ij^2) as a value of this backend."""
         return np.sqrt(np.sum(A * A))
 
+    def arctan2(self, y, x):
+        """The angle of the point (x, y), elementwise (Kahan's accurate angle between two unit
+        vectors is 2 arctan2(||a - b||, ||a + b||))."""
+        return np.arctan2(y, x)
+
+    def take(self, a, index):
+        """``a[index]`` for a vector ``a`` and an integer numpy array ``index`` (a gather)."""
+        return a[index]
+
+    def segment_sum(self, a, ids, count):
+        """The ``count`` sums of the entries of the vector ``a`` with each label in ``ids`` (an
+        integer numpy array of a's length, labels 0..count-1): a scatter-add."""
+        return np.bincount(ids, weights=a, minlength=count)
+
+    def expm1(self, a):
+        """exp(a) - 1, accurate for small ``a``."""
+        return np.expm1(a)
+
+    def median(self, A):
+        """The median of all entries of ``A`` (numpy's convention: the mean of the two middle
+        values for an even count), as a value of this backend; torch passes its gradient to
+        the middle entries (an order statistic is locally a fixed entry)."""
+        return np.median(A)
+
+    def channel_choice(self, P, estimator, axis):
+        """The index along ``axis`` of the value a channel reduction selects (an integer array
+        of this backend, no gradient): the maximum ("max") or the element of rank
+        (m - 1) // 2 ("median", :meth:`lower_median`'s)."""
+        if estimator == "max":
+            return np.argmax(P, axis=axis)
+        mid = (P.shape[axis] - 1) // 2
+        return np.take(np.argpartition(P, mid, axis=axis), mid, axis=axis)
+
+    def selected_products(self, H, index):
+        """K_ab = sum_p H[a, I_ab, p] H[b, I_ab, p] for features ``H`` (n, C, P) and a symmetric
+        (n, n) integer matrix ``I`` of channels (those a reduction selected, see
+        :meth:`channel_choice`): one channel's n x n product at a time, never an n x n x C
+        array. torch differentiates it with respect to H, ``I`` held fixed, in O(n^2) memory."""
+        from .autograd import selected_products
+
+        return selected_products(H, index, np.zeros((H.shape[0], H.shape[0])), np.where)
+
+    def stop_gradient(self, A):
+        """``A`` as a constant of a formula: the same values, no gradient passed through."""
+        return A
+
     # -- results and gradients (simmetrics.functional) ------------------------------------------
     def needs_gradient(self, *inputs):
         """Whether a value computed from ``inputs`` must carry a gradient: never for numpy."""
@@ -561,6 +607,39 @@ class TorchBackend(NumpyBackend):
     def frobenius(self, A):
         return self.torch.linalg.vector_norm(A)
 
+    def arctan2(self, y, x):
+        return self.torch.atan2(y, x)
+
+    def take(self, a, index):
+        return a[self.torch.as_tensor(index, dtype=self.torch.int64, device=a.device)]
+
+    def segment_sum(self, a, ids, count):
+        ids = self.torch.as_tensor(ids, dtype=self.torch.int64, device=a.device)
+        return self.torch.zeros(count, dtype=a.dtype, device=a.device).index_add(0, ids, a)
+
+    def expm1(self, a):
+        return self.torch.expm1(a)
+
+    def median(self, A):
+        flat = A.reshape(-1)
+        m = flat.shape[0]
+        low = self.torch.kthvalue(flat, (m + 1) // 2).values
+        high = self.torch.kthvalue(flat, m // 2 + 1).values
+        return (low + high) / 2.0
+
+    def channel_choice(self, P, estimator, axis):
+        if estimator == "max":
+            return P.argmax(axis)
+        return P.median(axis).indices  # the element of rank (m - 1) // 2, as lower_median
+
+    def selected_products(self, H, index):
+        from .autograd import selected_products_function
+
+        return selected_products_function().apply(H, index)
+
+    def stop_gradient(self, A):
+        return A.detach()
+
     def needs_gradient(self, *inputs):
         """Whether autograd is recording and one of ``inputs`` is a tensor that requires grad."""
         return self.torch.is_grad_enabled() and any(
@@ -576,52 +655,11 @@ class TorchBackend(NumpyBackend):
         value: the number comes from the metric's own route (its guarded numerics), the
         gradient from torch's autograd of the formula, evaluated in float64 when backward runs
         (each gradient is handed back in its input's dtype)."""
-        return _metric_value_function().apply(self.result(value), formula, *inputs)
+        from .autograd import metric_value_function
+
+        return metric_value_function().apply(self.result(value), formula, *inputs)
 
 
 #: The numpy backend (stateless, shared).
 NUMPY = NumpyBackend()
 
-
-_METRIC_VALUE = []
-
-
-def _metric_value_function():
-    """The ``torch.autograd.Function`` of :meth:`TorchBackend.with_gradient`, defined on first
-    use (torch is imported only when a tensor is seen)."""
-    if _METRIC_VALUE:
-        return _METRIC_VALUE[0]
-    import torch
-
-    class MetricValue(torch.autograd.Function):
-        """Forward: the metric's value, already computed. Backward: the vector-Jacobian
-        product of the gradient formula at the saved inputs (first order only)."""
-
-        @staticmethod
-        def forward(ctx, value, formula, *inputs):
-            ctx.formula = formula
-            ctx.inputs = inputs
-            return value.clone()
-
-        @staticmethod
-        @torch.autograd.function.once_differentiable
-        def backward(ctx, grad):
-            with torch.enable_grad():
-                leaves = [A.detach().to(torch.float64).requires_grad_(A.requires_grad)
-                          if isinstance(A, torch.Tensor) else A for A in ctx.inputs]
-                wanted = [A for A in leaves if isinstance(A, torch.Tensor) and A.requires_grad]
-                value = ctx.formula(*leaves)
-                found = torch.autograd.grad(value, wanted, grad.to(value.dtype),
-                                            allow_unused=True)
-            found = iter(found)
-            out = [None, None]
-            for A, leaf in zip(ctx.inputs, leaves):
-                if isinstance(leaf, torch.Tensor) and leaf.requires_grad:
-                    g = next(found)
-                    out.append(torch.zeros_like(A) if g is None else g.to(A.dtype))
-                else:
-                    out.append(None)
-            return tuple(out)
-
-    _METRIC_VALUE.append(MetricValue)
-    return MetricValue

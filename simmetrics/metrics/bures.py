@@ -32,7 +32,7 @@ from ..base import Metric
 from ..moments import check_nonconstant_moments
 
 __all__ = ["NormalizedBuresSimilarity", "BuresDistance", "principal_scores", "scores_from_moments",
-           "bures_terms"]
+           "bures_terms", "nbs_formula", "bures_formula"]
 
 _REFERENCE = (
     "Tang, Maddox, Dickens, Diethe, Damianou, 'Similarity of Neural Networks with Gradients', "
@@ -140,6 +140,41 @@ def _bures(a, b):
     return value
 
 
+def _centred_rows(X, Y):
+    return X - X.mean(axis=0), Y - Y.mean(axis=0)
+
+
+def nbs_formula(X, Y, nx):
+    """NBS of the rows ``X``, ``Y`` as a differentiable expression of the backend ``nx``:
+    ||Xc'Yc||_* / (||Xc||_F ||Yc||_F), the nuclear norm by ``nx.svdvals`` of the dx x dy cross
+    product. The gradient of ||C||_* is U V' (the thin SVD's singular vectors) where C has
+    min(dx, dy) nonzero singular values, which ordinary data give (repeated singular values
+    are no obstacle: U V' is unique where they are nonzero); where some are 0 (n - 1 < width,
+    collinear neurons) the norm has a kink and autograd returns one subgradient."""
+    Xc, Yc = _centred_rows(X, Y)
+    return nx.svdvals(Xc.T @ Yc).sum() / (nx.frobenius(Xc) * nx.frobenius(Yc))
+
+
+def bures_formula(X, Y, nx):
+    """The Bures distance of the rows ``X``, ``Y`` as a differentiable expression of the backend
+    ``nx``: ||A - B Q||_F with A, B the centred rows zero-padded to one width w and Q the
+    optimal rotation, U V' for B'A = U S V', computed from the data and then held fixed.
+
+    d_B = min_Q ||A - B Q||_F, and at the minimiser the gradient of the minimum is that of the
+    objective with Q fixed (Danskin's theorem; the minimiser is unique where B'A has
+    min(dx, dy) nonzero singular values, and its gradient there is that of
+    sqrt(||Xc||^2 + ||Yc||^2 - 2 ||Xc'Yc||_*)). The residual, not that difference, so that the
+    value keeps its digits near 0. At d_B = 0 (Y = X Q + t) the distance has a cone: the
+    gradient is then the residual's rounding noise divided by its norm (a subgradient of norm
+    about 1 or 0 when the residual is exactly 0)."""
+    Xc, Yc = _centred_rows(X, Y)
+    width = max(Xc.shape[1], Yc.shape[1])
+    A = Xc @ nx.asarray(np.eye(Xc.shape[1], width))
+    B = Yc @ nx.asarray(np.eye(Yc.shape[1], width))
+    U, _, Vt = nx.svd(nx.detach_float64(B.T @ A))
+    return nx.frobenius(A - B @ nx.asarray(U @ Vt))
+
+
 class _BuresBase(Metric):
     """The shared steps: scores per representation, the pair from two scores, streaming from
     the statistics' factor."""
@@ -199,6 +234,10 @@ class NormalizedBuresSimilarity(_BuresBase):
     def _finalize_fit_score(self, a, b):
         return _nbs(a, b)
 
+    def _gradient_formula(self, X, Y, nx):
+        """:func:`nbs_formula`."""
+        return nbs_formula(X, Y, nx)
+
     def _from_gram_terms(self, tx, ty, nuclear, *_):
         return float(min(max(nuclear / np.sqrt(tx) / np.sqrt(ty), 0.0), 1.0))
 
@@ -241,6 +280,10 @@ class BuresDistance(_BuresBase):
 
     def _finalize_fit_score(self, a, b):
         return _bures(a, b)
+
+    def _gradient_formula(self, X, Y, nx):
+        """:func:`bures_formula` (the optimal rotation held fixed: Danskin's theorem)."""
+        return bures_formula(X, Y, nx)
 
     def _from_gram_terms(self, tx, ty, nuclear, *_):
         return float(np.sqrt(max(tx + ty - 2.0 * nuclear, 0.0)))

@@ -38,6 +38,7 @@ from .._core.registry import register
 from .._core.validation import check_nonconstant
 from ..base import GROUP_NAMES, Metric, param_dependent
 from ..moments import check_nonconstant_moments, gram_factor, rows_svd
+from .cca_gradient import cca_formula, pwcca_formula, svcca_formula
 
 __all__ = [
     "CCA", "SVCCA", "PWCCA", "canonical_correlations", "canonical_correlations_from_moments"
@@ -212,7 +213,16 @@ class CCA(_RecordsTheFit):
 
     def _finalize_fit_score(self, a, b):
         self.canonical_correlations_ = _principal_angles(a[0], b[0])[1]
+        self._kept = (a[2], b[2])  # the fitted right singular vectors, for the gradient
         return _summarise(self.canonical_correlations_, self.statistic)
+
+    def _gradient_formula(self, X, Y, nx):
+        """mean(rho) (a nuclear norm: differentiable at repeated correlations, a kink at a
+        zero one) or mean(rho^2) (smooth) of the canonical correlations, from bases of the
+        fitted directions made orthonormal by Cholesky factors, the fitted rank held:
+        :func:`simmetrics.metrics.cca_gradient.cca_formula` (its module text says where the
+        gradient exists)."""
+        return cca_formula(X, Y, *self._kept, self.statistic, nx)
 
     # -- streaming (see the module text) ----------------------------------------------------
     #: stream_score accumulates PairMoments.factor for these hooks
@@ -341,11 +351,14 @@ class SVCCA(_RecordsTheFit):
         _check_variance(self.variance)
         _check_statistic(self.statistic)
         check_nonconstant(A, name)
-        U, s, _ = _centred_basis(A)
-        return _top_directions(U, s, float(self.variance))
+        U, s, Vt = _centred_basis(A)
+        return _top_directions(U, s, float(self.variance)), Vt
 
-    def _finalize_fit_score(self, Ux, Uy):
+    def _finalize_fit_score(self, a, b):
+        (Ux, Vxt), (Uy, Vyt) = a, b
         self.canonical_correlations_ = _principal_angles(Ux, Uy)[1]
+        # the fitted right singular vectors and the cut, for the gradient
+        self._kept = ((Vxt, Ux.shape[1]), (Vyt, Uy.shape[1]))
         self.n_components_x_ = Ux.shape[1]
         self.n_components_y_ = Uy.shape[1]
         return _summarise(self.canonical_correlations_, self.statistic)
@@ -369,6 +382,14 @@ class SVCCA(_RecordsTheFit):
 
     def _score_from_moments(self, stats):
         return _summarise(self._correlations_from_moments(stats)[0], self.statistic)
+
+    def _gradient_formula(self, X, Y, nx):
+        """SVCCA with the fitted cut held (k_x, k_y directions): CCA of the top-k singular
+        subspaces, each to first order about the fitted point (finite at ties inside the kept
+        block; it grows like 1 / (s_k^2 - s_(k+1)^2) as the gap at the cut closes, and where
+        the cut would move the value jumps):
+        :func:`simmetrics.metrics.cca_gradient.svcca_formula`."""
+        return svcca_formula(X, Y, *self._kept, self.statistic, nx)
 
 
 def _pwcca_weights(P, rho, Rt, sx, Vxt, sy, Vyt):
@@ -480,6 +501,7 @@ class PWCCA(_RecordsTheFit):
         (Ux, sx, Vxt), (Uy, sy, Vyt) = a, b
         self.canonical_correlations_, self.weights_x_, self.weights_y_ = _pwcca_weights(
             *_principal_angles(Ux, Uy), sx, Vxt, sy, Vyt)
+        self._kept = (Vxt, Vyt)  # the fitted right singular vectors, for the gradient
         return self._value(self.canonical_correlations_, self.weights_x_, self.weights_y_)
 
     # -- streaming (see the module text) ----------------------------------------------------
@@ -496,6 +518,13 @@ class PWCCA(_RecordsTheFit):
 
     def _score_from_moments(self, stats):
         return self._value(*self._parts_from_moments(stats))
+
+    def _gradient_formula(self, X, Y, nx):
+        """The weighted correlations through the SVD of Ux'Uy (the weights need its
+        singular vectors: differentiable where the correlations are distinct and nonzero; at
+        tied ones, where the value itself is not defined, the gradient is inf or NaN), the
+        fitted rank held: :func:`simmetrics.metrics.cca_gradient.pwcca_formula`."""
+        return pwcca_formula(X, Y, *self._kept, self.side, nx)
 
     def _value(self, rho, wx, wy):
         # weights summing to 1 times correlations <= 1: at most 1, but for rounding

@@ -225,6 +225,11 @@ class CKNNA(Metric):
     min_samples = param_dependent(
         lambda self: max(4, int(self.k) + 1) if _valid_k(self.k) else 4)
     same_width = False
+    _gradient_note = ("its kernels are masked by the mutual k-nearest-neighbour sets, which are "
+                      "piecewise constant in the inputs: the value is smooth in the kernel "
+                      "entries while the masks stay fixed but jumps where a set changes, and no "
+                      "gradient formula is given for it; use linear_cka or kernel_cka (CKNNA "
+                      "without the masks) or rsa with compare='pearson'")
     reference = "Huh, Cheung, Wang, Isola 2024, The Platonic Representation Hypothesis, ICML"
     _parameter_constraints = {"k": [Interval(Integral, 2, None)], "unbiased": [Boolean()],
                               "similarity": [Options({"cosine", "inner_product"})]}

@@ -16,7 +16,7 @@ from .._core.registry import register
 from .._core.validation import check_nonconstant
 from ..base import Metric
 
-__all__ = ["DistanceCorrelation", "double_centred_distances"]
+__all__ = ["DistanceCorrelation", "double_centred_distances", "distances_formula"]
 
 #: Euclidean distances between stimuli are unchanged by orthogonal maps of the neurons and by
 #: translation; an isotropic scaling multiplies every distance by one factor, which the
@@ -54,6 +54,25 @@ def double_centred_distances(X):
     D -= row[None, :]
     D += row.mean()
     return D
+
+
+#: A squared distance of the Gram identity at most this many times d eps (k_i + k_j) is its
+#: rounding error (coincident stimuli), taken as 0
+_COINCIDENT = 64.0
+
+
+def distances_formula(X, nx):
+    """The n x n Euclidean distances of the rows of ``X`` as a differentiable expression of the
+    backend ``nx``: sqrt(k_i + k_j - 2 x_i'x_j) on the centred rows (k_i = ||x_i||^2). Entries at
+    most ``64 d eps (k_i + k_j)`` (coincident stimuli, whose Gram form is rounding noise) and
+    the diagonal are 0 with zero gradient (the square root's slope is infinite at 0)."""
+    n, d = X.shape
+    X = X - X.mean(axis=0)
+    k = (X * X).sum(axis=1)
+    scale = k.reshape(-1, 1) + k.reshape(1, -1)
+    D = scale - 2.0 * (X @ X.T)
+    apart = (D > _COINCIDENT * max(d, 1) * np.finfo(np.float64).eps * scale) * (1.0 - nx.eye(n))
+    return nx.sqrt(D * apart + (1.0 - apart)) * apart
 
 
 @register("distance_correlation", aliases=("dcor",))
@@ -132,6 +151,25 @@ class DistanceCorrelation(Metric):
         if not own > 0.0:  # pragma: no cover - a non-constant input has distances
             raise ValueError(f"{name} has zero distance variance")
         return D, own
+
+    def _gradient_formula(self, X, Y, nx):
+        """dCor of the rows ``X``, ``Y`` as a differentiable expression (backend ``nx``)::
+
+            dCor^2 = <A, B> / sqrt(<A, A> <B, B>),   A = H d(X) H,   d_ij = ||x_i - x_j||
+
+        the same V-statistic as the value. The n x n distances come from the Gram identity on
+        the centred rows (:func:`distances_formula`). The distance is not differentiable where
+        two stimuli coincide (a cone, as |t| at 0): there, and on the diagonal, the formula
+        holds d_ij at 0 with zero gradient (the subgradient of least norm), so duplicated
+        stimuli (quantised activations) get a finite gradient; the value is continuous there.
+        """
+        values = []
+        for A in (X, Y):
+            A = distances_formula(A, nx)
+            A = A - A.mean(axis=0).reshape(1, -1)
+            values.append(A - A.mean(axis=1).reshape(-1, 1))
+        A, B = values
+        return nx.sqrt((A * B).sum() / (nx.frobenius(A) * nx.frobenius(B)))
 
     def _finalize_fit_score(self, a, b):
         (A, own_a), (B, own_b) = a, b

@@ -24,6 +24,7 @@ from .._core.registry import register
 from .._core.validation import check_nonconstant
 from ..moments import check_nonconstant_moments
 from ..base import Metric
+from .rsa_gradient import centred_square_distances
 
 __all__ = ["MagnitudeDifference", "ConcentricityDifference", "UniformityDifference"]
 
@@ -71,6 +72,12 @@ class _StatisticDifference(Metric):
     def _finalize_fit_score(self, a, b):
         return abs(a - b)
 
+    def _gradient_formula(self, X, Y, nx):
+        """|s(X) - s(Y)| with each statistic written differentiably
+        (:meth:`_statistic_formula`). The absolute value has no gradient where the two
+        statistics are equal (it takes sign 0 there: the subgradient 0)."""
+        return nx.abs(self._statistic_formula(X, nx) - self._statistic_formula(Y, nx))
+
 
 @register("magnitude_difference")
 class MagnitudeDifference(_StatisticDifference):
@@ -102,6 +109,12 @@ class MagnitudeDifference(_StatisticDifference):
 
     def _statistic(self, A, name):
         return _norm(A.mean(axis=0))
+
+    @staticmethod
+    def _statistic_formula(A, nx):
+        """||mean_i a_i||: differentiable where the mean is not 0."""
+        m = A.mean(axis=0)
+        return nx.sqrt((m * m).sum())
 
     def _score_from_moments(self, stats):
         check_nonconstant_moments(stats.x, "X")
@@ -168,6 +181,15 @@ class ConcentricityDifference(_StatisticDifference):
         cosines = np.clip((A @ m) / (rows * length), -1.0, 1.0)
         return float(cosines.mean())
 
+    @staticmethod
+    def _statistic_formula(A, nx):
+        """mean_i a_i'm / (||a_i|| ||m||), m the mean stimulus (the clip to [-1, 1] of the value
+        only removes rounding). Differentiable where no row and not the mean is 0; the value's
+        cap at 2 is never reached by a difference of two means of cosines but for rounding."""
+        m = A.mean(axis=0)
+        rows = nx.sqrt((A * A).sum(axis=1))
+        return ((A @ m) / (rows * nx.sqrt((m * m).sum()))).mean()
+
     def _finalize_fit_score(self, a, b):
         return min(abs(a - b), 2.0)
 
@@ -225,6 +247,16 @@ class UniformityDifference(_StatisticDifference):
         rows = min(n, max(1, _CHUNK_ENTRIES // n))
         nbytes = 8 * jobs * (4 * rows * n + 3 * n * d)
         return nbytes, f"{jobs * 4} float64 {rows:,} x {n:,} chunks of squared distances"
+
+    def _statistic_formula(self, A, nx):
+        """log(1/n sum_(i, j) exp(-t ||a_i - a_j||^2)) = u_t(A) + log n, the value's
+        statistic (the common log n cancels in the difference), from the n x n squared
+        distances (:func:`simmetrics.metrics.rsa_gradient.centred_square_distances`, clipped
+        at 0; the diagonal's gradient is 0 exactly, as its entries are identically 0).
+        Differentiable everywhere but at equal statistics (the absolute value). O(n^2)
+        memory, as the squared distances of one chunk of the value are, for all of them."""
+        sq = nx.clip(centred_square_distances(A), 0.0)
+        return nx.log(nx.exp(-float(self.t) * sq).sum() / A.shape[0])
 
     def _statistic(self, A, name):
         n = A.shape[0]

@@ -22,7 +22,8 @@ from .._core.validation import check_representation
 from ..base import Metric
 from .bures import bures_terms, gram_terms, principal_scores, scores_from_moments
 
-__all__ = ["ENSD", "ENSDDistance", "participation_ratio"]
+__all__ = ["ENSD", "ENSDDistance", "participation_ratio", "ensd_formula",
+           "ensd_distance_formula", "kernel_traces_formula"]
 
 _REFERENCE = (
     "Giaffar, Rubio Buno, Chung, Canatar, Murthy, 'The effective number of shared dimensions: "
@@ -88,6 +89,35 @@ def _angle(a, b):
     Gx /= np.linalg.norm(Gx)
     Gy /= np.linalg.norm(Gy)
     return float(2.0 * np.arctan2(np.linalg.norm(Gx - Gy), np.linalg.norm(Gx + Gy)))
+
+
+def kernel_traces_formula(X, Y):
+    """(tr Kx, tr Ky, tr Kx^2, tr Ky^2, tr(Kx Ky)) of the centred linear kernels of the rows
+    ``X``, ``Y``, in feature space (||Xc||_F^2, ||Yc||_F^2, ||Xc'Xc||_F^2, ||Yc'Yc||_F^2,
+    ||Xc'Yc||_F^2): differentiable expressions of arrays or tensors alike."""
+    Xc, Yc = X - X.mean(axis=0), Y - Y.mean(axis=0)
+    Gx, Gy, C = Xc.T @ Xc, Yc.T @ Yc, Xc.T @ Yc
+    return (Xc * Xc).sum(), (Yc * Yc).sum(), (Gx * Gx).sum(), (Gy * Gy).sum(), (C * C).sum()
+
+
+def ensd_formula(X, Y, nx):
+    """ENSD = tr Kx tr Ky tr(Kx Ky) / (tr Kx^2 tr Ky^2) (= PR(X) PR(Y) tr(Kx Ky) /
+    (tr Kx tr Ky)) of the rows ``X``, ``Y``, a smooth function of them wherever neither is
+    constant."""
+    tx, ty, gx, gy, cross = kernel_traces_formula(X, Y)
+    return tx * ty * cross / (gx * gy)
+
+
+def ensd_distance_formula(X, Y, nx):
+    """(2 / pi) arccos(CKA) of the rows ``X``, ``Y`` (CKA the biased linear CKA), written as
+    (4 / pi) arctan2(sqrt(1 - CKA), sqrt(1 + CKA)), the same angle. Smooth where CKA < 1; at
+    CKA = 1 (Y = c X Q + t) the distance has a cone and arccos an infinite slope: 1 - CKA is
+    clipped at the smallest normal number, so that the gradient stays finite there (about 0:
+    the slope of CKA vanishes at its maximum) instead of NaN."""
+    _, _, gx, gy, cross = kernel_traces_formula(X, Y)
+    cka = cross / nx.sqrt(gx * gy)
+    gap = nx.clip(1.0 - cka, float(np.finfo(np.float64).tiny), 2.0)
+    return (4.0 / np.pi) * nx.arctan2(nx.sqrt(gap), nx.sqrt(2.0 - gap))
 
 
 class _ENSDBase(Metric):
@@ -162,6 +192,10 @@ class ENSD(_ENSDBase):
     def _from_gram_terms(self, pr_x, pr_y, cka):
         return float(np.sqrt(pr_x * pr_y) * min(max(cka, 0.0), 1.0))
 
+    def _gradient_formula(self, X, Y, nx):
+        """:func:`ensd_formula`."""
+        return ensd_formula(X, Y, nx)
+
 
 @register("ensd_distance")
 class ENSDDistance(_ENSDBase):
@@ -206,3 +240,7 @@ class ENSDDistance(_ENSDBase):
 
     def _from_gram_terms(self, pr_x, pr_y, cka):
         return float(min(np.arccos(min(max(cka, -1.0), 1.0)) * 2.0 / np.pi, 1.0))
+
+    def _gradient_formula(self, X, Y, nx):
+        """:func:`ensd_distance_formula`."""
+        return ensd_distance_formula(X, Y, nx)

@@ -23,11 +23,13 @@ from ..base import Metric, param_dependent
 from ..moments import check_nonconstant_array
 from .hsic import UnbiasedGram, cka_from_hsic, u_centred
 from .intertwiner_alignment import reciprocal
+from .kernel_cka_gradient import gram_cka
 from .intertwiner_groups import REFERENCE, SCALED, group_subgroups, intertwiner_group_name
 from .intertwiner_kernel import (
     CKA_ESTIMATORS,
     channel_kernel,
     check_chunk_size,
+    kernel_formula,
     cka_peak_bytes,
     tile_elements,
 )
@@ -393,6 +395,30 @@ class IntertwinerCKA(Metric):
             H = tensor_from_numpy(H)
         K = _intertwiner_kernel(H, group, self.estimator, self.chunk_size)
         return UnbiasedGram(u_centred(K))
+
+    # -- gradients (simmetrics.functional) ------------------------------------------------
+    def _gradient_rows(self, X, Y, nx):
+        """The rows of :meth:`Metric._gradient_rows`; with ``positions="sum"`` each input as
+        the (n, C, P) array :meth:`_validated` makes (a sample's positions together)."""
+        rows = super()._gradient_rows(X, Y, nx)
+        if self.positions == "rows":
+            return rows
+        return tuple(nx.permute(M.reshape(shape_of(A)[0], -1, M.shape[1]), (0, 2, 1))
+                     for A, M in zip((X, Y), rows))
+
+    def _gradient_formula(self, X, Y, nx):
+        """The value as a differentiable expression of the rows (or (n, C, P) features):
+        both kernels by :func:`simmetrics.metrics.intertwiner_kernel.kernel_formula`, which
+        holds fixed the channel each entry's maximum (or median) selects (locally constant:
+        Danskin's theorem for a maximum over finitely many channels), and their CKA with the
+        unbiased HSIC (:func:`simmetrics.metrics.kernel_cka_gradient.gram_cka`). A silent
+        channel (constant over the rows) gets zero gradient for the groups that normalise
+        channels (ReLU, abs, x^d): there the value jumps under any perturbation of it. The
+        identity activation needs linearly independent centred columns. Runs on the inputs'
+        device for accelerator tensors (``device_policy``)."""
+        group = intertwiner_group_name(self.activation)
+        K, L = (kernel_formula(A, group, self.estimator, self.chunk_size, nx) for A in (X, Y))
+        return gram_cka(K, L, True, nx)
 
     def _finalize_fit_score(self, a, b):
         a, b = _same_place(a, b)

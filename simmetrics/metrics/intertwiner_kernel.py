@@ -14,8 +14,9 @@ import numpy as np
 
 from .._core.backend import get_backend, on_accelerator
 from .._core.memory import gram_bytes
+from .intertwiner_groups import SCALED
 
-__all__ = ["channel_kernel"]
+__all__ = ["channel_kernel", "channel_choice_matrix", "kernel_formula"]
 
 #: The kernel's estimators (the reduction over channels).
 CKA_ESTIMATORS = ("max", "median")
@@ -199,6 +200,76 @@ def channel_kernel(H, estimator="max", chunk_size=None):
             K[cols, rows] = values.T
     nx.zero_diagonal(K)
     return K
+
+
+def channel_choice_matrix(H, estimator="max", chunk_size=None):
+    """The channel each entry of :func:`channel_kernel` selects: I_ab = argmax_c (or the index
+    of the lower median over c) of sum_p H[a, c, p] H[b, c, p], an (n, n) integer matrix of
+    H's backend (a tensor on H's device), symmetric (the upper triangle mirrored). ``H`` is
+    (n, C) or (n, C, P) and is read without its autograd history. Computed a strip of rows at
+    a time (``chunk_size`` rows, or strips of about :func:`tile_elements` products), so the
+    (rows, n, C) products of one strip are the only large temporary."""
+    nx = get_backend(H)
+    H = nx.detach_float64(H)
+    if H.ndim == 2:
+        H = H[:, :, None]
+    n, C, P = H.shape
+    step = check_chunk_size(chunk_size) or max(1, tile_elements(H) // (n * C))
+    strips = []
+    if P == 1:
+        F = H[:, :, 0]
+        for i in range(0, n, step):
+            products = F[i:i + step, None, :] * F[None, :, :]  # (rows, n, C)
+            strips.append(nx.channel_choice(products, estimator, -1))
+    else:
+        F = nx.contiguous(nx.permute(H, (1, 0, 2)))  # (C, n, P)
+        G = nx.permute(F, (0, 2, 1))
+        for i in range(0, n, step):
+            strips.append(nx.channel_choice(F[:, i:i + step] @ G, estimator, 0))  # (C, rows, n)
+    index = nx.concat(strips, 0)
+    return nx.triu(index) + nx.triu(index, 1).T
+
+
+def kernel_formula(H, group, estimator, chunk_size, nx):
+    """IntertwinerCKA's kernel of one input as a differentiable expression of the backend
+    ``nx``, for features ``H`` (n, C) or (n, C, P) with their autograd history.
+
+    The channels centred over samples and positions, then divided by their norms (groups with
+    a per-neuron scale; a constant, silent channel stays 0 and gets zero gradient: the value
+    is discontinuous there, since any perturbation of a silent channel is rescaled to unit
+    norm) or by the global norm; then K_ab = sum_p H[a, I_ab, p] H[b, I_ab, p] with I the
+    channels the maximum (median) selects (:func:`channel_choice_matrix`), held fixed: the
+    maximum of finitely many smooth functions is, wherever it is attained once, locally the
+    selected one, so its gradient is the selected product's (Danskin's theorem for a max over
+    a finite set; ties between channels, where the kernel has a kink, have measure zero).
+    The identity activation's kernel, the projection onto the centred features' column space,
+    is F F' with F the rows whitened by the Cholesky factor of Xc'Xc (smooth where the
+    columns are linearly independent; a rank-deficient input, where the projection jumps as
+    the rank changes, is a ValueError). The diagonal is left to the U-centring to zero."""
+    if H.ndim == 2:
+        H = H[:, :, None]
+    n, C, P = H.shape
+    rows = nx.permute(H, (0, 2, 1)).reshape(n * P, C)
+    rows = rows - rows.mean(axis=0)
+    if group == "invertible_linear":
+        G = rows.T @ rows
+        spectrum = nx.to_numpy(nx.eigvalsh(nx.detach_float64(G)))
+        if not spectrum[0] > max(G.shape[0], n * P) * np.finfo(np.float64).eps * spectrum[-1]:
+            raise ValueError(
+                "IntertwinerCKA with the identity activation has no gradient for features whose "
+                f"centred columns are linearly dependent (rank below {C}): the projection onto "
+                "their column space changes discontinuously with the rank")
+        F = nx.solve(nx.cholesky(G), rows.T).T.reshape(n, -1)  # rows L^-T, sample by sample
+        return F @ F.T
+    if group in SCALED:
+        live = (nx.colmax(rows) != nx.colmin(rows)) * 1.0  # 0 for a constant channel
+        # a silent channel's norm is taken as 1 inside the square root (whose slope is
+        # infinite at 0), so it stays 0 with zero gradient
+        rows = rows * live / nx.sqrt((rows * rows).sum(axis=0) + (1.0 - live))
+    else:
+        rows = rows / nx.frobenius(rows)
+    H = nx.permute(rows.reshape(n, P, C), (0, 2, 1))
+    return nx.selected_products(H, channel_choice_matrix(H, estimator, chunk_size))
 
 
 def cka_peak_bytes(shapes, summed, group, estimator, chunk_size, torch_like=False,

@@ -33,6 +33,7 @@ from .intertwiner_alignment import (
     unit_rms_columns,
     whitening_map,
 )
+from .intertwiner_gradient import intertwiner_procrustes_formula, intertwiner_rows
 from .intertwiner_groups import (
     REFERENCE,
     SCALED,
@@ -431,6 +432,17 @@ class IntertwinerProcrustes(AlignmentMetric):
         width = max(self._wx.shape[0], self._wy.shape[0])
         rms = frobenius_norm(A - B) / np.sqrt(A.shape[0] * width)
         return rms if self.score_method == "euclidean" else 1.0 - 0.5 * rms
+
+    # -- gradients (simmetrics.functional) ---------------------------------------------------
+    def _gradient_formula(self, X, Y, nx):
+        """The canonical forms differentiated, the fitted alignment held fixed (Danskin's
+        theorem; :func:`simmetrics.metrics.intertwiner_gradient.intertwiner_procrustes_formula`)."""
+        return intertwiner_procrustes_formula(self, X, Y, nx)
+
+    def _gradient_rows(self, X, Y, nx):
+        """The rows :meth:`_validate` reads, without leaving the tensors' autograd graph
+        (:meth:`_batch_layout` converts to numpy)."""
+        return intertwiner_rows(self, X, Y, nx)
 
     # -- streaming (simmetrics.stream_score): fit and score from second moments --------------
     # For the per-neuron groups the canonical forms, the assignment and the distance need only

@@ -20,6 +20,8 @@ from .._core.validation import check_nonconstant
 from ..base import Metric, param_dependent
 from .cka import CKA_INVARIANCES
 from .hsic import UnbiasedGram, cka_from_hsic, hsic_biased, hsic_self, u_centred
+from .cka_gradient import linear_cka_formula
+from .kernel_cka_gradient import rbf_kernel_cka
 
 __all__ = ["KernelCKA", "rbf_gram", "median_sigma"]
 
@@ -349,6 +351,31 @@ class KernelCKA(Metric):
         # hsic_self: a self-term that is 0 up to rounding (a callable kernel the centring
         # removes) raises in cka_from_hsic instead of giving a ratio of noise
         return K, hsic_self(K, "biased")
+
+    # -- gradients (simmetrics.functional) ------------------------------------------------
+    @property
+    def _gradient_formula(self):
+        """The value as a differentiable expression of the rows, or None for a callable kernel
+        (it computes on numpy arrays, out of autograd's sight)."""
+        return None if callable(self.kernel) else self._kernel_cka_formula
+
+    @property
+    def _gradient_note(self):
+        return ("a callable kernel is evaluated on numpy arrays, so the gradient of its Gram "
+                "matrix is unknown; use kernel='rbf' or kernel='linear', whose gradients are "
+                "defined") if callable(self.kernel) else Metric._gradient_note
+
+    def _kernel_cka_formula(self, X, Y, nx):
+        """KernelCKA of the rows ``X``, ``Y`` written with the backend ``nx``'s differentiable
+        operations. The linear kernel's in feature space (the centred linear kernels' biased
+        CKA, or Song et al.'s unbiased HSIC: :func:`simmetrics.metrics.cka_gradient.linear_cka_formula`
+        with "gretton" or "song"); the RBF kernel's on the n x n kernels
+        (:func:`simmetrics.metrics.kernel_cka_gradient.rbf_kernel_cka`), the median bandwidth
+        included in the gradient (``sigma=None``: the bandwidth is a function of the data, so
+        it is differentiated, not held fixed)."""
+        if self.kernel == "linear":
+            return linear_cka_formula(X, Y, "song" if self.debiased else "gretton", nx)
+        return rbf_kernel_cka(X, Y, self.sigma, self.threshold, self.debiased, nx)
 
     def _finalize_fit_score(self, a, b):
         if self.debiased:

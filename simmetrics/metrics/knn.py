@@ -423,6 +423,12 @@ class MutualKNN(Metric):
     min_samples = param_dependent(lambda self: int(self.k) + 1 if _valid_k(self.k) else 2)
     same_width = False
     symmetric = True
+    _gradient_note = ("its value counts the shared members of the k-nearest-neighbour sets, which "
+                      "depend only on the order of the similarities: piecewise constant in the "
+                      "inputs (gradient 0 almost everywhere, undefined where a set changes); "
+                      "use a smooth comparison of the same relations between stimuli: "
+                      "rsa with compare='pearson' or compare='soft_spearman', or linear_cka / "
+                      "kernel_cka")
     reference = "Huh, Cheung, Wang, Isola 2024, The Platonic Representation Hypothesis, ICML"
 
     _parameter_constraints = {"k": [Interval(Integral, 1, None)],

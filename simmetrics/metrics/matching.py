@@ -19,6 +19,7 @@ from .._core.registry import register
 from .._core.solvers import assignment_from_cross, cross_in_range, pad2
 from ..base import param_dependent
 from .alignment import CenteredAlignment, angular_or_euclidean_bounds, zero_pad
+from .matching_gradient import permutation_formula, soft_matching_formula
 
 __all__ = ["PermutationMetric", "SoftMatching", "optimal_permutation", "soft_matching_plan"]
 
@@ -163,6 +164,11 @@ class PermutationMetric(CenteredAlignment):
         width = max(S.x.width, S.y.width)
         self.permutation_ = assignment_from_cross(pow2_rescale(pad2(S.cross, width, width)))
 
+    def _gradient_formula(self, X, Y, nx):
+        """The value with the fitted permutation held fixed (Danskin's theorem;
+        :func:`simmetrics.metrics.matching_gradient.permutation_formula`)."""
+        return permutation_formula(self, X, Y, nx)
+
     def _aligned_products(self, S):
         width = self.permutation_.size
         C = pad2(S.cross, width, width)
@@ -274,6 +280,11 @@ class SoftMatching(CenteredAlignment):
 
     def _fit_alignment_from_moments(self, S):
         self.plan_ = _plan_from_cost(pow2_rescale(self._cost_from_moments(S)))
+
+    def _gradient_formula(self, X, Y, nx):
+        """The value with the fitted transport plan held fixed (Danskin's theorem;
+        :func:`simmetrics.metrics.matching_gradient.soft_matching_formula`)."""
+        return soft_matching_formula(self, X, Y, nx)
 
     def _distance_from_moments(self, S):
         # ||X' - Y'||^2 = sum_ij P_ij ||x_i - y_j||^2

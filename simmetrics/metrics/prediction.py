@@ -21,6 +21,7 @@ from .._core.params import Boolean, Interval, Real
 from .._core.registry import register
 from ..base import GROUP_NAMES, Metric, param_dependent
 from .subspace import bases_from_moments, column_basis
+from .subspace_gradient import gulp_formula, regression_r2_formula
 
 __all__ = ["GULP", "LinearRegressionR2", "gulp_distance"]
 
@@ -161,6 +162,12 @@ class GULP(Metric):
         self.squared = squared
         self.layout = layout
 
+    def _gradient_formula(self, X, Y, nx):
+        """||Hx - Hy||_F^2 in feature space
+        (:func:`simmetrics.metrics.subspace_gradient.gulp_formula`; with lambda = 0 on
+        rank-deficient data, the gradient along rank-preserving perturbations)."""
+        return gulp_formula(X, Y, float(self.lmbda), bool(self.squared), nx)
+
     def _value(self, M, sx, sy, G):
         value = gulp_distance(M, sx, sy, float(self.lmbda), G)
         return value if self.squared else float(np.sqrt(value))
@@ -238,6 +245,13 @@ class LinearRegressionR2(Metric):
 
     def __init__(self, layout=None):
         self.layout = layout
+
+    def _gradient_formula(self, X, Y, nx):
+        """||Py Xc||^2 / ||Xc||^2 in feature space
+        (:func:`simmetrics.metrics.subspace_gradient.regression_r2_formula`). The value's cap
+        at 1 only removes rounding; where Y spans the whole centred space the value is 1
+        whatever X, and the formula's gradient with respect to X is then 0."""
+        return regression_r2_formula(X, Y, nx)
 
     @staticmethod
     def _value(M, sx, sy):

@@ -185,6 +185,32 @@ class AffineInvariantRiemannian(Metric):
     def _finalize_fit_score(self, a, b):
         return _distance(a, b, _components(self, a.width, b.width), float(self.eps))
 
+    def _gradient_formula(self, X, Y, nx):
+        """sqrt(sum_i log^2 lambda_i(C_X^-1 C_Y)) with every step differentiable: C = Xc'Xc /
+        (n - 1) (+ eps I); a side wider than p replaced by diag(its top p covariance
+        eigenvalues, descending) + eps I (the value's cut to the top p principal axes,
+        whose covariance is that diagonal: a function of the eigenvalues only, differentiable
+        where the p-th and (p+1)-th differ); lambda the eigenvalues of L^-1 C_Y L^-T for the
+        Cholesky factor L of C_X. The gradient of a symmetric function of eigenvalues needs
+        no gap between them, so equal eigenvalues (C_Y = c C_X) are fine; the square root has
+        no gradient at 0 (C_X = C_Y)."""
+        p = _components(self, X.shape[1], Y.shape[1])
+        eps = float(self.eps)
+        Cs = []
+        for A in (X, Y):
+            A = A - A.mean(axis=0)
+            C = A.T @ A / (A.shape[0] - 1)
+            d = C.shape[0]
+            if d > p:
+                # the eigenvalues ascending, the top p of them picked in descending order
+                top = nx.asarray(np.eye(d)[:, ::-1][:, :p])
+                C = nx.diag(nx.eigvalsh(C) @ top)
+            Cs.append(C + eps * nx.eye(p) if eps else C)
+        L = nx.cholesky(Cs[0])
+        M = nx.solve(L, nx.solve(L, Cs[1]).T)
+        logs = nx.log(nx.eigvalsh((M + M.T) / 2.0))
+        return nx.sqrt((logs * logs).sum())
+
     def _score_from_moments(self, stats):
         S = stats.to_numpy().centred()
         return self._finalize_fit_score(_side_of_moments(S.x, "X"), _side_of_moments(S.y, "Y"))

@@ -17,14 +17,18 @@ from scipy import stats
 from scipy.spatial.distance import pdist
 
 from .._core.linalg import pow2_rescale as _pow2_rescale
-from .._core.params import Options
+from .._core.backend import NUMPY
+from .._core.params import Interval, Options, Real
 from .._core.registry import register
 from ..base import Metric, param_dependent
+from .rsa_gradient import rsa_formula, soft_rank_plan, soft_rank_scale, soft_ranks
 
 __all__ = ["RSA", "rdm", "compare_rdms"]
 
 RDM_METHODS = ("correlation", "euclidean")
 COMPARE_METHODS = ("spearman", "pearson", "kendall")
+#: RSA's comparisons: those of :func:`compare_rdms` and the soft-rank relaxation of Spearman's
+RSA_COMPARE_METHODS = COMPARE_METHODS + ("soft_spearman",)
 
 # Rotating, permuting or sign-flipping the neurons (all orthogonal maps) and translating the
 # activations leave every Euclidean distance between stimuli unchanged; an isotropic scaling
@@ -317,12 +321,27 @@ def compare_rdms(a, b, method="spearman", names=("X", "Y"), scale=0.0, tie_tol=0
                             _rdm_vector(b, method, names[1], scale, bounds), method)
 
 
-def _check_compare(method):
-    if method not in COMPARE_METHODS:
+def _check_compare(method, methods=COMPARE_METHODS):
+    if method not in methods:
         raise ValueError(
-            f"compare must be one of {COMPARE_METHODS} (rsatoolbox's 'corr' is 'pearson'), "
+            f"compare must be one of {methods} (rsatoolbox's 'corr' is 'pearson'), "
             f"got {method!r}"
         )
+
+
+def _soft_rank_rdm(r, name, scale, temperature):
+    """A condensed RDM prepared for ``compare="soft_spearman"``: checked not to be constant,
+    standardised to unit RMS, multiplied by :func:`~simmetrics.metrics.rsa_gradient.
+    soft_rank_scale`, soft-ranked (:func:`~simmetrics.metrics.rsa_gradient.soft_ranks`), then
+    centred and scaled to unit norm, so that the comparison is a dot product."""
+    _check_rdm_varies(r, name, scale)
+    u = r - r.mean()
+    u /= np.sqrt(np.dot(u, u) / u.size)
+    z = u * soft_rank_scale(u.size, temperature)
+    v = soft_ranks(z, soft_rank_plan(z), NUMPY)
+    v = v - v.mean()
+    v /= np.sqrt(np.dot(v, v))
+    return v
 
 
 @register("rsa")
@@ -340,7 +359,22 @@ class RSA(Metric):
     - ``rdm="correlation"``: ``1 - pearson(x_i, x_j)`` between stimulus patterns;
     - ``rdm="euclidean"``: ``||x_i - x_j||^2 / n_neurons`` (rsatoolbox's squared form);
     - ``compare="spearman"`` (ranks with average ties), ``"pearson"`` (rsatoolbox ``'corr'``)
-      or ``"kendall"`` (tau-b, rsatoolbox ``'kendall'``).
+      or ``"kendall"`` (tau-b, rsatoolbox ``'kendall'``);
+    - ``compare="soft_spearman"``: a smooth relaxation of Spearman's correlation, **not** the
+      exact Spearman value: the Pearson correlation of the *soft ranks* of the two RDMs
+      (Blondel et al. 2020; :mod:`simmetrics.metrics.rsa_gradient`), the Euclidean projection
+      onto the permutahedron of (1..m) of each RDM standardised to unit RMS and multiplied by
+      sqrt((m^2 - 1) / 12) / ``temperature``. As the temperature goes to 0 it becomes the
+      Spearman correlation (on RDMs without ties); above a finite temperature (every entry in
+      one pooled block) it is exactly the Pearson correlation of the RDMs. Use it as a
+      differentiable training objective where Spearman RSA is the target.
+
+    Gradients (:mod:`simmetrics.functional`): ``"pearson"`` and ``"soft_spearman"`` are
+    differentiable for both RDMs (the soft ranks' sort order and pooled blocks held fixed,
+    which is exact wherever they are locally constant: almost everywhere); the correlation
+    RDM not at a stimulus pattern constant across neurons (an error anyway), the Euclidean
+    RDM everywhere. ``"spearman"`` and ``"kendall"`` are functions of the RDMs' ranks, which
+    are piecewise constant in the data: they have no gradient (a clear error).
 
     A **similarity** in [-1, 1]; not a metric. X and Y may have different widths.
 
@@ -376,8 +410,12 @@ class RSA(Metric):
     ----------
     rdm : {"correlation", "euclidean"}, default "correlation"
         The dissimilarity between two stimulus patterns.
-    compare : {"spearman", "pearson", "kendall"}, default "spearman"
+    compare : {"spearman", "pearson", "kendall", "soft_spearman"}, default "spearman"
         The correlation between the two RDMs.
+    temperature : float > 0, default 1.0
+        The temperature of ``compare="soft_spearman"``'s soft ranks, relative to the spread of
+        the ranks (smaller: closer to Spearman, with gradients concentrated on fewer pairs;
+        larger: closer to Pearson). Ignored by the other comparisons.
     layout : {None, "nchw", "nhwc", "ntd", "flatten"}, default None
         How to read inputs with more than two axes (see :data:`simmetrics.LAYOUTS`).
 
@@ -416,18 +454,40 @@ class RSA(Metric):
 
     _parameter_constraints = {
         "rdm": [Options(RDM_METHODS)],
-        "compare": [Options(COMPARE_METHODS, hint="rsatoolbox's 'corr' is 'pearson'")],
+        "compare": [Options(RSA_COMPARE_METHODS, hint="rsatoolbox's 'corr' is 'pearson'")],
+        "temperature": [Interval(Real, 0.0, None, closed="neither")],
     }
 
-    def __init__(self, rdm="correlation", compare="spearman", layout=None):
+    def __init__(self, rdm="correlation", compare="spearman", temperature=1.0, layout=None):
         self.rdm = rdm
         self.compare = compare
+        self.temperature = temperature
         self.layout = layout
 
     def _check_params(self):
         if self.rdm not in RDM_METHODS:
             raise ValueError(f"rdm must be one of {RDM_METHODS}, got {self.rdm!r}")
-        _check_compare(self.compare)
+        _check_compare(self.compare, RSA_COMPARE_METHODS)
+
+    # -- gradients (simmetrics.functional) ----------------------------------------------------
+    @property
+    def _gradient_formula(self):
+        """The formula of :func:`simmetrics.metrics.rsa_gradient.rsa_formula` for the
+        comparisons that have one ("pearson", "soft_spearman"), else None."""
+        if self.compare in ("pearson", "soft_spearman"):
+            return self._rsa_gradient_formula
+        return None
+
+    def _rsa_gradient_formula(self, X, Y, nx):
+        return rsa_formula(X, Y, self.rdm, self.compare, float(self.temperature), nx)
+
+    @property
+    def _gradient_note(self):
+        return (f"compare={self.compare!r} is a function of the ranks of the two RDMs, which "
+                "are piecewise constant in the data (its gradient is 0 almost everywhere and "
+                "undefined where two dissimilarities swap); use compare='soft_spearman' (a "
+                "soft-rank relaxation of Spearman with a temperature) or compare='pearson' "
+                "for a differentiable RSA")
 
     def _fit(self, X, Y):
         self._check_params()
@@ -435,8 +495,8 @@ class RSA(Metric):
     # -- memory: counted in vectors of the m = n (n - 1) / 2 pairs of stimuli, measured with
     # tracemalloc: the peak of preparing one representation (its RDM and ranking) and what the
     # pair step holds besides the two states (Kendall's tau: sorts and tie counts)
-    _PREPARE_VECTORS = {"pearson": 2.1, "spearman": 5.0, "kendall": 5.0}
-    _PAIR_VECTORS = {"pearson": 0.0, "spearman": 0.0, "kendall": 5.5}
+    _PREPARE_VECTORS = {"pearson": 2.1, "spearman": 5.0, "kendall": 5.0, "soft_spearman": 7.0}
+    _PAIR_VECTORS = {"pearson": 0.0, "spearman": 0.0, "kendall": 5.5, "soft_spearman": 0.0}
 
     def _memory_bytes(self, n, d, count, jobs=1):
         """Peak bytes with ``count`` prepared representations of n stimuli and d neurons held
@@ -457,9 +517,13 @@ class RSA(Metric):
         # comparison ignores a positive factor, so rescale first to keep squares in range.
         A = _pow2_rescale(A)
         r = rdm(A, self.rdm, name)
+        if self.compare == "soft_spearman":
+            return _soft_rank_rdm(r, name, float(self.rdm == "correlation"),
+                                  float(self.temperature))
         # the rank comparisons count dissimilarities within rounding of each other as ties
         bounds = None if self.compare == "pearson" else _RoundingBounds(A, self.rdm, r)
         return _rdm_vector(r, self.compare, name, float(self.rdm == "correlation"), bounds)
 
     def _finalize_fit_score(self, a, b):
-        return _compare_vectors(a, b, self.compare)
+        return _compare_vectors(a, b, "pearson" if self.compare == "soft_spearman"
+                                else self.compare)

@@ -20,6 +20,7 @@ from .._core.params import Options
 from .._core.registry import register
 from .._core.validation import check_nonconstant
 from ..base import Metric
+from .rsa_gradient import distance_matrix
 
 __all__ = ["RSMNormDifference", "condensed_distances"]
 
@@ -138,6 +139,20 @@ class RSMNormDifference(Metric):
     def _partial_fit(self, A, name):
         check_nonconstant(A, name)  # the package's rule: a representation must vary
         return condensed_distances(A)
+
+    def _gradient_formula(self, X, Y, nx):
+        """The norm of D_X - D_Y for the n x n distance matrices
+        (:func:`simmetrics.metrics.rsa_gradient.distance_matrix`; the subgradient 0 at
+        coinciding stimuli): ``"frobenius"``, sqrt(sum_ij (D_X - D_Y)_ij^2); ``"spectral"``,
+        max(|w_1|, |w_n|) over the eigenvalues w of the symmetric difference, whose gradient
+        is sign(w) v v' for the eigenvector v of the extreme eigenvalue (defined where that
+        eigenvalue is simple and |w_1| != |w_n|; at a tie the norm has a kink). Neither is
+        differentiable where the value is 0."""
+        diff = distance_matrix(X, nx) - distance_matrix(Y, nx)
+        if self.norm == "frobenius":
+            return nx.sqrt((diff * diff).sum())
+        w = nx.eigvalsh(diff)
+        return nx.maximum(nx.abs(w[0]), nx.abs(w[-1]))
 
     def _finalize_fit_score(self, a, b):
         diff = a - b

@@ -47,6 +47,7 @@ from .procrustes import (
     procrustes_rotation,
     use_n_space_route,
 )
+from .shape_gradient import shape_distance_formula
 from .whitening import split_unseen, whitener_from_spectrum
 
 __all__ = ["ShapeMetric", "OrthogonalProcrustes"]
@@ -440,6 +441,19 @@ class ShapeMetric(CenteredAlignment):
     def _align_whitened(self, Xw, Yw):
         width = self._rotation.width
         return zero_pad(Xw, width), self._rotation.apply(zero_pad(Yw, width))
+
+    # -- gradients (simmetrics.functional) --------------------------------------------------
+    def _gradient_formula(self, X, Y, nx):
+        """The distance on the fitted rows with the fitted rotation Q held fixed (Danskin's
+        theorem: at the optimal Q the gradient of min_Q is that of the objective), through the
+        centring and the whitening (its polar factor as a first-order expansion, finite at
+        repeated singular values; the rank the fit kept held fixed): every ``alpha``,
+        ``whitening``, ``score_method`` and ``center_columns``. Where the gradient exists
+        and what it is elsewhere: :mod:`simmetrics.metrics.shape_gradient`."""
+        fitted = (float(self.alpha), self.whitening, bool(self.center_columns),
+                  self.score_method, self._whitener_x, self._whitener_y, self._rotation,
+                  NETREP_EIGENVALUE_FLOOR)
+        return shape_distance_formula(X, Y, fitted, nx)
 
     # -- streaming with whitening: the statistics' factor, or a checked square root ---------
     @property

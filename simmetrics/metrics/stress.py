@@ -16,6 +16,7 @@ from .._core.params import Boolean
 from .._core.registry import register
 from .._core.validation import check_nonconstant
 from ..base import Metric, param_dependent
+from .rsa_gradient import distance_matrix, lower_median_position
 
 __all__ = ["Stress"]
 
@@ -134,6 +135,27 @@ class Stress(Metric):
                 )
             return D / median, 0
         return D, e
+
+    def _gradient_formula(self, X, Y, nx):
+        """sqrt(sum_(i != j) (D_X - D_Y)_ij^2 / (n (n - 1))) from the n x n distance matrices
+        (:func:`simmetrics.metrics.rsa_gradient.distance_matrix`: at coinciding stimuli the
+        distance takes the subgradient 0). With ``rescale`` each matrix is divided by its
+        lower median entry, whose position (i, j) is held fixed: locally the median *is* that
+        entry, so this is the median's gradient wherever no other distance ties with it. Not
+        differentiable where the value is 0 (the square root)."""
+        Ds = [distance_matrix(A, nx) for A in (X, Y)]
+        if self.rescale:
+            Ds = [D / self._median_entry(D, nx) for D in Ds]
+        diff = Ds[0] - Ds[1]
+        n = X.shape[0]
+        return nx.sqrt((diff * diff).sum() / (n * (n - 1)))
+
+    @staticmethod
+    def _median_entry(D, nx):
+        n = D.shape[0]
+        rows, cols = np.triu_indices(n, 1)
+        k = lower_median_position(nx.to_numpy(D)[rows, cols])
+        return D[int(rows[k]), int(cols[k])]
 
     def _finalize_fit_score(self, a, b):
         (Da, ea), (Db, eb) = a, b

@@ -17,6 +17,7 @@ from .._core.registry import register
 from .._core.validation import check_nonconstant
 from ..base import GROUP_NAMES, Metric
 from ..moments import check_nonconstant_moments, gram_factor, rows_svd
+from .subspace_gradient import overlap_formula
 
 __all__ = ["EigenspaceOverlap", "column_basis", "bases_from_moments"]
 
@@ -161,6 +162,13 @@ class EigenspaceOverlap(Metric):
     def __init__(self, denominator="rank", layout=None):
         self.denominator = denominator
         self.layout = layout
+
+    def _gradient_formula(self, X, Y, nx):
+        """tr(Px Py) / max(r or d) in feature space
+        (:func:`simmetrics.metrics.subspace_gradient.overlap_formula`; ranks held fixed; on
+        rank-deficient data the gradient along rank-preserving perturbations). The value's
+        cap at 1 only removes rounding."""
+        return overlap_formula(X, Y, self.denominator, nx)
 
     def _value(self, M, rx, ry, dx, dy):
         total = float(np.einsum("ij,ij->", M, M))

@@ -19,6 +19,12 @@ from .._core.registry import register
 from .._core.solvers import rotation_from_cross
 from .._core.validation import check_nonconstant
 from ..base import Metric
+from .unit_matching_gradient import (
+    aligned_cosine_formula,
+    aligned_cosine_state,
+    correlation_match_formula,
+    correlation_match_state,
+)
 
 __all__ = ["HardCorrelationMatch", "SoftCorrelationMatch", "AlignedCosine",
            "neuron_correlations"]
@@ -97,7 +103,15 @@ class _CorrelationMatch(Metric):
         return _unit_columns(A, name)
 
     def _finalize_fit_score(self, sx, sy):
-        return self._match(_correlations(sx, sy))
+        C = _correlations(sx, sy)
+        # what the gradient formula holds fixed: the matched pairs (Danskin's theorem)
+        self._gradient_state = correlation_match_state(sx, sy, *self._pairs(C), C)
+        return self._match(C)
+
+    def _gradient_formula(self, X, Y, nx):
+        """The matched correlations of the fitted matching, the matching held fixed
+        (:func:`simmetrics.metrics.unit_matching_gradient.correlation_match_formula`)."""
+        return correlation_match_formula(self._gradient_state, X, Y, nx)
 
 
 @register("hard_correlation_match")
@@ -145,6 +159,12 @@ class HardCorrelationMatch(_CorrelationMatch):
         rows, cols = linear_sum_assignment(C, maximize=True)
         return float(np.clip(C[rows, cols].sum() / rows.size, -1.0, 1.0))
 
+    @staticmethod
+    def _pairs(C):
+        """(rows, cols, weights): the optimal matching's pairs, each weighing 1/m."""
+        rows, cols = linear_sum_assignment(C, maximize=True)
+        return rows, cols, np.full(rows.size, 1.0 / rows.size)
+
 
 @register("soft_correlation_match")
 class SoftCorrelationMatch(_CorrelationMatch):
@@ -182,6 +202,16 @@ class SoftCorrelationMatch(_CorrelationMatch):
     def _match(self, C):
         value = 0.5 * (C.max(axis=1).mean() + C.max(axis=0).mean())
         return float(np.clip(value, -1.0, 1.0))
+
+    @staticmethod
+    def _pairs(C):
+        """(rows, cols, weights): each neuron of X with its best partner (weight 1/(2 d_x)),
+        and each neuron of Y with its best partner (1/(2 d_y)); argmax picks the first of
+        tied partners, which have the same correlation."""
+        dx, dy = C.shape
+        rows = np.concatenate([np.arange(dx), C.argmax(axis=0)])
+        cols = np.concatenate([C.argmax(axis=1), np.arange(dy)])
+        return rows, cols, np.concatenate([np.full(dx, 0.5 / dx), np.full(dy, 0.5 / dy)])
 
 
 def _check_rows_nonzero(A, name):
@@ -293,12 +323,28 @@ class AlignedCosine(Metric):
         self.layout = layout
 
     def _score(self, X, Y):
+        return self._evaluate(X, Y)[0]
+
+    def _fit_score(self, X, Y):
+        value, self._gradient_state = self._evaluate(X, Y)
+        return value
+
+    def _gradient_formula(self, X, Y, nx):
+        """The mean cosine with the rotation's derivative carried through the linearised
+        polar factor (:func:`simmetrics.metrics.unit_matching_gradient.aligned_cosine_formula`;
+        not Danskin: the rotation is not the value's optimum)."""
+        return aligned_cosine_formula(*self._gradient_state, X, Y, nx)
+
+    def _evaluate(self, X, Y):
+        """(value, what the gradient formula holds fixed)."""
         # a representation without variance says nothing about the stimuli (the package's rule)
         check_nonconstant(X, "X")
         check_nonconstant(Y, "Y")
         # each side rescaled by a power of two: exact, and neither the rotation nor a cosine
         # depends on a positive factor
-        X, Y = pow2_rescale(X), pow2_rescale(Y)
+        Xs, Ys = pow2_rescale(X), pow2_rescale(Y)
+        scales = (_power_of_two_ratio(Xs, X), _power_of_two_ratio(Ys, Y))
+        X, Y = Xs, Ys
         nx_, ny_ = _check_rows_nonzero(X, "X"), _check_rows_nonzero(Y, "Y")
         width = max(X.shape[1], Y.shape[1])
         Xp = np.zeros((X.shape[0], width))
@@ -309,4 +355,12 @@ class AlignedCosine(Metric):
         _check_rotation_digits(M, Xp, Yp, nx_, ny_)
         Q = rotation_from_cross(M)
         cosines = np.einsum("ij,ij->i", Xp @ Q, Yp) / (nx_ * ny_)
-        return float(np.clip(np.clip(cosines, -1.0, 1.0).mean(), -1.0, 1.0))
+        value = float(np.clip(np.clip(cosines, -1.0, 1.0).mean(), -1.0, 1.0))
+        return value, (scales, aligned_cosine_state(X, Y, Q))
+
+
+def _power_of_two_ratio(scaled, A):
+    """The power of two ``scaled / A`` (``scaled`` is ``A`` rescaled by
+    :func:`simmetrics._core.linalg.pow2_rescale`), from their largest magnitudes."""
+    top, top_scaled = float(np.max(np.abs(A))), float(np.max(np.abs(scaled)))
+    return top_scaled / top if top > 0.0 else 1.0

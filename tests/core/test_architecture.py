@@ -43,6 +43,8 @@ ALLOWED_MODULES = {
                                           "to their intertwiner groups",
     "simmetrics/io.py": "reads torch .pt files (torch.load) into representations",
     "simmetrics/losses.py": "torch.nn.Module training losses (imported only on request)",
+    "simmetrics/_core/autograd.py": "torch.autograd.Function definitions (torch-only by "
+                                    "nature; imported when a gradient is asked for)",
     PAPER: "the paper's reproduction trains and probes torch models; outside the library's "
            "import graph (test_import_loads_neither_the_paper_nor_torch)",
 }

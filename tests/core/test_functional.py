@@ -11,7 +11,7 @@ import torch
 from sklearn.base import clone
 
 import simmetrics
-from metric_configs import CONFIGS, IDS
+from metric_configs import CONFIGS, IDS, STOCHASTIC_INPUT
 from simmetrics import functional
 from simmetrics._core.backend import NUMPY
 
@@ -124,3 +124,17 @@ def test_layouts_pass_their_gradient_back_to_the_input_shape():
     functional.linear_cka(flat, Y.permute(0, 2, 3, 1).reshape(24, 5)).backward()
     expected = flat.grad.reshape(6, 2, 2, 3).permute(0, 3, 1, 2)
     assert torch.allclose(X.grad, expected, rtol=1e-12, atol=1e-15)
+
+
+@pytest.mark.parametrize("name", STOCHASTIC_INPUT)
+def test_repeated_trial_metrics_say_they_have_no_gradient_yet(name):
+    rng = np.random.default_rng(4)
+    X = rng.normal(size=(10, 4, 3))
+    Y = X + 0.3 * rng.normal(size=(10, 4, 3))
+    A = torch.tensor(X, requires_grad=True)
+    with pytest.raises(functional.NonDifferentiableError, match="no gradient formula"):
+        getattr(functional, name)(A, torch.tensor(Y))
+    with torch.no_grad():
+        value = getattr(functional, name)(A, torch.tensor(Y))
+    expected = simmetrics.get_metric(name).fit_score(X, Y)
+    assert abs(float(value) - expected) <= 1e-12 * max(1.0, expected)
