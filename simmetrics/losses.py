@@ -19,12 +19,12 @@ True
 >>> Y = torch.randn(64, 5, dtype=torch.float64, requires_grad=True)
 >>> loss = SimilarityLoss("linear_cka")
 >>> optimiser = torch.optim.SGD([Y], lr=5.0)
->>> before = float(loss(X, Y))
+>>> before = float(loss(X, Y).detach())
 >>> for _ in range(20):
 ...     optimiser.zero_grad()
 ...     loss(X, Y).backward()
 ...     optimiser.step()
->>> float(loss(X, Y)) < before
+>>> float(loss(X, Y).detach()) < before
 True
 """
 

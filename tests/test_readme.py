@@ -65,3 +65,10 @@ def _number(x):
 
     words = {math.pi: "π", math.pi / 2: "π/2", math.inf: "inf", -math.inf: "-inf"}
     return words.get(x, f"{x:g}")
+
+
+def test_the_count_of_differentiable_metrics_is_the_codes():
+    from simmetrics import functional
+
+    have, of = len(functional.differentiable_metrics()), len(simmetrics.available_metrics())
+    assert re.search(rf"\b{have} of the {of}\s+registered metrics", README)

@@ -11,12 +11,18 @@ The selected kernel (used by the gradient formula of :class:`simmetrics.Intertwi
 With features H (n, C, P) and a symmetric (n, n) integer matrix I of channels (the argmax or
 arg-median of the per-channel products, held fixed)::
 
-    K_ab = sum_p H[a, I_ab, p] H[b, I_ab, p] = sum_c [I_ab = c] (H_c H_c')_ab
+    K_ab = sum_p H[a, I_ab, p] H[b, I_ab, p]
 
-formed one channel at a time (no n x n x C array). Its gradient with respect to channel c,
-for an incoming n x n gradient W and the mask M_c = [I = c], is (W o M_c + (W o M_c)') H_c:
-the backward pass below computes it channel by channel and saves only H and I (O(n^2) memory,
-where autograd of the masked sum would keep one n x n mask per channel).
+formed by gathering, for each entry, the chosen channel of both samples (O(n^2 P) work, where
+a sum over channels of masked n x n products would take O(C n^2 P)), in square tiles of
+samples on and above the diagonal, each mirrored below. Its gradient, for an incoming n x n
+gradient W and S = W + W', is the matching scatter::
+
+    dH[a, c, p] = sum_b S_ab [I_ab = c] H[b, c, p]
+
+added tile by tile (a tile above the diagonal scatters into its rows and, mirrored, into its
+columns); the backward pass saves only H and I, so the memory is the n x n kernel and one
+tile's gathers (see :func:`selected_products`).
 """
 
 __all__ = ["metric_value_function", "selected_products", "selected_products_function"]
@@ -67,12 +73,41 @@ def metric_value_function():
 
 
 
-def selected_products(H, index, K, where):
-    """K + sum_c where(I == c, H_c H_c', 0), for numpy (``where=numpy.where``) or torch."""
-    for c in range(H.shape[1]):
-        chosen = index == c
-        if chosen.any():
-            K = K + where(chosen, H[:, c, :] @ H[:, c, :].T, 0.0)
+def _upper_tiles(n, side):
+    """(rows, cols) slices of the square tiles of ``side`` samples on and above the diagonal
+    of an n x n matrix; a tile whose rows equal its columns is on the diagonal."""
+    for i in range(0, n, side):
+        rows = slice(i, min(n, i + side))
+        for j in range(i, n, side):
+            yield rows, slice(j, min(n, j + side))
+
+
+def _gather_indices(index, offsets, rows, cols):
+    """Rows of H.reshape(n * C, P) holding H[a, I_ab] and H[b, I_ab] for a tile (a in rows, b
+    in cols): a * C + I_ab and b * C + I_ab (``offsets`` is C * arange(n))."""
+    choice = index[rows, cols]
+    return offsets[rows, None] + choice, offsets[None, cols] + choice
+
+
+def selected_products(H, index, side, offsets, K):
+    """K_ab = sum_p H[a, I_ab, p] H[b, I_ab, p], written into ``K`` (n, n) and returned, for
+    numpy arrays or torch tensors alike (``offsets`` = C * arange(n), an integer array of the
+    same library; ``index`` I symmetric).
+
+    For each square tile of ``side`` samples on and above the diagonal the chosen channel of
+    both samples is gathered, (r, c, P) values each, multiplied and summed over positions; the
+    tile is mirrored below (I symmetric makes K symmetric: the product commutes and the sum
+    over p runs in the same order, so the mirror is the value the lower entry would get). One
+    position gives exactly the product H[a, I_ab] H[b, I_ab]. Memory: K and one tile's
+    gathers, about 7 r c P values."""
+    n, C, P = H.shape
+    flat = H.reshape(n * C, P)
+    for rows, cols in _upper_tiles(n, side):
+        mine, theirs = _gather_indices(index, offsets, rows, cols)
+        block = (flat[mine] * flat[theirs]).sum(-1)
+        K[rows, cols] = block
+        if cols != rows:
+            K[cols, rows] = block.T
     return K
 
 
@@ -81,29 +116,39 @@ _FUNCTION = []
 
 def selected_products_function():
     """The ``torch.autograd.Function`` (first order) of the selected kernel, defined on first
-    use (torch is imported only when a tensor is seen)."""
+    use (torch is imported only when a tensor is seen): ``apply(H, index, side)``."""
     if _FUNCTION:
         return _FUNCTION[0]
     import torch
 
     class SelectedProducts(torch.autograd.Function):
         @staticmethod
-        def forward(ctx, H, index):
+        def forward(ctx, H, index, side):
             ctx.save_for_backward(H, index)
-            K = torch.zeros((H.shape[0], H.shape[0]), dtype=H.dtype, device=H.device)
-            return selected_products(H, index, K, torch.where)
+            ctx.side = side
+            n = H.shape[0]
+            offsets = torch.arange(n, device=H.device) * H.shape[1]
+            K = torch.empty((n, n), dtype=H.dtype, device=H.device)
+            return selected_products(H, index, side, offsets, K)
 
         @staticmethod
         @torch.autograd.function.once_differentiable
         def backward(ctx, grad):
+            """dH[a, c, :] = sum_b S_ab [I_ab = c] H[b, c, :] with S = W + W', scattered tile by
+            tile: a diagonal tile into its rows, a tile above it into its rows (the gathered
+            H[b, I_ab]) and its columns (H[a, I_ab], the mirrored tile's share)."""
             H, index = ctx.saved_tensors
-            out = torch.zeros_like(H)
-            for c in range(H.shape[1]):
-                chosen = index == c
-                if chosen.any():
-                    W = torch.where(chosen, grad, 0.0)
-                    out[:, c, :] = (W + W.T) @ H[:, c, :]
-            return out, None
+            n, C, P = H.shape
+            flat = H.reshape(n * C, P)
+            offsets = torch.arange(n, device=H.device) * C
+            out = torch.zeros((n * C, P), dtype=H.dtype, device=H.device)
+            for rows, cols in _upper_tiles(n, ctx.side):
+                mine, theirs = _gather_indices(index, offsets, rows, cols)
+                S = (grad[rows, cols] + grad[cols, rows].T)[..., None]
+                out.index_add_(0, mine.reshape(-1), (S * flat[theirs]).reshape(-1, P))
+                if cols != rows:
+                    out.index_add_(0, theirs.reshape(-1), (S * flat[mine]).reshape(-1, P))
+            return out.reshape(n, C, P), None, None
 
     _FUNCTION.append(SelectedProducts)
     return SelectedProducts

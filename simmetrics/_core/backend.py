@@ -387,14 +387,18 @@ class NumpyBackend:
         mid = (P.shape[axis] - 1) // 2
         return np.take(np.argpartition(P, mid, axis=axis), mid, axis=axis)
 
-    def selected_products(self, H, index):
+    def selected_products(self, H, index, side=None):
         """K_ab = sum_p H[a, I_ab, p] H[b, I_ab, p] for features ``H`` (n, C, P) and a symmetric
         (n, n) integer matrix ``I`` of channels (those a reduction selected, see
-        :meth:`channel_choice`): one channel's n x n product at a time, never an n x n x C
-        array. torch differentiates it with respect to H, ``I`` held fixed, in O(n^2) memory."""
+        :meth:`channel_choice`): the chosen channel of both samples gathered entry by entry,
+        in square tiles of ``side`` samples (None: one tile of all n) on and above the
+        diagonal, mirrored below (:func:`simmetrics._core.autograd.selected_products`), so
+        O(n^2 P) work and K plus one tile's gathers in memory. torch differentiates it with
+        respect to H, ``I`` held fixed, by the matching scatter, in the same tiles."""
         from .autograd import selected_products
 
-        return selected_products(H, index, np.zeros((H.shape[0], H.shape[0])), np.where)
+        n, C = H.shape[:2]
+        return selected_products(H, index, side or n, np.arange(n) * C, np.empty((n, n)))
 
     def stop_gradient(self, A):
         """``A`` as a constant of a formula: the same values, no gradient passed through."""
@@ -632,10 +636,10 @@ class TorchBackend(NumpyBackend):
             return P.argmax(axis)
         return P.median(axis).indices  # the element of rank (m - 1) // 2, as lower_median
 
-    def selected_products(self, H, index):
+    def selected_products(self, H, index, side=None):
         from .autograd import selected_products_function
 
-        return selected_products_function().apply(H, index)
+        return selected_products_function().apply(H, index, side or H.shape[0])
 
     def stop_gradient(self, A):
         return A.detach()

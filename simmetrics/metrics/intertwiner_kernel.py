@@ -186,48 +186,109 @@ def channel_kernel(H, estimator="max", chunk_size=None):
     # so numpy and torch give the same bits
     reduce_channels = nx.amax if estimator == "max" else nx.lower_median
     K = nx.empty((n, n))
-    for i in range(0, n, shape[0]):
-        rows = slice(i, min(n, i + shape[0]))
-        for j in range(i, n, shape[1]):  # the tiles of this strip, from the diagonal on
-            cols = slice(j, min(n, j + shape[1]))
-            block = tile(rows, cols)
-            values = block if axis is None else reduce_channels(block, axis)
-            if j == i:  # the leading square is on the diagonal: keep a < b and mirror it
-                h = rows.stop - rows.start
-                square = values[:, :h]
-                values[:, :h] = nx.triu(square) + nx.triu(square, 1).T
-            K[rows, cols] = values
-            K[cols, rows] = values.T
+    for rows, cols in _upper_tiles(n, shape):
+        block = tile(rows, cols)
+        _store_mirrored(K, rows, cols, block if axis is None else reduce_channels(block, axis),
+                        nx)
     nx.zero_diagonal(K)
     return K
 
 
+def _upper_tiles(n, shape):
+    """(rows, cols) slices of the tiles of shape[0] x shape[1] samples on and above the
+    diagonal of an n x n matrix: each strip of rows from its diagonal square on."""
+    for i in range(0, n, shape[0]):
+        rows = slice(i, min(n, i + shape[0]))
+        for j in range(i, n, shape[1]):
+            yield rows, slice(j, min(n, j + shape[1]))
+
+
+def _store_mirrored(K, rows, cols, values, nx):
+    """``values`` into K[rows, cols] and its transpose into K[cols, rows]; a tile that starts
+    on the diagonal keeps a <= b of its leading square and mirrors it (so K equals K')."""
+    if cols.start == rows.start:
+        h = rows.stop - rows.start
+        square = values[:, :h]
+        values[:, :h] = nx.triu(square) + nx.triu(square, 1).T
+    K[rows, cols] = values
+    K[cols, rows] = values.T
+
+
 def channel_choice_matrix(H, estimator="max", chunk_size=None):
-    """The channel each entry of :func:`channel_kernel` selects: I_ab = argmax_c (or the index
-    of the lower median over c) of sum_p H[a, c, p] H[b, c, p], an (n, n) integer matrix of
-    H's backend (a tensor on H's device), symmetric (the upper triangle mirrored). ``H`` is
-    (n, C) or (n, C, P) and is read without its autograd history. Computed a strip of rows at
-    a time (``chunk_size`` rows, or strips of about :func:`tile_elements` products), so the
-    (rows, n, C) products of one strip are the only large temporary."""
+    """The channel each entry of :func:`channel_kernel` selects: I_ab = argmax_c (the first
+    of equal maxima) or the index of the lower median over c of sum_p H[a, c, p] H[b, c, p],
+    an (n, n) integer matrix of H's backend (a tensor on H's device), symmetric. ``H`` is
+    (n, C) or (n, C, P) and is read without its autograd history.
+
+    Tiled as :func:`channel_kernel` (square tiles on and above the diagonal, each mirrored,
+    the products of a channel formed as there). For "max", a running maximum over the
+    channels, one channel's r x r products at a time (the outer product, or for P > 1 the
+    (r, P) x (P, r) product), whose index moves to channel k where k's product is larger, so a
+    tile is two r x r arrays and its index, of as many samples as :func:`channel_kernel`'s
+    one-position "max" tile; for "median", the (C, r, r) or (r, r, C) products of
+    :func:`channel_kernel`'s tiles and their arg-median. ``chunk_size`` sets the tiles' side.
+    Work O(n^2 C P) over the n (n + 1) / 2 entries on and above the diagonal; memory: one
+    tile's products, the index tiles, then the strips they are mirrored into and their
+    concatenation (about two n x n integer arrays at the end)."""
     nx = get_backend(H)
     H = nx.detach_float64(H)
     if H.ndim == 2:
         H = H[:, :, None]
     n, C, P = H.shape
-    step = check_chunk_size(chunk_size) or max(1, tile_elements(H) // (n * C))
-    strips = []
-    if P == 1:
-        F = H[:, :, 0]
-        for i in range(0, n, step):
-            products = F[i:i + step, None, :] * F[None, :, :]  # (rows, n, C)
-            strips.append(nx.channel_choice(products, estimator, -1))
+    chunk_size = check_chunk_size(chunk_size)
+    if estimator == "max":
+        r, c = _tile_shape(n, C, 1, "max", chunk_size, nx.is_torch, tile_elements(H))
+        shape = (min(n, int(np.sqrt(r * c))),) * 2  # square, of as many samples as that tile
+        feats = nx.contiguous(nx.permute(H, (1, 0, 2)))  # (C, n, P)
+        buffers = nx.empty((2, shape[0] * shape[1]))
+
+        def product(a, b, out):  # one channel's products: a (r, P), b (c, P)
+            if P == 1:
+                nx.outer_into(a[:, 0], b[:, 0], out)
+            else:
+                nx.matmul_into(a, b.T, out)
+
+        def choose(rows, cols):
+            a, b = feats[:, rows], feats[:, cols]
+            r, c = a.shape[1], b.shape[1]
+            best = buffers[0, : r * c].reshape(r, c)
+            scratch = buffers[1, : r * c].reshape(r, c)
+            product(a[0], b[0], best)
+            index = nx.channel_choice(best[None], "max", 0)  # channel 0 of 1: all zeros
+            for k in range(1, C):
+                product(a[k], b[k], scratch)
+                index[scratch > best] = k  # strictly larger: the first maximum is kept
+                nx.maximum_into(best, scratch)
+            return index
     else:
-        F = nx.contiguous(nx.permute(H, (1, 0, 2)))  # (C, n, P)
-        G = nx.permute(F, (0, 2, 1))
-        for i in range(0, n, step):
-            strips.append(nx.channel_choice(F[:, i:i + step] @ G, estimator, 0))  # (C, rows, n)
-    index = nx.concat(strips, 0)
-    return nx.triu(index) + nx.triu(index, 1).T
+        shape = _tile_shape(n, C, P, estimator, chunk_size, nx.is_torch, tile_elements(H))
+        if P == 1:
+            feats, axis = nx.contiguous(H[:, :, 0]), -1
+
+            def products(rows, cols):
+                return feats[rows, None, :] * feats[None, cols, :]  # (r, c, C)
+        else:
+            feats, axis = nx.contiguous(nx.permute(H, (1, 0, 2))), 0  # (C, n, P)
+
+            def products(rows, cols):
+                return feats[:, rows] @ nx.permute(feats[:, cols], (0, 2, 1))  # (C, r, c)
+
+        def choose(rows, cols):
+            return nx.channel_choice(products(rows, cols), estimator, axis)
+    tiles = {}  # the tiles on and above the diagonal, by (first row, first column)
+    for rows, cols in _upper_tiles(n, shape):
+        index = choose(rows, cols)
+        if cols.start == rows.start:  # keep a <= b of the leading square and mirror it
+            h = rows.stop - rows.start
+            index[:, :h] = nx.triu(index[:, :h]) + nx.triu(index[:, :h], 1).T
+        tiles[rows.start, cols.start] = index
+    # each strip of rows: the mirrored tiles left of its diagonal (their last use), then its own
+    strips = []
+    for i in range(0, n, shape[0]):
+        left = [tiles.pop((j, i)).T for j in range(0, i, shape[0])]
+        strips.append(nx.concat(left + [tiles[i, j] for j in range(i, n, shape[1])], 1))
+        del tiles[i, i]
+    return nx.concat(strips, 0)
 
 
 def kernel_formula(H, group, estimator, chunk_size, nx):
@@ -269,7 +330,10 @@ def kernel_formula(H, group, estimator, chunk_size, nx):
     else:
         rows = rows / nx.frobenius(rows)
     H = nx.permute(rows.reshape(n, P, C), (0, 2, 1))
-    return nx.selected_products(H, channel_choice_matrix(H, estimator, chunk_size))
+    # the selected products in square tiles of about tile_elements / 8 gathered values (each
+    # tile's gathers and indices are about 7 such arrays)
+    side = check_chunk_size(chunk_size) or max(1, int(np.sqrt(tile_elements(H) / (8 * P))))
+    return nx.selected_products(H, channel_choice_matrix(H, estimator, chunk_size), side)
 
 
 def cka_peak_bytes(shapes, summed, group, estimator, chunk_size, torch_like=False,

@@ -12,7 +12,7 @@ from sklearn.base import clone
 
 import simmetrics
 from simmetrics import functional
-from simmetrics._core.backend import TorchBackend
+from simmetrics._core.backend import NUMPY, TorchBackend
 
 KERNEL_SETTINGS = [
     simmetrics.KernelCKA(),
@@ -174,3 +174,50 @@ def test_selected_products_backward_against_finite_differences():
             c = int(index[a, b])
             assert abs(float(K[a, b]) - float(H0[a, c] @ H0[b, c])) <= 1e-14
     assert torch.autograd.gradcheck(lambda A: nx.selected_products(A, index), (H,))
+
+
+@pytest.mark.parametrize("side", [None, 1, 3, 4, 10])
+def test_selected_products_tiles_against_the_untiled_definition(side):
+    # tiles of ``side`` samples (1, 3 and 4 leave partial tiles; None and 10 >= n: one tile)
+    # against the definitions written with an n x n x C one-hot array of the choice:
+    # K_ab = sum_c [I_ab = c] <H_ac, H_bc>, dH = sum_b (W_ab + W_ba) [I_ab = c] H_bc
+    rng = np.random.default_rng(5)
+    n, C, P = 10, 4, 3
+    H = rng.normal(size=(n, C, P))
+    index = rng.integers(0, C, size=(n, n))
+    index = np.triu(index) + np.triu(index, 1).T
+    onehot = (index[:, :, None] == np.arange(C)).astype(float)
+    K_ref = np.einsum("abc,acp,bcp->ab", onehot, H, H)
+    W = rng.normal(size=(n, n))
+    G_ref = np.einsum("ab,abc,bcp->acp", W + W.T, onehot, H)
+    nx = TorchBackend()
+    A = torch.tensor(H, requires_grad=True)
+    K = nx.selected_products(A, torch.tensor(index), side)
+    K.backward(torch.tensor(W))
+    assert np.abs(K.detach().numpy() - K_ref).max() <= 1e-13
+    assert np.abs(A.grad.numpy() - G_ref).max() <= 1e-13
+    K_numpy = NUMPY.selected_products(H, index, side)
+    assert np.abs(K_numpy - K_ref).max() <= 1e-13
+
+
+@pytest.mark.parametrize("estimator", ["max", "median"])
+@pytest.mark.parametrize("positions", [1, 3])
+@pytest.mark.parametrize("chunk_size", [None, 4, 7])
+def test_channel_choice_matrix_in_tiles_against_the_brute_force_choice(estimator, positions,
+                                                                       chunk_size):
+    # the choice by sorting every entry's C products (the first maximum; the lower median,
+    # rank (C - 1) // 2), against channel_choice_matrix's tiles (4 and 7 leave partial tiles
+    # of n = 19) on numpy and torch; random data, so no ties
+    from simmetrics.metrics.intertwiner_kernel import channel_choice_matrix
+
+    rng = np.random.default_rng(6)
+    n, C = 19, 6
+    H = rng.normal(size=(n, C, positions))
+    products = np.einsum("acp,bcp->abc", H, H)
+    rank = C - 1 if estimator == "max" else (C - 1) // 2
+    expected = np.argsort(products, axis=-1, kind="stable")[..., rank]
+    off = ~np.eye(n, dtype=bool)  # the diagonal is left to the U-centring
+    for A in (H, torch.tensor(H)):
+        index = np.asarray(channel_choice_matrix(A, estimator, chunk_size))
+        assert (index == index.T).all()
+        assert (index[off] == expected[off]).all()
