@@ -82,6 +82,7 @@ from .._core.params import Integral, Interval, Options, Real
 from .._core.registry import register
 from .._core.validation import as_float_array, check_representation, shape_of
 from ..base import Metric, param_dependent
+from .stochastic_shape_gradient import energy_formula, gaussian_formula
 
 __all__ = ["GaussianStochasticShape", "EnergyStochasticShape"]
 
@@ -154,11 +155,10 @@ class _StochasticMetric(Metric):
     same_width = True
     reference = _REFERENCE
     input_repeats = True
-    # differentiable almost everywhere (an optimum over one rotation, Danskin's theorem), but
-    # no formula is written yet for repeated-trial inputs
-    _gradient_note = ("no gradient formula is implemented yet for the stochastic shape metrics "
-                      "(inputs of repeated trials); compute the value under torch.no_grad(), or "
-                      "train with procrustes / shape_metric on the trial means")
+    def _gradient_rows(self, X, Y, nx):
+        """The inputs as they are given, (n_stimuli, n_repeats, n_neurons), as float64 values
+        of ``nx`` (the formulas read the repeats' axis themselves)."""
+        return nx.asarray(X), nx.asarray(Y)
     invariances = _INVARIANCES
     _parameter_constraints = {
         "layout": [None],
@@ -285,6 +285,11 @@ class GaussianStochasticShape(_StochasticMetric):
         root = (V * np.sqrt(np.maximum(w, 0.0))[:, None, :]) @ V.transpose(0, 2, 1)
         return _Scaled((mu, root), e)
 
+    def _gradient_formula(self, X, Y, nx):
+        """The value at the fitted alignment (Danskin's theorem), the Bures terms through the
+        factors of the covariances: :func:`simmetrics.metrics.stochastic_shape_gradient.gaussian_formula`."""
+        return gaussian_formula(X, Y, nx.asarray(self.alignment_), self.alpha, nx)
+
     def _finalize_fit_score(self, state_x, state_y):
         (mx, Rx), (my, Ry), e = _common(state_x, state_y)
         a, b = float(self.alpha), 2.0 - float(self.alpha)
@@ -379,6 +384,12 @@ class EnergyStochasticShape(_StochasticMetric):
         pairs = r * (r - 1) if self.estimator == "unbiased" else r * r
         within = np.sum(_pair_norms(A, A)) / (A.shape[0] * pairs)  # the diagonal is 0
         return _Scaled((A, np.float64(within)), e)
+
+    def _gradient_formula(self, X, Y, nx):
+        """The value at the fitted alignment (Danskin's theorem):
+        :func:`simmetrics.metrics.stochastic_shape_gradient.energy_formula`."""
+        return energy_formula(X, Y, nx.asarray(self.alignment_), self.estimator == "unbiased",
+                              nx)
 
     def _finalize_fit_score(self, state_x, state_y):
         (X, wx), (Y, wy), e = _common(state_x, state_y, even=True)
