@@ -24,6 +24,8 @@ from .metrics.cca import CCA, PWCCA, SVCCA
 from .metrics.shape import OrthogonalProcrustes, ShapeMetric
 from .metrics.matching import PermutationMetric, SoftMatching
 from .metrics.rsa import RSA
+from .metrics.rdm import rdm
+from .metrics.rsa_ceiling import rsa_noise_ceiling
 from .metrics.unit_matching import AlignedCosine, HardCorrelationMatch, SoftCorrelationMatch
 from .metrics.rsm import RSMNormDifference
 from .metrics.stress import Stress
@@ -41,6 +43,7 @@ from .metrics.neighbourhood import JaccardKNN, RankSimilarity, SecondOrderCosine
 from .metrics.intertwiner_cka import IntertwinerCKA
 from .metrics.intertwiner_procrustes import IntertwinerProcrustes
 from .metrics.stochastic_shape import EnergyStochasticShape, GaussianStochasticShape
+from .metrics.predictivity import LinearPredictivity
 
 # symmetry groups, intertwiners, measured invariances
 from .symmetry.groups import Group, available_groups, get_group, is_subgroup
@@ -62,6 +65,7 @@ from .streaming import (
 
 # statistics, files, plots
 from .pairwise import pairwise
+from .ceiling import SplitHalfConsistency, ceiled_score, split_half_consistency
 from .stats import (BootstrapResult, IntervalExcludesEstimateWarning, PermutationTestResult,
                     bootstrap_ci, permutation_test)
 from .io import load_representation

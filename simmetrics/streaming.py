@@ -54,13 +54,33 @@ def _as_streaming_metric(metric):
         )
     metric._validate_params()
     if metric._score_from_moments is None:
-        names = ", ".join(metric_class(n).__name__ for n in streaming_metrics())
-        raise TypeError(
-            f"{type(metric).__name__} cannot be computed from batches: its value is not a "
-            "function of the second moments of X and Y (it needs the rows themselves, e.g. "
-            f"n x n Gram matrices). Metrics that stream: {names}"
-        )
+        raise TypeError(_cannot_stream_message(metric))
     return metric
+
+
+def _cannot_stream_message(metric):
+    """Why ``metric`` cannot stream. A class that streams in other settings (its
+    ``_score_from_moments`` depends on the parameters, as LinearCKA's estimator="chun" does)
+    is named with its parameters, and so is a default setting that streams: "LinearCKA cannot
+    be computed" beside a list of streaming metrics that names LinearCKA would contradict
+    itself."""
+    names = ", ".join(metric_class(n).__name__ for n in streaming_metrics())
+    cls = type(metric)
+    if cls._score_from_moments is None:  # no setting of this class streams
+        return (f"{cls.__name__} cannot be computed from batches: its value is not a function "
+                "of the second moments of X and Y (it needs the rows themselves, e.g. n x n "
+                f"Gram matrices). Use fit_score on the whole data. Metrics that stream: {names}")
+    try:
+        default = cls()
+    except TypeError:  # a class whose constructor has required parameters
+        default = None
+    streams = "" if default is None or default._score_from_moments is None else \
+        f"; {default!r} streams"
+    return (f"{metric!r} cannot be computed from batches: with these parameters its value is "
+            "not a function of the second moments of X and Y, all that stream_score holds (it "
+            f"needs the rows, or moments of each neuron beyond the second){streams}. Use "
+            f"fit_score on the whole data, or a setting of {cls.__name__} that streams (its "
+            f"docstring says which). Metrics that stream in some setting: {names}")
 
 
 def _pairs(batches):

@@ -10,6 +10,7 @@ import simmetrics
 VARIANTS = [
     simmetrics.LinearCKA(debiased=True),
     simmetrics.LinearCKA(estimator="lange"),
+    simmetrics.LinearCKA(estimator="chun"),
     simmetrics.KernelCKA(debiased=True),
     simmetrics.KernelCKA(kernel="linear"),
     simmetrics.KernelCKA(sigma=2.0),
@@ -59,6 +60,13 @@ VARIANTS = [
     simmetrics.CycleKNN(similarity="inner_product"),
     simmetrics.LCSKNN(k=3, similarity="inner_product"),
     simmetrics.EditDistanceKNN(similarity="inner_product"),
+    simmetrics.RSA(rdm="euclidean", compare="cosine_cov"),
+    simmetrics.RSA(rdm="correlation", compare="cosine"),
+    simmetrics.RSA(rdm="euclidean", compare="bures"),
+    # regression predictivity (default: least squares); the penalised and truncated regressions
+    # (ridge, RidgeCV, PLS) have m(X, X) < 1 and are measured in tests/metrics/test_predictivity.py
+    simmetrics.LinearPredictivity(reverse=True),
+    simmetrics.LinearPredictivity(regression="neuron_to_neuron"),
 ]
 #: Metrics whose inputs are (n_stimuli, n_repeats, n_neurons) arrays of repeated trials, not
 #: (n, d) matrices: the generic suites' 2-D data are refused by them (a clear ValueError), so
@@ -78,14 +86,69 @@ def ideal_value(metric, X=None):
     ratio of X (in dimensions), LCSKNN, which is not divided by k (k for equal lists), and
     CycleKNN, whose self-excluded neighbourhoods make CycleKNN(X, X) the fraction of samples
     with a mutual neighbour, below 1 (computed from the definition by cycle_knn_of_itself),
-    0 for a distance."""
+    and Chun et al.'s CKA (LinearCKA(estimator="chun")), whose self-terms drop the same-neuron
+    products: HSIC1(X, X) / D(X) (chun_cka_of_itself), 0 for a distance."""
     if isinstance(metric, simmetrics.ENSD):
         return simmetrics.participation_ratio(X)
     if isinstance(metric, simmetrics.LCSKNN):
         return float(metric.k)
     if isinstance(metric, simmetrics.CycleKNN):
         return cycle_knn_of_itself(X, metric.k, metric.similarity)
+    if is_chun(metric):
+        return chun_cka_of_itself(X)
     return 1.0 if metric.kind == "similarity" else 0.0
+
+
+def is_chun(metric):
+    """Whether ``metric`` is LinearCKA with Chun et al.'s estimator, whose domain is narrower
+    than the other CKAs': it refuses (a documented ValueError) 1-neuron inputs and inputs whose
+    neurons are (nearly) uncorrelated, where its feature-corrected self-term is not positive."""
+    return isinstance(metric, simmetrics.LinearCKA) and metric.estimator == "chun"
+
+
+def chun_self_terms(A):
+    """(HSIC1(K, K), sum_a HSIC1(k_a, k_a)) of Chun, Canatar, Chung and Lee 2025 by their
+    definition: Song et al.'s (2012, JMLR, eq. 5) unbiased HSIC of the whole n x n kernel
+    K = A A' with itself, and of each neuron's rank-1 kernel k_a = a a', one kernel at a time,
+    written out here on kernels whose diagonals are set to zero (not subtracted afterwards: one
+    dominant stimulus would leave its 1e32-sized diagonal products to cancel), with n x n
+    matrices, not the metric's feature-space or power-sum route. Each column's median is
+    subtracted first: every term is invariant to a translation of the neurons, and the kernels
+    then keep their digits beside a large mean, where the mean itself would not (one dominant
+    stimulus or a far outlier drags the mean away from every other stimulus). Their difference
+    times Q/(Q - 1), Q the width, is D(A), the feature-corrected self-term of chun_cka."""
+    A = np.asarray(A, dtype=np.float64)
+    A = A - np.median(A, axis=0)
+    n = A.shape[0]
+
+    def song(K):  # [tr(K~K~) + (1'K~1)^2 / ((n-1)(n-2)) - 2/(n-2) ||K~1||^2] / (n(n-3))
+        K = K.copy()
+        np.fill_diagonal(K, 0.0)
+        rows = K.sum(axis=1)
+        return (np.sum(K * K) + rows.sum() ** 2 / ((n - 1) * (n - 2))
+                - 2.0 / (n - 2) * (rows @ rows)) / (n * (n - 3))
+
+    return song(A @ A.T), sum(song(np.outer(a, a)) for a in A.T)
+
+
+def chun_cka_of_itself(X):
+    """Chun et al.'s CKA of (X, X) from the definition (chun_cka's docstring): the numerator
+    HSIC1(XX', XX') over sqrt(D(X) D(X)) = D(X) = Q/(Q - 1) (HSIC1(XX', XX') - sum_a
+    HSIC1(x_a x_a', x_a x_a')), the terms of chun_self_terms. Not 1: (Q - 1)/Q over one
+    minus the same-neuron share of the self-HSIC (above 1 for correlated neurons)."""
+    total, same = chun_self_terms(X)
+    width = X.shape[1]
+    return total / (width / (width - 1.0) * (total - same))
+
+
+def chun_refuses(A):
+    """Whether Chun et al.'s CKA must refuse A (a documented ValueError): one neuron, or a
+    feature-corrected self-term that is not positive (chun_self_terms: computed from the
+    definition, not by the metric's route)."""
+    if A.shape[1] < 2:
+        return True
+    total, same = chun_self_terms(A)
+    return not total - same > 0.0
 
 
 def cycle_knn_of_itself(X, k, similarity):

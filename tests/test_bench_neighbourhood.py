@@ -12,6 +12,8 @@ from tests.benchmark_scripts import load
 pytestmark = pytest.mark.slow  # seconds: deselect with -m "not slow" while developing
 
 PAIRS = ("X_Y", "X_Z", "X_Xpd", "X_Xq")
+NAMES = ("MutualKNN", "JaccardKNN", "RankSimilarity", "SecondOrderCosine", "CycleKNN", "LCSKNN",
+         "EditDistanceKNN")
 
 
 @pytest.fixture(scope="module")
@@ -23,15 +25,23 @@ def test_quick_run_prints_every_measure_check_and_target(bench, capsys):
     assert bench.main(["--quick", "--blas-threads", "1"]) == 0
     out = capsys.readouterr().out
     assert "\nneighbourhood measures (k = 10), n = 1,500, d = 64" in out
-    for name in ("MutualKNN", "JaccardKNN", "RankSimilarity", "SecondOrderCosine"):
+    for name in NAMES:
         assert f"simmetrics {name}(k=10).fit_score" in out
-    assert out.count("re-implemented from its description") == 4
-    checks = out.split("checks: simmetrics against the peers' approaches")[1]
-    # the peers' approaches give simmetrics' values on these data (nothing ties there)
-    differences = re.findall(r"^  \[agree\] .*\|difference\| ([0-9.e+-]+)$", checks, flags=re.M)
-    assert len(differences) == 4 and all(float(x) <= 1e-12 for x in differences)
+    assert out.count("re-implemented from its description") == 7
+    checks = out.split("checks: simmetrics against the peers' approaches")[1].split("targets")[0]
+    # the peers' approaches give simmetrics' values on these data (nothing ties there): to
+    # 1e-12, or to a float32 rounding (relative 2^-22 of values up to k = 10: below 3e-6) where
+    # the peer takes its mean in float32 (platonic-rep's cycle_knn and lcs_knn)
+    lines = re.findall(r"^  \[(agree|DIFFER)\] (\w+) vs (.*)\|difference\| ([0-9.e+-]+)$", checks,
+                       flags=re.M)
+    assert [name for _, name, _, _ in lines] == list(NAMES)
+    for verdict, name, what, difference in lines:
+        assert verdict == "agree", name
+        float32 = name in ("CycleKNN", "LCSKNN")
+        assert ("float32 mean" in what) == float32, name
+        assert float(difference) <= (3e-6 if float32 else 1e-12), name
     targets = out.split("targets of issue 14")[1]
-    assert len(re.findall(r"^  \[(met|MISSED)\] ", targets, flags=re.M)) == 8
+    assert len(re.findall(r"^  \[(met|MISSED)\] ", targets, flags=re.M)) == 14
 
 
 @pytest.mark.parametrize("pair", PAIRS)
@@ -46,5 +56,15 @@ def test_the_peer_approaches_reproduce_the_peers_values(bench, seed11, pair):
         "resi_rank_similarity_k10_cosine": bench.resi_rank_similarity(X, other, 10),
         "resi_second_order_cosine_similarity_k10": bench.resi_second_order_cosine(X, other, 10),
     }
+    # platonic-rep's ordered-list measures (same commit), on the rows as given ("_raw") and
+    # L2-normalised ("_l2rows"); cycle_knn and lcs_knn are float32 means there and here
+    for suffix, normalize in (("raw", False), ("l2rows", True)):
+        got[f"platonic_cycle_knn_topk10_{suffix}"] = bench.platonic_cycle_knn(
+            X, other, 10, normalize=normalize)
+        got[f"platonic_lcs_knn_topk10_{suffix}"] = bench.platonic_lcs_knn(
+            X, other, 10, normalize=normalize)
+        got[f"platonic_edit_distance_knn_topk10_{suffix}"] = bench.platonic_edit_distance_knn(
+            X, other, 10, normalize=normalize)
+    assert len(got) == 10
     for key, value in got.items():
         assert value == pytest.approx(values[key], abs=1e-10), key

@@ -39,7 +39,7 @@ def _one_blas_thread():
 
 #: Parameter settings whose declarations (invariances, bounds, kind, is_metric, symmetry)
 #: differ from the defaults'; the defaults of every registered metric come first.
-from metric_configs import CONFIGS, IDS, ideal_value  # noqa: E402  (shared with test_stability)
+from metric_configs import CONFIGS, IDS, chun_refuses, ideal_value, is_chun  # noqa: E402
 
 pytestmark = pytest.mark.slow  # seconds: deselect with -m "not slow" while developing
 
@@ -91,6 +91,10 @@ def _shape(metric, n, dx, dy):
     if isinstance(metric, simmetrics.AffineInvariantRiemannian):
         # covariances of rank p = min(dx, dy) need n - 1 >= p (else infinite: documented)
         n = max(n, min(dx, dy) + 3)
+    if is_chun(metric):
+        # Chun et al.'s CKA removes the same-neuron products from its self-terms: it needs two
+        # neurons or more (a documented ValueError below that, as for uncorrelated neurons)
+        dx, dy = max(dx, 2), max(dy, 2)
     return max(n, metric.min_samples), dx, dy
 
 
@@ -105,15 +109,22 @@ def _data(seed, n, dx, dy, scale=1.0, offset=0.0):
     return X, Y
 
 
-def _in_data_units(metric):
-    """Whether the metric's value carries the data's units (scaling both inputs by 2 doubles
-    it: the Euclidean distances), measured once per configuration on generic data."""
+def _units(metric):
+    """How the metric's value scales with the data, measured once per configuration on generic
+    data (both inputs scaled by 2): "data" (it doubles: the Euclidean distances), "none" (it
+    stays: ratios such as the affine-invariant Riemannian distance, Chun's CKA) or "mixed"
+    (neither: partially whitened shape distances)."""
     key = repr(metric)
     if key not in _UNITS:
         n, dx, dy = _shape(metric, 60, 5, 4)
         X, Y = _data(12345, n, dx, dy)
         one, two = clone(metric).fit_score(X, Y), clone(metric).fit_score(2 * X, 2 * Y)
-        _UNITS[key] = abs(two - 2.0 * one) <= 1e-6 * abs(one)
+        if abs(two - 2.0 * one) <= 1e-6 * abs(one):
+            _UNITS[key] = "data"
+        elif abs(two - one) <= 1e-6 * max(1.0, abs(one)):
+            _UNITS[key] = "none"
+        else:
+            _UNITS[key] = "mixed"
     return _UNITS[key]
 
 
@@ -121,18 +132,27 @@ _UNITS = {}
 
 
 def _tolerance(metric, value, scale):
-    """Rounding tolerance: 1e-8 of the value for bounded values (angles, similarities), of the
-    data's scale for the distances in the data's units, and the larger of the two for the
-    other unbounded values (ratios such as the affine-invariant Riemannian distance, which no
-    scale of the data changes, and partially whitened shape distances, which mix both)."""
-    if np.isfinite(metric.bounds[1]):
+    """Rounding tolerance: 1e-8 of the value for bounded and scale-free values (angles,
+    similarities, ratios), of the data's scale for the distances in the data's units, and the
+    larger of the two for values that mix both (partially whitened shape distances)."""
+    units = "none" if np.isfinite(metric.bounds[1]) else _units(metric)
+    if units == "none":
         return 1e-8 * max(1.0, abs(value))
-    if _in_data_units(metric):
+    if units == "data":
         return 1e-8 * (abs(value) + scale)
     return 1e-8 * max(1.0, abs(value) + scale)
 
 
 def _score(metric, X, Y):
+    """The value, checked within bounds; None for Chun et al.'s CKA on data where its
+    feature-corrected self-term is not positive (decided from the definition by
+    metric_configs.chun_refuses), after checking that it raises the documented ValueError:
+    an unbiased estimate of the neurons' squared covariances, it is negative now and then on
+    few stimuli or weakly correlated neurons (29 of the 580 values these tests draw)."""
+    if is_chun(metric) and (chun_refuses(X) or chun_refuses(Y)):
+        with pytest.raises(ValueError, match="feature-corrected self-term of [XY] .*is not pos"):
+            clone(metric).fit_score(X, Y)
+        return None
     value = clone(metric).fit_score(X, Y)
     lo, hi = metric.bounds
     assert lo <= value <= hi, f"{metric!r} = {value} outside its bounds {metric.bounds}"
@@ -160,6 +180,8 @@ def test_declared_invariances_hold_and_values_stay_in_bounds(metric, case):
     seed, n, dx, dy, scale, offset = case
     X, Y = _data(seed, *_shape(metric, n, dx, dy), scale, offset)
     base = _score(metric, X, Y)
+    if base is None:  # a documented refusal, checked in _score
+        return
     rng = np.random.default_rng(seed)
     for name in sorted(metric.invariances):
         group = _group(name, scale)
@@ -180,7 +202,10 @@ def test_equal_inputs_and_points_of_one_orbit_give_the_ideal_value(metric, case)
     X, _ = _data(seed, n, dx, 1, scale, offset)
     ideal = ideal_value(metric, X)
     tol = _tolerance(metric, ideal, scale) * 10  # two fits of the same orbit, not one
-    assert abs(_score(metric, X, X) - ideal) <= tol
+    value = _score(metric, X, X)
+    if value is None:  # a documented refusal, checked in _score
+        return
+    assert abs(value - ideal) <= tol
     rng = np.random.default_rng(seed)
     for name in sorted(metric.invariances):
         group = _group(name, scale)
@@ -199,6 +224,8 @@ def test_documented_symmetric_metrics_are_symmetric(metric, case):
     seed, n, dx, dy, scale, offset = case
     X, Y = _data(seed, *_shape(metric, n, dx, dy), scale, offset)
     forward, backward = _score(metric, X, Y), _score(metric, Y, X)
+    if forward is None and backward is None:  # a documented refusal, checked in _score
+        return
     assert abs(forward - backward) <= _tolerance(metric, forward, scale)
 
 

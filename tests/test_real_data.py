@@ -28,6 +28,8 @@ CPU torch tensors) against the same expected values, computed from the numpy arr
 Held-out alignment: a neuron silent on the training stimuli must not hide held-out differences.
 """
 
+import re
+
 import numpy as np
 import pytest
 from sklearn.base import clone
@@ -35,9 +37,10 @@ from threadpoolctl import threadpool_limits
 
 import simmetrics
 from simmetrics.base import AlignmentMetric
+from simmetrics.metrics.predictivity import ConstantColumnsWarning
 from simmetrics.symmetry.groups import get_group
 
-from metric_configs import CONFIGS, IDS, ideal_value
+from metric_configs import CONFIGS, IDS, chun_refuses, ideal_value, is_chun
 from user_data import KINDS, cluster_and_outlier, dominant_stimulus, latent
 from user_data import score_in_bounds as _score
 
@@ -67,6 +70,13 @@ REFUSALS_OF_Y = {("AffineInvariantRiemannian()", "dead_units")}
 #: AlignedCosine's rotation is lost to rounding in X'Y where one stimulus dwarfs the others, and
 #: the other stimuli's cosines depend on it (AlignedCosine's docstring): it refuses.
 REFUSALS |= {("AlignedCosine()", k) for k in ("dominant_stimulus", "cluster_and_outlier")}
+#: Chun et al.'s CKA is undefined where its feature-corrected self-term (an unbiased estimate of
+#: the neurons' squared covariances) is not positive (its docstring): X's heavy-tailed neurons
+#: are i.i.d., and beside a far outlier, whose products with itself the unbiased estimate drops,
+#: X's estimate is negative (-4765 against a self-HSIC of 14604 in exact rational arithmetic on
+#: these floats); test_chun_refuses_where_its_definition_says checks the list.
+CHUN = "LinearCKA(estimator='chun')"
+REFUSALS |= {(CHUN, k) for k in ("heavy_tailed", "cluster_and_outlier")}
 
 
 #: Second moments cannot hold these (a stimulus 1e8 times the others, or 1e5 beside a cluster of
@@ -74,6 +84,10 @@ REFUSALS |= {("AlignedCosine()", k) for k in ("dominant_stimulus", "cluster_and_
 #: fit_score; a wrong number would fail. Ordinary data never are (tests/core/test_trust_moments.py).
 STREAM_REFUSALS = {("LinearCKA(debiased=True)", "dominant_stimulus"),
                    ("LinearCKA(debiased=True)", "cluster_and_outlier")}
+#: Settings of a streaming metric whose value is not a function of the second moments at all:
+#: the stream refuses up front with a TypeError that names the setting. Chun et al.'s
+#: correction needs each neuron's fourth moments (LinearCKA's docstring).
+CANNOT_STREAM = {CHUN}
 
 
 def _score_or_refuse(metric, kind, X, Y, of_y=True):
@@ -193,6 +207,10 @@ def test_pairwise_and_streaming_give_the_value_of_fit_score(metric, kind, nx):
         n = X.shape[0]
         cuts = [0, n // 5, n // 5 + 1, n // 2, n]
         batches = [(nx.from_numpy(X[a:b]), nx.from_numpy(Y[a:b])) for a, b in zip(cuts, cuts[1:])]
+        if repr(metric) in CANNOT_STREAM:
+            with pytest.raises(TypeError, match=re.escape(repr(metric)) + " cannot be computed"):
+                simmetrics.stream_score(clone(metric), batches)
+            return
         if (repr(metric), kind.__name__) in STREAM_REFUSALS:
             with pytest.raises(ValueError, match="fit_score"):  # the refusal names the way out
                 simmetrics.stream_score(clone(metric), batches)
@@ -200,6 +218,18 @@ def test_pairwise_and_streaming_give_the_value_of_fit_score(metric, kind, nx):
         value = simmetrics.stream_score(clone(metric), batches)
         assert abs(value - base) <= _tol(metric, base, X, Y), (
             f"stream_score {value!r} vs fit_score {base!r}")
+
+
+def test_chun_refuses_where_its_definition_says():
+    # expected: metric_configs.chun_refuses, the self-terms from n x n kernels one neuron at a
+    # time (not the metric's route); the listed refusals are exactly those of X or Y
+    chun = [m for m in CONFIGS if is_chun(m)]
+    assert [repr(m) for m in chun] == [CHUN]
+    for kind in KINDS:
+        X, Y = _case(chun[0], kind)
+        assert ((CHUN, kind.__name__) in REFUSALS | REFUSALS_OF_Y) == (
+            chun_refuses(X) or chun_refuses(Y)), kind.__name__
+        assert ((CHUN, kind.__name__) in REFUSALS) == chun_refuses(X), kind.__name__
 
 
 ALIGNMENT = [pytest.param(m, id=i) for m, i in zip(CONFIGS, IDS) if isinstance(m, AlignmentMetric)]
@@ -215,6 +245,13 @@ def test_a_neuron_silent_in_training_cannot_hide_held_out_differences(metric, se
     test = X[80:]
     changed = test.copy()
     changed[:, 0] = rng.permutation(changed[:, 0]) + 1.0  # the two differ in that neuron only
+    if isinstance(metric, simmetrics.LinearPredictivity):
+        # a median over the target neurons (Brain-Score's score): the silent neuron's
+        # prediction is constant, so its column is left out, and said so, not hidden
+        with pytest.warns(ConstantColumnsWarning, match="out of the median"):
+            fitted.score(test, changed)
+        assert fitted.n_skipped_ >= 1
+        return
     value = fitted.score(test, changed)
     ideal = 1.0 if metric.kind == "similarity" else 0.0
     lo, hi = metric.bounds

@@ -29,7 +29,7 @@ from simmetrics.base import AlignmentMetric
 from simmetrics.symmetry.groups import get_group
 from simmetrics.metrics.hsic import cka_from_hsic, hsic_unbiased
 
-from metric_configs import CONFIGS, IDS  # noqa: E402  (shared with test_properties)
+from metric_configs import CONFIGS, IDS, chun_refuses, is_chun  # noqa: E402  (shared)
 from user_data import score_in_bounds as _score  # noqa: E402
 
 
@@ -121,6 +121,11 @@ def _documented_error(metric, X, Y):
     if isinstance(metric, simmetrics.IntertwinerCKA) and metric.activation == "identity":
         if X.shape[0] - 1 <= max(X.shape[1], Y.shape[1]):
             return r"the unbiased HSIC of [XY]('s kernel)? with itself is not positive"
+    # Chun et al.'s CKA: a feature-corrected self-term that is not positive (docstring), as on
+    # the i.i.d. Gaussian neurons of the n <= d cases; decided from the definition
+    # (metric_configs.chun_self_terms), not by the metric's route
+    if is_chun(metric) and (chun_refuses(X) or chun_refuses(Y)):
+        return "feature-corrected self-term of [XY] .*is not positive"
     # AffineInvariantRiemannian: a covariance of rank < p on the p axes compared (docstring)
     if isinstance(metric, simmetrics.AffineInvariantRiemannian) and not metric.eps:
         if min(np.linalg.matrix_rank(A - A.mean(0)) for A in (X, Y)) < min(X.shape[1], Y.shape[1]):

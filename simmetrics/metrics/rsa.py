@@ -10,23 +10,62 @@ counted as ties). Conventions follow rsatoolbox (``calc_rdm`` and ``compare``).
 :class:`simmetrics.MutualKNN`, the other relational metric, is in :mod:`simmetrics.metrics.knn`.
 """
 
-import numbers
-
 import numpy as np
-from scipy import stats
-from scipy.spatial.distance import pdist
 
 from .._core.linalg import pow2_rescale as _pow2_rescale
 from .._core.backend import NUMPY
 from .._core.params import Interval, Options, Real
 from .._core.registry import register
+from .._core.validation import as_float_array, check_representation
 from ..base import Metric, param_dependent
+from .rdm import RDM_METHODS, NOISE_ESTIMATES, condensed_size, rdm
+from .rdm_compare import (COMPARE_METHODS, RANK_METHODS, TIE_CHUNK, check_compare,
+                          check_rdm_varies, compare_prepared, compare_rdms, prepare_rdm)
 from .rsa_gradient import rsa_formula, soft_rank_plan, soft_rank_scale, soft_ranks
 
 __all__ = ["RSA", "rdm", "compare_rdms"]
 
-RDM_METHODS = ("correlation", "euclidean")
-COMPARE_METHODS = ("spearman", "pearson", "kendall")
+def _rsa_invariances(self):
+    """The groups RSA is invariant to, for its ``rdm``, ``noise`` and ``compare``."""
+    if self.rdm in ("euclidean", "crossnobis") or (self.rdm == "mahalanobis"
+                                                   and self.noise is None):
+        groups = _EUCLIDEAN_RSA_INVARIANCES
+        if self.rdm == "crossnobis" and self.noise is not None:
+            # a fixed precision sees rotations; the diagonal-shrinkage estimate is equivariant
+            # to signed permutations and scales as 1 / c^2 with the data
+            groups = (frozenset({"translation", "isotropic_scaling"})
+                      if not isinstance(self.noise, str) else
+                      frozenset({"signed_permutation", "permutation", "isotropic_scaling",
+                                 "translation"}))
+    elif self.rdm == "mahalanobis":
+        groups = frozenset({"translation", "isotropic_scaling"})
+    elif self.rdm == "correlation":
+        groups = _CORRELATION_RSA_INVARIANCES
+    elif self.rdm == "poisson":
+        groups = frozenset({"permutation"})  # the prior and the logarithm see every scale
+    else:
+        return frozenset()
+    if self.compare == "bures_metric":
+        return groups - {"isotropic_scaling"}  # scales with the RDM
+    return groups
+
+
+def _indefinite_bures(self):
+    return self.compare in ("bures", "bures_metric") and self.rdm in ("poisson", "crossnobis")
+
+
+def _rsa_bounds(self):
+    inf = float("inf")
+    if self.compare == "bures_metric":
+        return (-inf, inf) if _indefinite_bures(self) else (0.0, inf)
+    if self.compare == "bures":
+        return (0.0, inf) if _indefinite_bures(self) else (0.0, 1.0)
+    return (-1.0, 1.0)
+
+
+#: the comparisons with a gradient formula (rsa_gradient.rsa_formula)
+_DIFFERENTIABLE = ("pearson", "soft_spearman", "cosine", "cosine_cov", "corr_cov")
+
 #: RSA's comparisons: those of :func:`compare_rdms` and the soft-rank relaxation of Spearman's
 RSA_COMPARE_METHODS = COMPARE_METHODS + ("soft_spearman",)
 
@@ -41,63 +80,6 @@ _EUCLIDEAN_RSA_INVARIANCES = frozenset(
 # a sign flip of some neurons changes the row means, and a translation by a non-constant vector
 # changes the patterns' correlations.
 _CORRELATION_RSA_INVARIANCES = frozenset({"permutation", "isotropic_scaling"})
-
-
-# -- RSA ----------------------------------------------------------------------------------
-def rdm(X, method="correlation", name="X"):
-    """The representational dissimilarity matrix of ``X``, as its condensed upper triangle.
-
-    Rows of ``X`` are stimuli, columns neurons. Entry (i, j), i < j, in the row-major order of
-    ``numpy.triu_indices(n, 1)`` (the order of :func:`scipy.spatial.distance.pdist` and of
-    rsatoolbox's ``RDMs.get_vectors``):
-
-    - ``"correlation"``: ``1 - r(x_i, x_j)``, with r the Pearson correlation between the two
-      stimulus patterns across neurons (rsatoolbox ``calc_rdm(method='correlation')``);
-    - ``"euclidean"``: ``||x_i - x_j||^2 / d``, the squared Euclidean distance divided by the
-      number of neurons d (rsatoolbox ``calc_rdm(method='euclidean')``, which despite its name
-      is squared).
-
-    Memory O(n^2): n (n - 1) / 2 float64 values, 400 MB at n = 10,000.
-
-    Parameters
-    ----------
-    X : numpy.ndarray of float64, shape (n_stimuli, n_neurons)
-    method : {"correlation", "euclidean"}
-    name : str
-        The argument's name in error messages.
-
-    Returns
-    -------
-    numpy.ndarray of float64, shape (n (n - 1) / 2,)
-
-    Raises
-    ------
-    ValueError
-        Unknown ``method``; with ``"correlation"``, a stimulus pattern with zero variance across
-        neurons (its correlation with anything is undefined).
-
-    Examples
-    --------
-    >>> X = np.array([[0.0, 1.0, 2.0], [2.0, 1.0, 0.0], [0.0, 2.0, 4.0]])
-    >>> rdm(X).round(12).tolist()
-    [2.0, 0.0, 2.0]
-    >>> rdm(X, "euclidean").round(12).tolist()
-    [2.666666666667, 1.666666666667, 7.0]
-    """
-    if method == "correlation":
-        flat = np.flatnonzero(np.ptp(X, axis=1) == 0.0)
-        if flat.size:
-            raise ValueError(
-                f"row {flat[0]} of {name} (a stimulus pattern) has zero variance across its "
-                f"neurons ({flat.size} such rows), so its correlation distance to the other "
-                "stimuli is undefined; use rdm='euclidean' or drop those stimuli"
-            )
-        return pdist(X, "correlation")
-    if method == "euclidean":
-        r = pdist(X, "sqeuclidean")
-        r /= X.shape[1]
-        return r
-    raise ValueError(f"rdm must be one of {RDM_METHODS}, got {method!r}")
 
 
 class _RoundingBounds:
@@ -115,7 +97,9 @@ class _RoundingBounds:
       entries carry rounding errors of ``c eps`` times their row's norm (c = 1 for a product
       or a translation, about sqrt(d) for a rotation, at most d + 2) moves ``||x_i - x_j||^2``
       by at most ``2 c eps ||x_i - x_j|| (||x_i|| + ||x_j||)``, and the sum of d squared
-      differences rounds by at most ``(d + 2) eps ||x_i - x_j||^2``; doubled for safety.
+      differences rounds by at most ``(d + 2) eps ||x_i - x_j||^2``; doubled for safety (the
+      RDM is computed from explicit differences, :func:`rdm`; for "mahalanobis" the rows are
+      those after the precision's factor).
     - ``"correlation"``: ``b_ij = 4 eps (d + kappa_i + kappa_j)`` with
       ``kappa_i = ||x_i|| / ||x_i - mean(x_i)||`` (at least 1): the same input rounding moves
       the centred, normalised pattern by ``eps kappa_i``, and the centring, normalisation and
@@ -144,7 +128,7 @@ class _RoundingBounds:
         n, d = X.shape
         eps = np.finfo(np.float64).eps
         norms = np.sqrt(np.einsum("ij,ij->i", X, X))
-        self.r, self.euclidean = r, method == "euclidean"
+        self.r, self.euclidean = r, method != "correlation"
         if self.euclidean:
             self.row, self.factor, self.d = norms, 2.0 * (d + 2) * eps, d
         else:
@@ -171,170 +155,13 @@ class _RoundingBounds:
         return self._bound(self.row[i] + self.row[j], self.r[k])
 
 
-class _UniformBound:
-    """The same rounding bound ``tol`` for every entry (see :func:`compare_rdms`)."""
-
-    def __init__(self, tol):
-        self.max = float(tol)
-
-    def __call__(self, k):
-        return np.full(np.shape(k), self.max)
-
-
-#: how many neighbouring sorted values are compared (and ranks assigned) per chunk
-_TIE_CHUNK = 2**16
-
-
-def _tied_ranks(r, bounds):
-    """Ranks 1..m of the values ``r`` (ties averaged, as ``scipy.stats.rankdata``), where two
-    values count as tied when they are at most the sum of their rounding ``bounds`` apart.
-
-    Ties are chains of neighbours in sorted order: sorted values s_t, s_(t+1) of entries a, b
-    are in one tie group when ``s_(t+1) - s_t <= bounds(a) + bounds(b)`` (``bounds`` None: when
-    they are equal). Exact ties (a gap of 0) always are, so with bounds of 0 the ranks are
-    ``rankdata(r)``. Memory besides ``r``: the sort order, the ranks, a boolean per value and,
-    when there are ties, the start of every tie group (m values at most); the rest is done a
-    chunk at a time.
-    """
-    m = r.size
-    order = np.argsort(r, kind="stable")  # fast on many equal values (quicksort is not)
-    merged = np.zeros(m, dtype=bool)  # merged[t]: sorted value t ties with value t - 1
-    limit = 0.0 if bounds is None else 2.0 * bounds.max
-    for start in range(1, m, _TIE_CHUNK):
-        stop = min(start + _TIE_CHUNK, m)
-        gaps = np.diff(r[order[start - 1:stop]])  # sorted value t minus value t - 1
-        merged[start:stop] = gaps == 0.0
-        near = np.flatnonzero((gaps > 0.0) & (gaps <= limit))
-        if near.size:
-            t = start + near
-            merged[t] = gaps[near] <= bounds(order[t]) + bounds(order[t - 1])
-    ranks = np.empty(m)
-    if not merged.any():
-        ranks[order] = np.arange(1.0, m + 1.0)
-        return ranks
-    starts = np.flatnonzero(~merged)  # first sorted position of every tie group
-    del merged
-    groups = starts.size
-    for start in range(0, m, _TIE_CHUNK):
-        stop = min(start + _TIE_CHUNK, m)
-        group = np.searchsorted(starts, np.arange(start, stop), side="right") - 1
-        end = np.where(group + 1 < groups, starts[np.minimum(group + 1, groups - 1)], m)
-        # the group holds sorted positions starts[group] .. end - 1, whose ranks
-        # starts[group] + 1 .. end average to (starts[group] + end + 1) / 2
-        ranks[order[start:stop]] = (starts[group] + end + 1) / 2.0
-    return ranks
-
-
-def _check_rdm_varies(r, name, scale):
-    spread = np.ptp(r)
-    if spread <= 64 * np.finfo(np.float64).eps * max(np.max(np.abs(r)), scale):
-        raise ValueError(
-            f"the RDM of {name} is constant (all {r.size} dissimilarities between its stimuli "
-            f"are equal{'' if spread == 0 else ' up to rounding'}), so its correlation with "
-            "another RDM is undefined"
-        )
-
-
-def _rdm_vector(r, method, name, scale, bounds=None):
-    """A condensed RDM made ready for :func:`compare_rdms`: checked not to be constant, then
-    centred and scaled to unit norm (``"pearson"``), its ranks centred and scaled
-    (``"spearman"``: ranks with ties averaged), or replaced by those ranks (``"kendall"``,
-    which sees only the order and the ties). Correlating two RDMs is then a dot product, so an
-    RDM prepared once serves every comparison it is part of.
-
-    For the rank comparisons, values closer than their rounding ``bounds`` (a
-    :class:`_RoundingBounds`; None: exact ties only) count as ties (:func:`_tied_ranks`)."""
-    _check_rdm_varies(r, name, scale)
-    if method != "pearson":
-        r = _tied_ranks(r, bounds)
-        if method == "kendall":
-            return r
-    u = r - r.mean()
-    u /= np.sqrt(np.dot(u, u))
-    return u
-
-
-def _compare_vectors(u, v, method):
-    """The correlation of two RDMs prepared by :func:`_rdm_vector`."""
-    if method == "kendall":
-        return float(stats.kendalltau(u, v).statistic)
-    # a correlation, in [-1, 1] but for rounding (1.0000000000000002 for equal RDMs)
-    return float(np.clip(np.dot(u, v), -1.0, 1.0))
-
-
-def compare_rdms(a, b, method="spearman", names=("X", "Y"), scale=0.0, tie_tol=0.0):
-    """Correlation between two condensed RDMs, with rsatoolbox's ``compare`` conventions.
-
-    - ``"spearman"``: Pearson correlation of the ranks, ties given their average rank
-      (rsatoolbox ``'spearman'``, scipy ``spearmanr``);
-    - ``"pearson"``: Pearson correlation of the dissimilarities (rsatoolbox ``'corr'``);
-    - ``"kendall"``: Kendall's tau-b, which corrects for ties in either RDM (rsatoolbox
-      ``'kendall'``, an alias of its ``'tau-b'``; scipy ``kendalltau``), O(m log m) in the
-      number m of pairs.
-
-    Ties: by default only exactly equal dissimilarities tie (rsatoolbox's and scipy's rule).
-    With ``tie_tol > 0`` the two rank comparisons also count as tied neighbouring sorted
-    values at most ``2 tie_tol`` apart (``tie_tol`` bounds each value's rounding error), so
-    that dissimilarities equal in exact arithmetic but rounded differently still tie.
-    :class:`RSA` computes such a bound for every entry from the data (``_RoundingBounds``).
-
-    Parameters
-    ----------
-    a, b : numpy.ndarray of float64, shape (m,)
-        Condensed RDMs of the same stimuli, as returned by :func:`rdm`.
-    method : {"spearman", "pearson", "kendall"}
-    names : tuple of str
-        Names of the representations the RDMs come from, for error messages.
-    scale : float, default 0.0
-        The smallest magnitude that rounding errors of the dissimilarities are relative to:
-        an RDM whose entries all lie within ``64 eps max(max |r|, scale)`` of each other counts
-        as constant. :class:`RSA` passes 1 for correlation distances, which lie in [0, 2] and
-        are rounded to about eps however small they are (all patterns perfectly correlated
-        give an RDM of rounding noise around 0).
-    tie_tol : float, default 0.0
-        The rounding error each dissimilarity may carry, for the ties of ``"spearman"`` and
-        ``"kendall"`` (ignored by ``"pearson"``, which rounding moves by rounding amounts).
-
-    Returns
-    -------
-    float
-        A similarity in [-1, 1].
-
-    Raises
-    ------
-    ValueError
-        Unknown ``method``; an RDM whose entries are all equal (up to rounding).
-
-    Examples
-    --------
-    >>> a = np.array([1.0, 2.0, 3.0, 4.0])
-    >>> round(compare_rdms(a, a**3, "spearman"), 12), round(compare_rdms(a, -a, "kendall"), 12)
-    (1.0, -1.0)
-    """
-    _check_compare(method)
-    if isinstance(tie_tol, bool) or not (
-            isinstance(tie_tol, numbers.Real) and 0.0 <= tie_tol < np.inf):
-        raise ValueError(f"tie_tol must be a finite number >= 0, got {tie_tol!r}")
-    bounds = _UniformBound(tie_tol) if tie_tol > 0 else None
-    a, b = (np.asarray(v, dtype=np.float64) for v in (a, b))
-    return _compare_vectors(_rdm_vector(a, method, names[0], scale, bounds),
-                            _rdm_vector(b, method, names[1], scale, bounds), method)
-
-
-def _check_compare(method, methods=COMPARE_METHODS):
-    if method not in methods:
-        raise ValueError(
-            f"compare must be one of {methods} (rsatoolbox's 'corr' is 'pearson'), "
-            f"got {method!r}"
-        )
-
 
 def _soft_rank_rdm(r, name, scale, temperature):
     """A condensed RDM prepared for ``compare="soft_spearman"``: checked not to be constant,
     standardised to unit RMS, multiplied by :func:`~simmetrics.metrics.rsa_gradient.
     soft_rank_scale`, soft-ranked (:func:`~simmetrics.metrics.rsa_gradient.soft_ranks`), then
     centred and scaled to unit norm, so that the comparison is a dot product."""
-    _check_rdm_varies(r, name, scale)
+    check_rdm_varies(r, name, scale)
     u = r - r.mean()
     u /= np.sqrt(np.dot(u, u) / u.size)
     z = u * soft_rank_scale(u.size, temperature)
@@ -356,10 +183,17 @@ class RSA(Metric):
     (rows), then a correlation between the two upper triangles. Both steps use rsatoolbox's
     conventions (``calc_rdm`` then ``compare``), and reproduce its values:
 
-    - ``rdm="correlation"``: ``1 - pearson(x_i, x_j)`` between stimulus patterns;
-    - ``rdm="euclidean"``: ``||x_i - x_j||^2 / n_neurons`` (rsatoolbox's squared form);
-    - ``compare="spearman"`` (ranks with average ties), ``"pearson"`` (rsatoolbox ``'corr'``)
-      or ``"kendall"`` (tau-b, rsatoolbox ``'kendall'``);
+    - ``rdm``: ``"correlation"`` (``1 - pearson(x_i, x_j)``), ``"euclidean"``
+      (``||x_i - x_j||^2 / n_neurons``, rsatoolbox's squared form), ``"mahalanobis"`` (with
+      the precision ``noise``), ``"crossnobis"`` (cross-validated over runs: each input is
+      an (n_stimuli, n_runs, n_neurons) array of repeated measurements, ``noise`` None,
+      ``"shrinkage_diag"`` or a precision matrix), ``"poisson"`` (symmetrised KL divergence,
+      rsatoolbox's prior); definitions in :func:`simmetrics.rdm`;
+    - ``compare``: ``"spearman"`` (ranks with average ties), ``"pearson"`` (rsatoolbox
+      ``'corr'``), ``"kendall"`` (tau-b), ``"rho_a"`` and ``"tau_a"`` (rsatoolbox ``'rho-a'``,
+      ``'tau-a'``), ``"cosine"``, the whitened ``"cosine_cov"`` and ``"corr_cov"``
+      (Diedrichsen et al. 2021), ``"bures"`` and ``"bures_metric"`` (a squared distance);
+      definitions in :mod:`simmetrics.metrics.rdm_compare`;
     - ``compare="soft_spearman"``: a smooth relaxation of Spearman's correlation, **not** the
       exact Spearman value: the Pearson correlation of the *soft ranks* of the two RDMs
       (Blondel et al. 2020; :mod:`simmetrics.metrics.rsa_gradient`), the Euclidean projection
@@ -369,14 +203,17 @@ class RSA(Metric):
       one pooled block) it is exactly the Pearson correlation of the RDMs. Use it as a
       differentiable training objective where Spearman RSA is the target.
 
-    Gradients (:mod:`simmetrics.functional`): ``"pearson"`` and ``"soft_spearman"`` are
-    differentiable for both RDMs (the soft ranks' sort order and pooled blocks held fixed,
+    Gradients (:mod:`simmetrics.functional`): ``"pearson"``, ``"cosine"``, ``"cosine_cov"``,
+    ``"corr_cov"`` and ``"soft_spearman"`` are differentiable for the correlation, Euclidean,
+    Mahalanobis and Poisson RDMs (the soft ranks' sort order and pooled blocks held fixed,
     which is exact wherever they are locally constant: almost everywhere); the correlation
     RDM not at a stimulus pattern constant across neurons (an error anyway), the Euclidean
-    RDM everywhere. ``"spearman"`` and ``"kendall"`` are functions of the RDMs' ranks, which
-    are piecewise constant in the data: they have no gradient (a clear error).
+    RDM everywhere. ``"spearman"``, ``"kendall"``, ``"rho_a"`` and ``"tau_a"`` are functions
+    of the RDMs' ranks, which are piecewise constant in the data: they have no gradient (a
+    clear error); nor, yet, have ``"bures"``, ``"bures_metric"`` and ``rdm="crossnobis"``.
 
-    A **similarity** in [-1, 1]; not a metric. X and Y may have different widths.
+    A **similarity** in [-1, 1] (``"bures"``: [0, 1]); ``compare="bures_metric"`` is a
+    **distance** in [0, inf). Not a metric. X and Y may have different widths.
 
     Invariances, measured: with the Euclidean RDM, to orthogonal maps (and so signed and plain
     permutations) of the neurons, to translation and to isotropic scaling, for every
@@ -437,93 +274,154 @@ class RSA(Metric):
     True
     """
 
-    kind = "similarity"
-    bounds = (-1.0, 1.0)
+    kind = param_dependent(lambda self: "distance" if self.compare == "bures_metric"
+                           else "similarity")
+    bounds = param_dependent(_rsa_bounds)
     is_metric = False
-    invariances = param_dependent(
-        lambda self: _EUCLIDEAN_RSA_INVARIANCES
-        if self.rdm == "euclidean"
-        else _CORRELATION_RSA_INVARIANCES
-        if self.rdm == "correlation"
-        else frozenset()
-    )
+    invariances = param_dependent(_rsa_invariances)
+    input_repeats = param_dependent(lambda self: self.rdm == "crossnobis")
     min_samples = 3
     same_width = False
-    symmetric = True
-    reference = "Kriegeskorte, Mur, Bandettini 2008, Front. Syst. Neurosci.; rsatoolbox"
+    # rsatoolbox's Bures comparison of indefinite kernels drops the first one's negative part
+    symmetric = param_dependent(lambda self: not _indefinite_bures(self))
+    reference = ("Kriegeskorte, Mur, Bandettini 2008, Front. Syst. Neurosci.; Walther et al. "
+                 "2016, NeuroImage (crossnobis); Diedrichsen et al. 2021, PLoS Comput. Biol. "
+                 "(whitened comparisons); rsatoolbox")
 
     _parameter_constraints = {
         "rdm": [Options(RDM_METHODS)],
-        "compare": [Options(RSA_COMPARE_METHODS, hint="rsatoolbox's 'corr' is 'pearson'")],
+        "compare": [Options(RSA_COMPARE_METHODS, hint="rsatoolbox's 'corr' is 'pearson', "
+                            "'rho-a' is 'rho_a', 'tau-a' is 'tau_a'")],
         "temperature": [Interval(Real, 0.0, None, closed="neither")],
+        # an array first: Options compares with ``in``, which an array cannot answer
+        "noise": [None, np.ndarray, Options(NOISE_ESTIMATES)],
     }
 
-    def __init__(self, rdm="correlation", compare="spearman", temperature=1.0, layout=None):
+    def __init__(self, rdm="correlation", compare="spearman", temperature=1.0, noise=None,
+                 layout=None):
         self.rdm = rdm
         self.compare = compare
         self.temperature = temperature
+        self.noise = noise
         self.layout = layout
 
     def _check_params(self):
         if self.rdm not in RDM_METHODS:
             raise ValueError(f"rdm must be one of {RDM_METHODS}, got {self.rdm!r}")
-        _check_compare(self.compare, RSA_COMPARE_METHODS)
+        check_compare(self.compare, RSA_COMPARE_METHODS)
+        if self.noise is not None and self.rdm not in ("mahalanobis", "crossnobis"):
+            raise ValueError(f"noise is the noise precision of rdm='mahalanobis' or "
+                             f"'crossnobis'; rdm={self.rdm!r} takes none")
+        if isinstance(self.noise, str) and self.rdm != "crossnobis":
+            raise ValueError(f"noise={self.noise!r} is estimated from repeated measurements: "
+                             "only rdm='crossnobis' takes it (rdm='mahalanobis' takes a "
+                             "(d, d) precision matrix)")
+
+    def _validate_one(self, A, name):
+        if self.rdm != "crossnobis":
+            return super()._validate_one(A, name)
+        B = as_float_array(A, name)
+        if B.ndim != 3:
+            raise ValueError(
+                f"{name} must be 3-D (n_stimuli, n_runs, n_neurons) for rdm='crossnobis' "
+                f"(repeated measurements, cross-validated over runs), got shape {B.shape}")
+        n, runs, d = B.shape
+        check_representation(B.reshape(n * runs, d), name, min_samples=0)  # empty, NaN, inf
+        if runs < 2:
+            raise ValueError(f"{name} has {runs} run (axis 1); rdm='crossnobis' needs at "
+                             "least 2")
+        if n < self.min_samples:
+            raise ValueError(f"{name} has {n} samples, but this estimator needs at least "
+                             f"{self.min_samples}")
+        self._check_rows(n, runs * d)
+        return B
 
     # -- gradients (simmetrics.functional) ----------------------------------------------------
     @property
     def _gradient_formula(self):
         """The formula of :func:`simmetrics.metrics.rsa_gradient.rsa_formula` for the
-        comparisons that have one ("pearson", "soft_spearman"), else None."""
-        if self.compare in ("pearson", "soft_spearman"):
+        comparisons that have one, else None."""
+        if self.compare in _DIFFERENTIABLE and self.rdm != "crossnobis":
             return self._rsa_gradient_formula
         return None
 
     def _rsa_gradient_formula(self, X, Y, nx):
-        return rsa_formula(X, Y, self.rdm, self.compare, float(self.temperature), nx)
+        return rsa_formula(X, Y, self.rdm, self.compare, float(self.temperature), nx,
+                           noise=self.noise)
 
     @property
     def _gradient_note(self):
+        if self.rdm == "crossnobis":
+            return ("no gradient formula is written yet for rdm='crossnobis' (inputs of "
+                    "repeated measurements); train on the run means with rdm='euclidean' or "
+                    "'mahalanobis', or compute the value under torch.no_grad()")
+        if self.compare in ("bures", "bures_metric"):
+            return (f"no gradient formula is written yet for compare={self.compare!r} (square "
+                    "roots of eigenvalues of the n x n kernels, singular where the kernels are "
+                    "rank-deficient); use compare='cosine_cov' (the whitened cosine of the "
+                    "same kernels) for a differentiable RSA")
         return (f"compare={self.compare!r} is a function of the ranks of the two RDMs, which "
                 "are piecewise constant in the data (its gradient is 0 almost everywhere and "
                 "undefined where two dissimilarities swap); use compare='soft_spearman' (a "
-                "soft-rank relaxation of Spearman with a temperature) or compare='pearson' "
-                "for a differentiable RSA")
+                "soft-rank relaxation of Spearman with a temperature) or compare='pearson', "
+                "'cosine', 'cosine_cov' or 'corr_cov' for a differentiable RSA")
 
     def _fit(self, X, Y):
         self._check_params()
 
     # -- memory: counted in vectors of the m = n (n - 1) / 2 pairs of stimuli, measured with
     # tracemalloc: the peak of preparing one representation (its RDM and ranking) and what the
-    # pair step holds besides the two states (Kendall's tau: sorts and tie counts)
-    _PREPARE_VECTORS = {"pearson": 2.1, "spearman": 5.0, "kendall": 5.0, "soft_spearman": 7.0}
-    _PAIR_VECTORS = {"pearson": 0.0, "spearman": 0.0, "kendall": 5.5, "soft_spearman": 0.0}
+    # pair step holds besides the two states (Kendall's tau: sorts and tie counts); the Bures
+    # comparisons hold n x n matrices (a kernel, its eigenvectors, the factor: 2 m values each)
+    _PREPARE_VECTORS = {"pearson": 3.1, "spearman": 5.0, "kendall": 5.0, "soft_spearman": 7.0,
+                        "cosine": 3.1, "cosine_cov": 3.1, "corr_cov": 3.1, "rho_a": 5.0,
+                        "tau_a": 6.0, "bures": 9.0, "bures_metric": 9.0}
+    _PAIR_VECTORS = {"pearson": 0.0, "spearman": 0.0, "kendall": 5.5, "soft_spearman": 0.0,
+                     "tau_a": 5.5, "bures": 6.0, "bures_metric": 6.0}
+    #: the size of one prepared state, in vectors of m values
+    _STATE_VECTORS = {"bures": 2.0, "bures_metric": 2.0}
 
     def _memory_bytes(self, n, d, count, jobs=1):
         """Peak bytes with ``count`` prepared representations of n stimuli and d neurons held
         and ``jobs`` steps running at once, and what that counts."""
         m = n * (n - 1) // 2
         extra = max(self._PREPARE_VECTORS.get(self.compare, 7.0) - 1.0,
-                    self._PAIR_VECTORS.get(self.compare, 8.0))
-        vectors = count + jobs * extra
-        # and, per job, copies of the input and the temporaries of one chunk of the ranking
-        nbytes = int(8 * m * vectors) + 8 * jobs * (4 * n * d + 4 * min(m, _TIE_CHUNK))
+                    self._PAIR_VECTORS.get(self.compare, 0.0))
+        vectors = count * self._STATE_VECTORS.get(self.compare, 1.0) + jobs * extra
+        # and, per job, copies of the input, one block of the RDM (the product routes; the
+        # Euclidean and Mahalanobis RDMs are scipy's pdist, with none) and one chunk of the
+        # ranking
+        block = 0 if self.rdm in ("euclidean", "mahalanobis") else 2**22
+        nbytes = int(8 * m * vectors) + 8 * jobs * (4 * n * d + block + 4 * min(m, TIE_CHUNK))
         return nbytes, (f"about {vectors:g} float64 vectors of its {m:,} pairs of stimuli at "
-                        "once (the RDMs and their ranks)")
+                        "once (the RDMs and their ranks or kernels)")
 
-    # per representation (simmetrics.pairwise): its RDM, ready to be correlated
+    # per representation (simmetrics.pairwise): its RDM, ready to be compared
     def _partial_fit(self, A, name):
         self._check_params()
-        # The RDM is exactly proportional to the one of the rescaled data, and every
-        # comparison ignores a positive factor, so rescale first to keep squares in range.
-        A = _pow2_rescale(A)
-        r = rdm(A, self.rdm, name)
+        if self.rdm != "poisson" and self.compare != "bures_metric":
+            # The RDM is exactly proportional to the one of the rescaled data, and these
+            # comparisons ignore a positive factor, so rescale first to keep squares in range.
+            A = _pow2_rescale(A)
+        noise = self.noise
+        if isinstance(noise, np.ndarray) and self.rdm == "mahalanobis" and (
+                noise.shape != (A.shape[1], A.shape[1])):
+            raise ValueError(f"noise must be a ({A.shape[1]}, {A.shape[1]}) precision matrix "
+                             f"for {name} ({A.shape[1]} neurons), got shape {noise.shape}")
+        r = rdm(A, self.rdm, noise=noise, name=name)
+        scale = float(self.rdm == "correlation")
         if self.compare == "soft_spearman":
-            return _soft_rank_rdm(r, name, float(self.rdm == "correlation"),
-                                  float(self.temperature))
+            return _soft_rank_rdm(r, name, scale, float(self.temperature))
         # the rank comparisons count dissimilarities within rounding of each other as ties
-        bounds = None if self.compare == "pearson" else _RoundingBounds(A, self.rdm, r)
-        return _rdm_vector(r, self.compare, name, float(self.rdm == "correlation"), bounds)
+        bounds = None
+        if self.compare in RANK_METHODS and self.rdm in ("correlation", "euclidean",
+                                                         "mahalanobis"):
+            if noise is not None:
+                A = (A - A.mean(axis=0)) @ np.linalg.cholesky(np.asarray(noise, float))
+            bounds = _RoundingBounds(A, self.rdm, r)
+        return prepare_rdm(r, self.compare, name, scale, bounds)
 
     def _finalize_fit_score(self, a, b):
-        return _compare_vectors(a, b, "pearson" if self.compare == "soft_spearman"
-                                else self.compare)
+        if self.compare == "soft_spearman":
+            return compare_prepared((a,), (b,), "pearson")
+        return compare_prepared(a, b, self.compare)

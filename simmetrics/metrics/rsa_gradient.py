@@ -1,5 +1,6 @@
 """Differentiable expressions of the relational metrics (RDMs and distances between stimuli):
-the gradient formulas of :class:`simmetrics.RSA`, :class:`simmetrics.Stress`,
+the gradient formulas of :class:`simmetrics.RSA` (its RDMs but crossnobis; its comparisons
+pearson, cosine, the whitened cosine_cov and corr_cov, soft_spearman), :class:`simmetrics.Stress`,
 :class:`simmetrics.RSMNormDifference` and :class:`simmetrics.UniformityDifference` (see
 ``Metric._gradient_formula``), and the soft ranks of RSA's ``compare="soft_spearman"``.
 
@@ -32,6 +33,8 @@ __all__ = [
     "distance_matrix",
     "rdm_matrix",
     "upper_pearson",
+    "upper_cosine",
+    "kernel_cosine",
     "soft_rank_plan",
     "soft_ranks",
     "soft_rank_scale",
@@ -64,15 +67,27 @@ def distance_matrix(X, nx):
     return nx.sqrt(nx.clip(sq, 0.0) + mask) * (1.0 - mask)
 
 
-def rdm_matrix(X, method, nx):
-    """The full n x n RDM of :func:`simmetrics.metrics.rsa.rdm` (the diagonal is not used):
+def rdm_matrix(X, method, nx, noise=None):
+    """The full n x n RDM of :func:`simmetrics.rdm` (the diagonal is not used):
     ``"correlation"``, 1 - z_i'z_j for the stimulus patterns centred across their neurons and
-    scaled to unit norm; ``"euclidean"``, ||x_i - x_j||^2 / d."""
+    scaled to unit norm; ``"euclidean"``, ||x_i - x_j||^2 / d; ``"mahalanobis"``, the same of
+    the rows times the Cholesky factor of the precision ``noise`` (held fixed; None: the
+    identity); ``"poisson"``, (m_i - m_j).(log m_i - log m_j) / d for m = (x + 0.1) / 1.1,
+    rsatoolbox's prior."""
     if method == "correlation":
         Z = X - X.mean(axis=1).reshape(-1, 1)
         Z = Z / nx.sqrt((Z * Z).sum(axis=1)).reshape(-1, 1)
         return 1.0 - Z @ Z.T
-    return centred_square_distances(X) / X.shape[1]
+    d = X.shape[1]
+    if method == "poisson":
+        M = (X + 0.1) / 1.1
+        L = nx.log(M)
+        K = M @ L.T
+        k = (M * L).sum(axis=1)
+        return (k.reshape(-1, 1) + k.reshape(1, -1) - K - K.T) / d
+    if method == "mahalanobis" and noise is not None:
+        X = X @ nx.asarray(np.linalg.cholesky(np.asarray(noise, dtype=np.float64)))
+    return centred_square_distances(X) / d
 
 
 def _upper(n, nx):
@@ -139,14 +154,46 @@ def _soft_rank_vector(A, temperature, nx):
     return soft_ranks(z, soft_rank_plan(nx.to_numpy(z)), nx)
 
 
-def rsa_formula(X, Y, rdm, compare, temperature, nx):
+def upper_cosine(A, B, nx):
+    """The (uncentred) cosine of the upper triangles (i < j) of two n x n matrices."""
+    U = _upper(A.shape[0], nx)
+    a, b = A * U, B * U
+    return (a * b).sum() / nx.sqrt((a * a).sum() * (b * b).sum())
+
+
+def kernel_cosine(A, B, centre, nx):
+    """The Frobenius cosine of the double-centred kernels -1/2 H R H of two full RDMs (their
+    diagonals set to 0; ``centre``: the mean of the upper triangle first subtracted from
+    every off-diagonal entry), rsatoolbox's ``cosine_cov`` and ``corr_cov`` for i.i.d. noise
+    (:mod:`simmetrics.metrics.rdm_compare`)."""
+    n = A.shape[0]
+    off = nx.asarray(1.0 - np.eye(n))
+
+    def kernel(R):
+        R = R * off
+        if centre:
+            R = (R - R.sum() / (n * (n - 1.0))) * off
+        rows = R.mean(axis=1).reshape(-1, 1)
+        return R - rows - rows.reshape(1, -1) + R.mean()
+
+    G, H = kernel(A), kernel(B)
+    return (G * H).sum() / nx.sqrt((G * G).sum() * (H * H).sum())
+
+
+def rsa_formula(X, Y, rdm, compare, temperature, nx, noise=None):
     """RSA of the rows ``X``, ``Y``: the Pearson correlation of the upper triangles of the
-    RDMs (``compare="pearson"``), or of their soft ranks (``"soft_spearman"``: each RDM
-    standardised, scaled by :func:`soft_rank_scale` and soft-ranked, the sorting permutation
-    and pooled blocks held fixed as in the module docstring)."""
-    A, B = rdm_matrix(X, rdm, nx), rdm_matrix(Y, rdm, nx)
+    RDMs (``compare="pearson"``), their cosine (``"cosine"``), the cosine of their
+    double-centred kernels (``"cosine_cov"``, ``"corr_cov"``: :func:`kernel_cosine`), or the
+    Pearson correlation of their soft ranks (``"soft_spearman"``: each RDM standardised,
+    scaled by :func:`soft_rank_scale` and soft-ranked, the sorting permutation and pooled
+    blocks held fixed as in the module docstring)."""
+    A, B = rdm_matrix(X, rdm, nx, noise), rdm_matrix(Y, rdm, nx, noise)
     if compare == "pearson":
         return upper_pearson(A, B, nx)
+    if compare == "cosine":
+        return upper_cosine(A, B, nx)
+    if compare in ("cosine_cov", "corr_cov"):
+        return kernel_cosine(A, B, compare == "corr_cov", nx)
     a, b = (_soft_rank_vector(M, temperature, nx) for M in (A, B))
     a, b = a - a.mean(), b - b.mean()
     return (a * b).sum() / nx.sqrt((a * a).sum() * (b * b).sum())

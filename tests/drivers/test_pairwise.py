@@ -14,7 +14,7 @@ from simmetrics.metrics import cka, cka_gram
 from simmetrics._core.parallel import Progress, parallel_map
 from simmetrics.base import Metric
 from simmetrics.pairwise import is_symmetric
-from tests.metric_configs import CONFIGS, IDS
+from tests.metric_configs import CONFIGS, IDS, is_chun
 
 
 def _layers(rng, n=40, widths=(5, 4, 6, 3)):
@@ -68,6 +68,10 @@ def _varied_layers(rng, metric, n=60):
     for metrics that need equal widths), post-ReLU-like for the intertwiner metrics."""
     widths = (5, 5, 5, 5) if metric.same_width else (5, 7, 4, 6)
     X = rng.normal(size=(n, widths[0]))
+    if is_chun(metric):
+        # Chun et al.'s CKA refuses uncorrelated neurons (a documented ValueError): mixing
+        # them with their sum gives every pair of neurons a covariance of 7 (variances 8)
+        X = X @ (np.eye(widths[0]) + 1.0)
     out = [X]
     for w in widths[1:]:
         out.append(np.tanh(out[-1] @ rng.normal(size=(out[-1].shape[1], w)))

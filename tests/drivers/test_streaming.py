@@ -30,8 +30,16 @@ from simmetrics.metrics.cka import linear_cka
 from metric_configs import CONFIGS
 
 # Every metric with an exact streaming path, in every parameter setting of the shared list
-# (tests/metric_configs.py): whatever the registry declares streamable is held to it.
-METRICS = [m for m in CONFIGS if type(m).name in streaming_metrics()]
+# (tests/metric_configs.py): whatever the registry declares streamable is held to it, but for
+# the settings listed in CANNOT_STREAM, whose value is not a function of the second moments
+# (test_settings_that_cannot_stream_say_which_and_why checks that they refuse, and that no
+# other setting does).
+CANNOT_STREAM = {
+    # Chun et al.'s feature correction needs each neuron's fourth moments (LinearCKA's docstring)
+    "LinearCKA(estimator='chun')",
+}
+METRICS = [m for m in CONFIGS
+           if type(m).name in streaming_metrics() and repr(m) not in CANNOT_STREAM]
 
 
 def _data(rng, n=700, dx=7, dy=5):
@@ -54,7 +62,9 @@ def test_every_second_moment_metric_streams():
                 "permutation_metric", "intertwiner_procrustes", "soft_matching",
                 # issue 14's measures that are functions of the second moments
                 "nbs", "bures_distance", "ensd", "ensd_distance", "affine_invariant_riemannian",
-                "gulp", "linear_regression", "eigenspace_overlap", "magnitude_difference"}
+                "gulp", "linear_regression", "eigenspace_overlap", "magnitude_difference",
+                # issue 15's: linear (its default), ridge and neuron-to-neuron predictivity
+                "linear_predictivity"}
     assert set(streaming_metrics()) == expected
     assert {type(m).name for m in METRICS} == expected
 
@@ -225,6 +235,27 @@ def test_minibatch_cka_of_one_batch_is_debiased_cka(rng):
         mb.value
     with pytest.raises(ValueError, match="batch 1: X has 3 samples, but this estimator needs at"):
         minibatch_cka([(X[:10], Y[:10]), (X[:3], Y[:3])])
+
+
+def test_settings_that_cannot_stream_say_which_and_why(rng):
+    # a class that streams in other settings: the message names this setting (not the class,
+    # which the list of streaming metrics names too), says that it is the setting, and points
+    # to fit_score and to a setting that streams
+    X, Y = _data(rng, n=50)
+    refusing = [m for m in CONFIGS if type(m).name in streaming_metrics()
+                and repr(m) not in {repr(k) for k in METRICS}]
+    assert {repr(m) for m in refusing} == CANNOT_STREAM
+    for metric in refusing:
+        with pytest.raises(TypeError) as error:
+            stream_score(clone(metric), [(X, Y)])
+        message = str(error.value)
+        assert message.startswith(f"{metric!r} cannot be computed from batches: with these "
+                                  "parameters its value is not a function of the second "
+                                  "moments"), message
+        assert "fit_score" in message and f"{type(metric).__name__}() streams" in message
+    with pytest.raises(TypeError, match=r"LinearCKA\(estimator='chun'\) cannot be computed "
+                                        r"from batches: with these parameters"):
+        stream_score(LinearCKA(estimator="chun"), [(X, Y)])
 
 
 def test_bad_streams_are_errors(rng):

@@ -1,6 +1,8 @@
 """LinearCKA's four estimators (Gretton, Song, Lange, Chun et al. 2025) against the peers'
 values on seed11, their closed forms, and the debiased/estimator compatibility."""
 
+from fractions import Fraction
+
 import numpy as np
 import pytest
 from sklearn.base import clone
@@ -151,3 +153,31 @@ def test_edge_cases(rng):
             assert np.isfinite(LinearCKA(estimator="chun").fit_score(X, Y))
         except ValueError as error:
             assert "self-term of Y" in str(error)
+
+
+# Chun et al.'s CKA on one dominant stimulus (a row 1e8 times the others): the expected value from
+# exact rational arithmetic on the same floats (Song's unbiased HSIC of the n x n kernels, the
+# same-neuron kernels one at a time). The power sums s_2^2 - s_4, ... of the same-neuron share
+# lost 1.7e-3 of it here before they were replaced by exclusive sums.
+def _exact_hsic1(K):
+    n = len(K)
+    trace = sum(K[i][j] * K[i][j] for i in range(n) for j in range(n) if i != j)
+    rows = [sum(K[i][j] for j in range(n) if j != i) for i in range(n)]
+    total = sum(rows)
+    return (trace + total * total / ((n - 1) * (n - 2))
+            - Fraction(2, n - 2) * sum(r * r for r in rows)) / (n * (n - 3))
+
+
+def test_chun_cka_of_itself_keeps_its_digits_beside_a_dominant_stimulus():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(30, 4)) @ rng.normal(size=(4, 6)) + 0.5 * rng.normal(size=(30, 6))
+    X[0] *= 1e8
+    A = [[Fraction(float(v)) for v in row] for row in X]
+    n, d = X.shape
+    K = [[sum(A[i][a] * A[j][a] for a in range(d)) for j in range(n)] for i in range(n)]
+    total = _exact_hsic1(K)
+    same = sum(_exact_hsic1([[A[i][a] * A[j][a] for j in range(n)] for i in range(n)])
+               for a in range(d))
+    exact = float(total / (Fraction(d, d - 1) * (total - same)))
+    value = simmetrics.LinearCKA(estimator="chun").fit_score(X, X)
+    assert abs(value - exact) <= 1e-8 * abs(exact), (value, exact)

@@ -214,7 +214,9 @@ def test_rsa_bad_parameters_and_too_few_stimuli(rng):
     with pytest.raises(ValueError, match="'compare' must be one of .*rsatoolbox's 'corr' is 'pearson'"):
         RSA(compare="corr").fit_score(X, X)
     with pytest.raises(ValueError, match="parameter 'rdm' must be one of"):
-        RSA(rdm="mahalanobis").fit(X, X)
+        RSA(rdm="crossnobis_cv").fit(X, X)
+    with pytest.raises(ValueError, match="'compare' must be one of .*'rho-a' is 'rho_a'"):
+        RSA(compare="rho-a").fit_score(X, X)
     with pytest.raises(ValueError, match="X has 2 samples, but this estimator needs at least 3"):
         RSA().fit_score(X[:2], X[:2])
     assert RSA(rdm="cosine").invariances == frozenset()

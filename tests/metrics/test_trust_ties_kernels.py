@@ -18,11 +18,13 @@ from sklearn.base import clone
 
 import simmetrics
 from simmetrics import KernelCKA, LinearCKA, MemoryBudgetError, MutualKNN, RSA, memory_budget
+from simmetrics.metrics import rdm_compare
 from simmetrics.metrics import rsa as rsa_module
 from simmetrics.metrics.kernel_cka import _squared_distances, median_sigma, rbf_gram
 from simmetrics.symmetry.groups import get_group
 from simmetrics.metrics.knn import nearest_neighbours, neighbour_weights
-from simmetrics.metrics.rsa import _tied_ranks, compare_rdms
+from simmetrics.metrics.rdm_compare import tied_ranks
+from simmetrics.metrics.rsa import compare_rdms
 
 SEEDS = [0, 1, 2, 3]
 
@@ -274,11 +276,11 @@ def test_rsa_without_ties_still_equals_rsatoolbox(seed, rdm, compare):
 @pytest.mark.parametrize("chunk", [7, 2**16])
 def test_tied_ranks_equal_scipy_rankdata_on_exact_ties(monkeypatch, chunk):
     # scipy's average ranks (run live) on exactly tied values, across chunk boundaries
-    monkeypatch.setattr(rsa_module, "_TIE_CHUNK", chunk)
+    monkeypatch.setattr(rdm_compare, "TIE_CHUNK", chunk)
     g = np.random.default_rng(0)
     for r in (g.random(500), np.round(g.random(500) * 20), np.repeat(g.random(100), 5),
               np.ones(9), np.array([2.0, 1.0])):
-        np.testing.assert_array_equal(_tied_ranks(r, None), stats.rankdata(r))
+        np.testing.assert_array_equal(tied_ranks(r, None), stats.rankdata(r))
 
 
 def test_compare_rdms_tie_tol():
