@@ -76,4 +76,19 @@ from . import functional
 
 __version__ = "0.1.0"
 
-__all__ = [name for name in dir() if not name.startswith("_")]
+#: Public names whose modules need torch, imported on first use (``import simmetrics`` must not
+#: import torch): name -> the module that defines it.
+_LAZY = {"compare_models": "simmetrics.nn.compare"}
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'simmetrics' has no attribute {name!r}")
+
+
+__all__ = [name for name in dir() if not name.startswith("_")] + sorted(_LAZY)

@@ -46,7 +46,7 @@ def _carried(M, attribute, frame_attribute):
 
 def plot_similarity_matrix(M, row_labels=None, col_labels=None, ax=None, annotate=True,
                            fmt=".2f", cmap="viridis", vmin=None, vmax=None, title=None,
-                           colorbar=True):
+                           colorbar=True, colorbar_label=None, xlabel=None, ylabel=None):
     """Heatmap of a matrix of metric values (e.g. from :func:`simmetrics.pairwise`).
 
     Parameters
@@ -68,6 +68,10 @@ def plot_similarity_matrix(M, row_labels=None, col_labels=None, ax=None, annotat
         Colour scale limits (default: the data range).
     title : str, optional
     colorbar : bool, default True
+    colorbar_label : str, optional
+        Text beside the colour bar (e.g. the metric's name and kind).
+    xlabel, ylabel : str, optional
+        Axis labels (e.g. the names of the models whose layers are the columns and rows).
 
     Returns
     -------
@@ -100,8 +104,14 @@ def plot_similarity_matrix(M, row_labels=None, col_labels=None, ax=None, annotat
     ax.set_yticks(range(M.shape[0]), rows)
     if title:
         ax.set_title(title)
+    if xlabel:
+        ax.set_xlabel(xlabel)
+    if ylabel:
+        ax.set_ylabel(ylabel)
     if colorbar:
-        ax.figure.colorbar(image, ax=ax)
+        bar = ax.figure.colorbar(image, ax=ax)
+        if colorbar_label:
+            bar.set_label(colorbar_label)
     if annotate:
         for (i, j), value in np.ndenumerate(M):
             r, g, b, _ = image.cmap(image.norm(value))

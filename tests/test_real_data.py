@@ -252,6 +252,22 @@ def test_a_neuron_silent_in_training_cannot_hide_held_out_differences(metric, se
             fitted.score(test, changed)
         assert fitted.n_skipped_ >= 1
         return
+    if isinstance(metric, (simmetrics.CCA, simmetrics.SVCCA, simmetrics.PWCCA)):
+        # held-out CCA (issue 15): directions fitted where neuron 0 never varied cannot weigh
+        # it, so the scored X is refused, naming the cause; SVCCA's cut discards up to
+        # 1 - variance of the variance by definition, and allows unseen variation up to that
+        # share of the held-out norm (its value is then that of data without neuron 0)
+        centred = test - test.mean(axis=0)
+        share = np.sum(centred[:, 0] ** 2) / np.sum(centred**2)
+        if share <= 1.0 - float(getattr(metric, "variance", 1.0)):
+            without = test.copy()
+            without[:, 0] = 0.0
+            assert fitted.score(test, changed) == pytest.approx(
+                fitted.score(without, changed), abs=1e-12)
+            return
+        with pytest.raises(ValueError, match="X varies on the scored stimuli in directions"):
+            fitted.score(test, changed)
+        return
     value = fitted.score(test, changed)
     ideal = 1.0 if metric.kind == "similarity" else 0.0
     lo, hi = metric.bounds

@@ -36,9 +36,10 @@ from .._core.linalg import center, orthonormal_basis, times_pow2
 from .._core.params import Interval, Options, Real
 from .._core.registry import register
 from .._core.validation import check_nonconstant
-from ..base import GROUP_NAMES, Metric, param_dependent
+from ..base import GROUP_NAMES, param_dependent
 from ..moments import check_nonconstant_moments, gram_factor, rows_svd
 from .cca_gradient import cca_formula, pwcca_formula, svcca_formula
+from .cca_heldout import CanonicalHeldOut, safe_mean
 
 __all__ = [
     "CCA", "SVCCA", "PWCCA", "canonical_correlations", "canonical_correlations_from_moments"
@@ -66,12 +67,18 @@ def _centred_basis(A):
     """Orthonormal basis (n x r), singular values and right singular vectors of the centred
     ``A``, scaled to unit max-abs first so that very large or very small inputs stay in range
     (the basis does not depend on the scale; the singular values are those of the scaled data)."""
+    return _centred_fit(A)[:3]
+
+
+def _centred_fit(A):
+    """:func:`_centred_basis` (U, s, V'), then the neuron means and the scale ``peak`` the SVD
+    was taken at (of the centred data divided by it): the state of one side."""
     Ac = center(A)
     peak = np.abs(Ac).max()
     if peak > 0.0:
         Ac /= peak
     # Callers check_nonconstant first, so peak > 0 and the rank is at least 1.
-    return orthonormal_basis(Ac)
+    return (*orthonormal_basis(Ac), safe_mean(A), float(peak))
 
 
 def _principal_angles(Ux, Uy):
@@ -128,20 +135,8 @@ def _check_statistic(statistic):
         raise ValueError(f"statistic must be one of {_STATISTICS}, got {statistic!r}")
 
 
-class _RecordsTheFit(Metric):
-    """The CCA family is stateless (``score`` is the value on the given data), but ``fit``
-    records what a fit on the pair finds (canonical correlations, components, weights): it is
-    ``fit_score`` with the value discarded."""
-
-    #: repeated stimuli change the fitted canonical directions: bootstrap_ci subsamples
-    bootstrap_method = "subsample"
-
-    def _fit(self, X, Y):
-        self._fit_score(X, Y)
-
-
 @register("cca")
-class CCA(_RecordsTheFit):
+class CCA(CanonicalHeldOut):
     """Mean canonical correlation (Hotelling 1936), or Yanai's generalised R^2.
 
     With Xc, Yc the column-centred representations and Ux, Uy orthonormal bases of their
@@ -161,9 +156,22 @@ class CCA(_RecordsTheFit):
     *every canonical correlation is 1*, whatever the other representation is: the value then
     says nothing. Use many more samples than neurons, or :class:`SVCCA`.
 
-    A **similarity** in [0, 1]; 1 exactly when one column space contains the other. Not a
-    metric. Invariant to any invertible linear map of either representation's neurons (so to
-    every group in :data:`simmetrics.GROUP_NAMES`) and to translation.
+    A **similarity**: ``fit_score`` is in [0, 1], 1 exactly when one column space contains
+    the other. Not a metric. Invariant to any invertible linear map of either representation's
+    neurons (so to every group in :data:`simmetrics.GROUP_NAMES`) and to translation.
+
+    **Held-out stimuli** (cross-validated CCA, :mod:`simmetrics.metrics.cca_heldout`).
+    ``fit(X_train, Y_train)`` learns the neuron means and the canonical directions a_i, b_i;
+    ``score(X_test, Y_test)`` is the mean (or mean square) of the Pearson r_i between the
+    held-out canonical variates (X_test - mean_x_) a_i and (Y_test - mean_y_) b_i, cca-zoo's
+    ``score`` convention; ``transform`` returns those variates. r_i is signed (a held-out pair
+    can anti-correlate), so ``bounds`` is [-1, 1] for "mean_rho". On the training stimuli
+    ``score`` is ``fit_score``; on other stimuli it is lower where the fit overfitted (noise).
+    An :class:`~simmetrics.AlignmentMetric`: ``score`` before ``fit`` raises
+    ``NotFittedError``, so ``sklearn.model_selection.cross_val_score(CCA(), X, Y)`` works. A
+    ValueError refuses held-out scoring where the training stimuli do not determine it: more
+    directions than n_train - 1 (every generic fit with n_train <= width + 1), or held-out
+    data that vary where the training data did not.
 
     Parameters
     ----------
@@ -175,6 +183,10 @@ class CCA(_RecordsTheFit):
     ----------
     canonical_correlations_ : numpy.ndarray, shape (m,)
         The correlations of the data seen in ``fit``, in decreasing order.
+    mean_x_, mean_y_ : numpy.ndarray
+        Neuron means of the training stimuli.
+    directions_x_, directions_y_ : numpy.ndarray, shape (n_x, m) and (n_y, m)
+        Canonical directions (unit-norm training variates).
 
     Examples
     --------
@@ -187,10 +199,14 @@ class CCA(_RecordsTheFit):
     >>> r = np.corrcoef(x[:, 0], y[:, 0])[0, 1]
     >>> bool(abs(CCA(statistic="mean_rho_sq").fit_score(x, y) - r**2) < 1e-12)
     True
+    >>> fitted = CCA().fit(X[:80], X[:80] @ A)   # held out: the same linear map
+    >>> round(fitted.score(X[80:], X[80:] @ A), 12)
+    1.0
     """
 
     kind = "similarity"
-    bounds = (0.0, 1.0)
+    bounds = param_dependent(lambda self: (-1.0, 1.0) if self.statistic == "mean_rho"
+                             else (0.0, 1.0))
     is_metric = False
     invariances = _CCA_INVARIANCES
     min_samples = 2
@@ -209,12 +225,19 @@ class CCA(_RecordsTheFit):
     def _partial_fit(self, A, name):
         _check_statistic(self.statistic)
         check_nonconstant(A, name)
-        return _centred_basis(A)
+        return _centred_fit(A)
 
     def _finalize_fit_score(self, a, b):
-        self.canonical_correlations_ = _principal_angles(a[0], b[0])[1]
+        P, self.canonical_correlations_, Rt = _principal_angles(a[0], b[0])
         self._kept = (a[2], b[2])  # the fitted right singular vectors, for the gradient
+        self._learn(a, b, P, Rt, a[0].shape[0])
         return _summarise(self.canonical_correlations_, self.statistic)
+
+    def _check_family(self):
+        _check_statistic(self.statistic)
+
+    def _heldout_value(self, r):
+        return _summarise(r, self.statistic)
 
     def _gradient_formula(self, X, Y, nx):
         """mean(rho) (a nuclear norm: differentiable at repeated correlations, a kink at a
@@ -225,16 +248,13 @@ class CCA(_RecordsTheFit):
         return cca_formula(X, Y, *self._kept, self.statistic, nx)
 
     # -- streaming (see the module text) ----------------------------------------------------
-    #: stream_score accumulates PairMoments.factor for these hooks
-    _moments_factor = True
-
-    def _fit_from_moments(self, stats):
+    def _fit_moments(self, stats):
         _check_statistic(self.statistic)
-        self.canonical_correlations_ = canonical_correlations_from_moments(stats)
-
-    def _score_from_moments(self, stats):
-        _check_statistic(self.statistic)
-        return _summarise(canonical_correlations_from_moments(stats), self.statistic)
+        bases = _moments_bases(stats)
+        (Px, _, _), (Py, _, _) = bases
+        P, self.canonical_correlations_, Rt = _angles(Px.T @ Py)
+        self._learn_from_moments(stats, bases, Px.shape[1], Py.shape[1], P, Rt)
+        return _summarise(self.canonical_correlations_, self.statistic)
 
 
 def _check_variance(variance):
@@ -274,7 +294,7 @@ def _top_directions(U, s, variance):
 
 
 @register("svcca")
-class SVCCA(_RecordsTheFit):
+class SVCCA(CanonicalHeldOut):
     """Singular vector CCA (Raghu, Gilmer, Yosinski, Sohl-Dickstein, NeurIPS 2017).
 
     Each representation is reduced separately: with Xc = U S V' the SVD of the centred data
@@ -296,10 +316,18 @@ class SVCCA(_RecordsTheFit):
     (0.24, 0.20, 0.22, 0.34 for four rotations of one representation); keeping the block
     keeps a subspace the data define and never explains less than ``variance``.
 
-    A **similarity** in [0, 1]; not a metric. The cut depends on the singular values, so it is
-    invariant to orthogonal maps (permutations and sign flips included), isotropic scaling and
-    translation, but not to per-neuron scaling or other invertible maps, which change which
-    directions are kept (with ``variance=1`` it is as invariant as CCA).
+    A **similarity** (``fit_score`` in [0, 1]); not a metric. The cut depends on the singular
+    values, so it is invariant to orthogonal maps (permutations and sign flips included),
+    isotropic scaling and translation, but not to per-neuron scaling or other invertible maps,
+    which change which directions are kept (with ``variance=1`` it is as invariant as CCA).
+
+    **Held-out stimuli**: as :class:`CCA`'s, with the kept directions learned in ``fit`` too:
+    the held-out data are projected on the training stimuli's top k_x (k_y) singular
+    directions and then on the canonical directions found there. The refusal for too few
+    training stimuli counts the kept directions (k_x + k_y > n_train - 1), so SVCCA scores
+    held-out data where CCA cannot; held-out variation outside the training span (a neuron
+    constant during fit, or n_train < width) is refused only where it exceeds 1 - variance of
+    the held-out variance, the share the cut discards by definition.
 
     Parameters
     ----------
@@ -313,6 +341,8 @@ class SVCCA(_RecordsTheFit):
     n_components_x_, n_components_y_ : int
         Directions kept for X and Y on the data seen in ``fit``.
     canonical_correlations_ : numpy.ndarray, shape (min(n_components_x_, n_components_y_),)
+    mean_x_, mean_y_, directions_x_, directions_y_ : numpy.ndarray
+        As :class:`CCA`'s (the directions lie in the kept subspaces).
 
     Examples
     --------
@@ -326,7 +356,7 @@ class SVCCA(_RecordsTheFit):
     """
 
     kind = "similarity"
-    bounds = (0.0, 1.0)
+    bounds = CCA.bounds
     is_metric = False
     invariances = param_dependent(
         lambda self: _CCA_INVARIANCES if self.variance == 1 else _SVCCA_INVARIANCES
@@ -351,37 +381,38 @@ class SVCCA(_RecordsTheFit):
         _check_variance(self.variance)
         _check_statistic(self.statistic)
         check_nonconstant(A, name)
-        U, s, Vt = _centred_basis(A)
-        return _top_directions(U, s, float(self.variance)), Vt
+        U, s, Vt, mean, peak = _centred_fit(A)
+        return _top_directions(U, s, float(self.variance)), s, Vt, mean, peak
 
     def _finalize_fit_score(self, a, b):
-        (Ux, Vxt), (Uy, Vyt) = a, b
-        self.canonical_correlations_ = _principal_angles(Ux, Uy)[1]
+        (Ux, _, Vxt), (Uy, _, Vyt) = a[:3], b[:3]
+        P, self.canonical_correlations_, Rt = _principal_angles(Ux, Uy)
         # the fitted right singular vectors and the cut, for the gradient
         self._kept = ((Vxt, Ux.shape[1]), (Vyt, Uy.shape[1]))
         self.n_components_x_ = Ux.shape[1]
         self.n_components_y_ = Uy.shape[1]
+        self._learn(a, b, P, Rt, Ux.shape[0])
         return _summarise(self.canonical_correlations_, self.statistic)
 
-    # -- streaming (see the module text) ----------------------------------------------------
-    _moments_factor = True
-
-    def _correlations_from_moments(self, stats):
+    def _check_family(self):
         _check_variance(self.variance)
         _check_statistic(self.statistic)
-        (Px, sx, _), (Py, sy, _) = _moments_bases(stats)
+
+    _heldout_value = CCA._heldout_value
+    #: the cut discards up to 1 - variance of the variance: unseen variation up to that share
+    _unseen_allowance = param_dependent(lambda self: 1.0 - float(self.variance))
+
+    # -- streaming (see the module text) ----------------------------------------------------
+    def _fit_moments(self, stats):
+        self._check_family()
+        bases = _moments_bases(stats)
+        (Px, sx, _), (Py, sy, _) = bases
         Px = _top_directions(Px, sx, float(self.variance))
         Py = _top_directions(Py, sy, float(self.variance))
-        return _angles(Px.T @ Py)[1], Px.shape[1], Py.shape[1]
-
-    def _fit_from_moments(self, stats):
-        rho, kx, ky = self._correlations_from_moments(stats)
-        self.canonical_correlations_ = rho
-        self.n_components_x_ = kx
-        self.n_components_y_ = ky
-
-    def _score_from_moments(self, stats):
-        return _summarise(self._correlations_from_moments(stats)[0], self.statistic)
+        P, self.canonical_correlations_, Rt = _angles(Px.T @ Py)
+        self.n_components_x_, self.n_components_y_ = kx, ky = Px.shape[1], Py.shape[1]
+        self._learn_from_moments(stats, bases, kx, ky, P, Rt)
+        return _summarise(self.canonical_correlations_, self.statistic)
 
     def _gradient_formula(self, X, Y, nx):
         """SVCCA with the fitted cut held (k_x, k_y directions): CCA of the top-k singular
@@ -408,7 +439,7 @@ def _pwcca_weights(P, rho, Rt, sx, Vxt, sy, Vyt):
 
 
 @register("pwcca")
-class PWCCA(_RecordsTheFit):
+class PWCCA(CanonicalHeldOut):
     """Projection-weighted CCA (Morcos, Raghu, Bengio, NeurIPS 2018).
 
     With rho_1..rho_m the canonical correlations of the centred Xc and Yc (as in :class:`CCA`)
@@ -433,9 +464,16 @@ class PWCCA(_RecordsTheFit):
     means back and re-orthonormalises, which gives 0.913 instead of 0.882 on the seed-0 X, Y
     pair; it also picks the side with fewer neurons and fails when the first input is wider.
 
-    A **similarity** in [0, 1], not symmetric for ``side="x"`` or ``"y"``; not a metric.
-    Invariant to permutations and sign flips of the neurons, isotropic scaling and translation;
-    not to rotations or per-neuron scaling of the weighting side, which change the weights.
+    A **similarity** (``fit_score`` in [0, 1]), not symmetric for ``side="x"`` or ``"y"``; not
+    a metric. Invariant to permutations and sign flips of the neurons, isotropic scaling and
+    translation; not to rotations or per-neuron scaling of the weighting side, which change the
+    weights.
+
+    **Held-out stimuli**: as :class:`CCA`'s, with the projection weights alpha *learned in*
+    ``fit`` (those of the training variates, as the directions are): ``score`` is
+    sum_i alpha_i r_i over the held-out Pearson r_i, in [-1, 1]; the scored stimuli do not
+    reweight the directions, so held-out data cannot raise the weight of the directions they
+    happen to correlate on.
 
     **Tied correlations.** Within a group of equal canonical correlations the canonical
     variates are any orthonormal basis of their span, and the L1 projection weights depend on
@@ -457,6 +495,8 @@ class PWCCA(_RecordsTheFit):
     weights_x_, weights_y_ : numpy.ndarray, shape (m,)
         Projection weights from X's and from Y's side (each sums to 1), on the data seen in
         ``fit``.
+    mean_x_, mean_y_, directions_x_, directions_y_ : numpy.ndarray
+        As :class:`CCA`'s.
 
     Examples
     --------
@@ -473,7 +513,7 @@ class PWCCA(_RecordsTheFit):
     """
 
     kind = "similarity"
-    bounds = (0.0, 1.0)
+    bounds = (-1.0, 1.0)  # held out; fit_score is in [0, 1]
     is_metric = False
     invariances = _PWCCA_INVARIANCES
     min_samples = 2
@@ -495,29 +535,33 @@ class PWCCA(_RecordsTheFit):
     def _partial_fit(self, A, name):
         self._check_side()
         check_nonconstant(A, name)
-        return _centred_basis(A)
+        return _centred_fit(A)
 
     def _finalize_fit_score(self, a, b):
-        (Ux, sx, Vxt), (Uy, sy, Vyt) = a, b
+        (Ux, sx, Vxt), (Uy, sy, Vyt) = a[:3], b[:3]
+        P, rho, Rt = _principal_angles(Ux, Uy)
         self.canonical_correlations_, self.weights_x_, self.weights_y_ = _pwcca_weights(
-            *_principal_angles(Ux, Uy), sx, Vxt, sy, Vyt)
+            P, rho, Rt, sx, Vxt, sy, Vyt)
         self._kept = (Vxt, Vyt)  # the fitted right singular vectors, for the gradient
+        self._learn(a, b, P, Rt, Ux.shape[0])
         return self._value(self.canonical_correlations_, self.weights_x_, self.weights_y_)
 
-    # -- streaming (see the module text) ----------------------------------------------------
-    _moments_factor = True
-
-    def _parts_from_moments(self, stats):
+    def _check_family(self):
         self._check_side()
-        (Px, sx, Vxt), (Py, sy, Vyt) = _moments_bases(stats)
-        return _pwcca_weights(*_angles(Px.T @ Py), sx, Vxt, sy, Vyt)
 
-    def _fit_from_moments(self, stats):
-        self.canonical_correlations_, self.weights_x_, self.weights_y_ = \
-            self._parts_from_moments(stats)
+    def _heldout_value(self, r):
+        return self._value(r, self.weights_x_, self.weights_y_)
 
-    def _score_from_moments(self, stats):
-        return self._value(*self._parts_from_moments(stats))
+    # -- streaming (see the module text) ----------------------------------------------------
+    def _fit_moments(self, stats):
+        self._check_side()
+        bases = _moments_bases(stats)
+        (Px, sx, Vxt), (Py, sy, Vyt) = bases
+        P, rho, Rt = _angles(Px.T @ Py)
+        self.canonical_correlations_, self.weights_x_, self.weights_y_ = _pwcca_weights(
+            P, rho, Rt, sx, Vxt, sy, Vyt)
+        self._learn_from_moments(stats, bases, Px.shape[1], Py.shape[1], P, Rt)
+        return self._value(self.canonical_correlations_, self.weights_x_, self.weights_y_)
 
     def _gradient_formula(self, X, Y, nx):
         """The weighted correlations through the SVD of Ux'Uy (the weights need its

@@ -372,7 +372,11 @@ def test_constant_representation_is_an_error(cls, rng):
     with pytest.raises(ValueError, match="Y has zero variance"):
         cls().fit_score(X, np.ones((10, 2)))
     with pytest.raises(ValueError, match="X has zero variance"):
-        cls().score(np.full((10, 4), 3.0), X)
+        cls().fit_score(np.full((10, 4), 3.0), X)
+    # held out (score needs fit, issue 15): constant scored stimuli are refused the same way
+    fitted = cls().fit(rng.normal(size=(30, 4)), rng.normal(size=(30, 3)))
+    with pytest.raises(ValueError, match="X has zero variance"):
+        fitted.score(np.full((10, 4), 3.0), X)
 
 
 def test_bad_parameters(rng):
