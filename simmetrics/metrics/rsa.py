@@ -18,7 +18,7 @@ from .._core.params import Interval, Options, Real
 from .._core.registry import register
 from .._core.validation import as_float_array, check_representation
 from ..base import Metric, param_dependent
-from .rdm import RDM_METHODS, NOISE_ESTIMATES, condensed_size, rdm
+from .rdm import NOISE_ESTIMATES, RDM_METHODS, rdm
 from .rdm_compare import (COMPARE_METHODS, RANK_METHODS, TIE_CHUNK, check_compare,
                           check_rdm_varies, compare_prepared, compare_rdms, prepare_rdm)
 from .rsa_gradient import rsa_formula, soft_rank_plan, soft_rank_scale, soft_ranks

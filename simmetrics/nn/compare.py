@@ -13,7 +13,6 @@
 """
 
 import contextlib
-import difflib
 import json
 import numbers
 
@@ -27,38 +26,11 @@ from .._core.validation import check_representation
 from ..moments import compact_factor, pair_from_sides, side
 from ..pairwise import LabelledMatrix, pairwise
 from ..streaming import score_from_moments
+from .extract import leaf_modules, select_modules
 
 __all__ = ["compare_models", "ModelComparison", "leaf_modules"]
 
 FEATURES = ("flatten", "pool", "nchw")
-
-
-class leaf_modules:  # noqa: N801 - used like a function: layers_a=leaf_modules(nn.ReLU)
-    """A layer selector: every *leaf* module (one without children) of the given types.
-
-    A module type passed as a selector picks every module of that type, containers included
-    (a ``BasicBlock`` of a ResNet); ``leaf_modules(nn.Module)`` picks every leaf of the model,
-    ``leaf_modules(nn.Conv2d, nn.Linear)`` the leaves of those types.
-
-    Examples
-    --------
-    >>> from torch import nn
-    >>> net = nn.Sequential(nn.Linear(3, 4), nn.Sequential(nn.ReLU(), nn.Linear(4, 2)))
-    >>> [name for name, _ in select_layers(net, leaf_modules())]
-    ['0', '1.0', '1.1']
-    """
-
-    def __init__(self, *types):
-        from torch import nn
-
-        types = types or (nn.Module,)
-        for t in types:
-            if not (isinstance(t, type) and issubclass(t, nn.Module)):
-                raise TypeError(f"leaf_modules takes torch.nn.Module types, got {t!r}")
-        self.types = types
-
-    def __repr__(self):
-        return f"leaf_modules({', '.join(t.__name__ for t in self.types)})"
 
 
 def unwrap(model, arg="model"):
@@ -83,21 +55,10 @@ def unwrap(model, arg="model"):
 
 
 def select_layers(model, layers, arg="layers", wrapped=False):
-    """The ``(name, module)`` pairs of ``model`` that ``layers`` selects, in the order given,
-    without duplicates.
-
-    Parameters
-    ----------
-    model : torch.nn.Module
-    layers : str, type, torch.nn.Module, leaf_modules, or a list/tuple of these
-        A name from ``model.named_modules()`` (the message of a typo lists the closest names;
-        with ``wrapped``, a leading ``"module."`` of a DataParallel name is accepted), a module
-        type (every module of that type, in registration order), a module object of the model,
-        or :class:`leaf_modules`.
-    arg : str
-        The argument's name in messages.
-    wrapped : bool
-        The model came out of a DataParallel wrapper.
+    """The ``(name, module)`` pairs of ``model`` that ``layers`` selects:
+    :func:`simmetrics.nn.extract.select_modules` (names, types, module objects,
+    :class:`leaf_modules`), with ``wrapped`` for a model that came out of a DataParallel
+    wrapper (a leading ``"module."`` of its names is accepted).
 
     Examples
     --------
@@ -106,49 +67,9 @@ def select_layers(model, layers, arg="layers", wrapped=False):
     >>> [name for name, _ in select_layers(net, [nn.Linear, "1"])]
     ['0', '2', '1']
     """
-    from torch import nn
-
-    named = list(model.named_modules())
-    by_name, by_id = dict(named), {id(m): n for n, m in named}
-    selectors = list(layers) if isinstance(layers, (list, tuple)) else [layers]
-    if not selectors:
-        raise ValueError(f"{arg} is empty: name at least one layer (by name, type or object)")
-    out = {}
-    for sel in selectors:
-        if isinstance(sel, str):
-            name = sel[len("module."):] if wrapped and sel.startswith("module.") else sel
-            if name not in by_name:
-                close = difflib.get_close_matches(name, [n for n, _ in named if n], n=3)
-                hint = f"; did you mean {', '.join(map(repr, close))}?" if close else ""
-                raise ValueError(f"{arg}: the model has no module named {sel!r}{hint} (names "
-                                 "come from model.named_modules())")
-            out.setdefault(name, by_name[name])
-        elif isinstance(sel, leaf_modules):
-            found = [(n, m) for n, m in named
-                     if not any(True for _ in m.children()) and isinstance(m, sel.types)]
-            if not found:
-                raise ValueError(f"{arg}: the model has no {sel!r}")
-            for n, m in found:
-                out.setdefault(n, m)
-        elif isinstance(sel, type) and issubclass(sel, nn.Module):
-            found = [(n, m) for n, m in named if isinstance(m, sel)]
-            if not found:
-                raise ValueError(f"{arg}: the model has no module of type {sel.__name__}")
-            for n, m in found:
-                out.setdefault(n, m)
-        elif isinstance(sel, nn.Module):
-            if id(sel) not in by_id:
-                raise ValueError(f"{arg}: the module object {type(sel).__name__} is not part "
-                                 "of the model")
-            out.setdefault(by_id[id(sel)], sel)
-        else:
-            raise TypeError(f"{arg} must be a module name (str), a module type, a module "
-                            f"object, leaf_modules(...), or a list of these; got "
-                            f"{type(sel).__name__}")
-    return list(out.items())
+    return select_modules(model, layers, arg, wrapped=wrapped)
 
 
-# -- features: one float64 (rows, d) matrix per layer and batch -----------------------------------
 def _pool_to(t, size):
     """Adaptive average pooling of the positions of a channels-first tensor to ``size``."""
     from torch.nn import functional as F

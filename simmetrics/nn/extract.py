@@ -31,7 +31,7 @@ import numpy as np
 
 from .._core.backend import tensor_from_numpy
 
-__all__ = ["extract_activations", "extract_pair", "resolve_modules"]
+__all__ = ["extract_activations", "extract_pair", "resolve_modules", "select_modules", "leaf_modules"]
 
 
 def _torch():
@@ -73,11 +73,41 @@ def resolve_modules(model, modules):
     >>> [name for name, _ in resolve_modules(net, ["2.0", net[0]])]
     ['2.0', '0']
     """
-    return _resolve(model, modules)
+    return select_modules(model, modules)
 
 
-def _resolve(model, modules, arg="modules", model_arg="model"):
-    """:func:`resolve_modules`, the messages naming the arguments ``arg`` and ``model_arg``."""
+class leaf_modules:  # noqa: N801 - used like a function: layers_a=leaf_modules(nn.ReLU)
+    """A layer selector: every *leaf* module (one without children) of the given types.
+
+    A module type passed as a selector picks every module of that type, containers included
+    (a ``BasicBlock`` of a ResNet); ``leaf_modules(nn.Module)`` picks every leaf of the model,
+    ``leaf_modules(nn.Conv2d, nn.Linear)`` the leaves of those types.
+
+    Examples
+    --------
+    >>> from torch import nn
+    >>> net = nn.Sequential(nn.Linear(3, 4), nn.Sequential(nn.ReLU(), nn.Linear(4, 2)))
+    >>> [name for name, _ in select_modules(net, leaf_modules())]
+    ['0', '1.0', '1.1']
+    """
+
+    def __init__(self, *types):
+        from torch import nn
+
+        types = types or (nn.Module,)
+        for t in types:
+            if not (isinstance(t, type) and issubclass(t, nn.Module)):
+                raise TypeError(f"leaf_modules takes torch.nn.Module types, got {t!r}")
+        self.types = types
+
+    def __repr__(self):
+        return f"leaf_modules({', '.join(t.__name__ for t in self.types)})"
+
+
+def select_modules(model, modules, arg="modules", model_arg="model", wrapped=False):
+    """:func:`resolve_modules`, also taking :class:`leaf_modules` selectors, the messages
+    naming the arguments ``arg`` and ``model_arg``; with ``wrapped`` (the model came out of a
+    DataParallel wrapper) a leading ``"module."`` of a name is accepted."""
     from torch import nn
 
     if not isinstance(model, nn.Module):
@@ -91,16 +121,24 @@ def _resolve(model, modules, arg="modules", model_arg="model"):
     out = {}
     for sel in selectors:
         if isinstance(sel, str):
-            if sel not in by_name:
+            name = sel[len("module."):] if wrapped and sel.startswith("module.") else sel
+            if name not in by_name:
                 import difflib
 
-                close = difflib.get_close_matches(sel, [n for n, _ in named if n], n=3)
+                close = difflib.get_close_matches(name, [n for n, _ in named if n], n=3)
                 hint = f"; did you mean {', '.join(map(repr, close))}?" if close else ""
                 raise ValueError(
                     f"{arg}: the model has no module named {sel!r}{hint} "
                     f"(names come from model.named_modules())"
                 )
-            out.setdefault(sel, by_name[sel])
+            out.setdefault(name, by_name[name])
+        elif isinstance(sel, leaf_modules):
+            found = [(n, m) for n, m in named
+                     if not any(True for _ in m.children()) and isinstance(m, sel.types)]
+            if not found:
+                raise ValueError(f"{arg}: the model has no {sel!r}")
+            for n, m in found:
+                out.setdefault(n, m)
         elif isinstance(sel, type) and issubclass(sel, nn.Module):
             found = [(n, m) for n, m in named if isinstance(m, sel)]
             if not found:
@@ -115,8 +153,8 @@ def _resolve(model, modules, arg="modules", model_arg="model"):
             out.setdefault(by_id[id(sel)], sel)
         else:
             raise TypeError(
-                f"{arg} must be a module name (str), a module type, a module object, or a "
-                f"list of these; got {type(sel).__name__}"
+                f"{arg} must be a module name (str), a module type, a module object, "
+                f"leaf_modules(...), or a list of these; got {type(sel).__name__}"
             )
     return list(out.items())
 
@@ -208,7 +246,7 @@ class _Recorder:
 
     def __init__(self, model, modules, capture, arg="modules", model_arg="model", label=""):
         self.model = model
-        self.selected = _resolve(model, modules, arg, model_arg)
+        self.selected = select_modules(model, modules, arg, model_arg)
         self.capture = capture
         self.label = label
         self.records = {name: [] for name, _ in self.selected}

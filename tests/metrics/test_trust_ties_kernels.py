@@ -19,7 +19,6 @@ from sklearn.base import clone
 import simmetrics
 from simmetrics import KernelCKA, LinearCKA, MemoryBudgetError, MutualKNN, RSA, memory_budget
 from simmetrics.metrics import rdm_compare
-from simmetrics.metrics import rsa as rsa_module
 from simmetrics.metrics.kernel_cka import _squared_distances, median_sigma, rbf_gram
 from simmetrics.symmetry.groups import get_group
 from simmetrics.metrics.knn import nearest_neighbours, neighbour_weights
