@@ -76,6 +76,12 @@ def _tie_tolerance(d):
     return _TIE_FACTOR * (d + 2) * np.finfo(np.float64).eps
 
 
+#: What the notes of the neighbourhood measures (``Metric._gradient_note``) offer instead of a
+#: gradient: their values are piecewise constant in the inputs.
+SMOOTH_ALTERNATIVES = ("use a smooth comparison of the same relations between stimuli: rsa with "
+                       "compare='pearson' or compare='soft_spearman', or linear_cka / kernel_cka")
+
+
 class _NeighbourSearch:
     """The cosine similarities of some samples to all samples of one representation.
 
@@ -423,12 +429,10 @@ class MutualKNN(Metric):
     min_samples = param_dependent(lambda self: int(self.k) + 1 if _valid_k(self.k) else 2)
     same_width = False
     symmetric = True
-    _gradient_note = ("its value counts the shared members of the k-nearest-neighbour sets, which "
-                      "depend only on the order of the similarities: piecewise constant in the "
-                      "inputs (gradient 0 almost everywhere, undefined where a set changes); "
-                      "use a smooth comparison of the same relations between stimuli: "
-                      "rsa with compare='pearson' or compare='soft_spearman', or linear_cka / "
-                      "kernel_cka")
+    _gradient_note = ("its value counts the shared members of the k-nearest-neighbour sets, "
+                      "which depend only on the order of the similarities: piecewise constant in "
+                      "the inputs (gradient 0 almost everywhere, undefined where a set changes); "
+                      + SMOOTH_ALTERNATIVES)
     reference = "Huh, Cheung, Wang, Isola 2024, The Platonic Representation Hypothesis, ICML"
 
     _parameter_constraints = {"k": [Interval(Integral, 1, None)],

@@ -52,7 +52,7 @@ from .._core.params import Integral, Interval, Options
 from .._core.registry import register
 from .._core.validation import check_nonconstant, check_pair, check_representation
 from ..base import Metric, param_dependent
-from .knn import NeighbourSearch
+from .knn import SMOOTH_ALTERNATIVES, NeighbourSearch
 
 __all__ = ["CycleKNN", "LCSKNN", "EditDistanceKNN", "NeighbourLists", "neighbour_lists",
            "ordered_lists", "lcs_lengths", "edit_distances"]
@@ -222,11 +222,10 @@ def _valid_k(k):
 class _ListMetric(Metric):
     """What the ranked-list measures share: parameters, validation, memory, the search."""
 
-    _gradient_note = ("its value is a function of the ordered k-nearest-neighbour lists only, which "
-                      "depend on the order of the similarities: piecewise constant in the inputs "
-                      "(gradient 0 almost everywhere, undefined where a list changes); use a "
-                      "smooth comparison of the same relations between stimuli: rsa with "
-                      "compare='pearson' or compare='soft_spearman', or linear_cka / kernel_cka")
+    _gradient_note = ("its value is a function of the ordered k-nearest-neighbour lists only, "
+                      "which depend on the order of the similarities: piecewise constant in the "
+                      "inputs (gradient 0 almost everywhere, undefined where a list changes); "
+                      + SMOOTH_ALTERNATIVES)
 
     is_metric = False
     # orthogonal maps of the neurons keep every inner product; c X (c != 0) multiplies them by

@@ -34,7 +34,7 @@ from .._core.params import Integral, Interval
 from .._core.registry import register
 from .._core.validation import check_nonconstant, check_pair, check_representation
 from ..base import Metric, param_dependent
-from .knn import NeighbourSearch
+from .knn import SMOOTH_ALTERNATIVES, NeighbourSearch
 
 __all__ = ["JaccardKNN", "RankSimilarity", "SecondOrderCosine", "ranked_neighbours"]
 
@@ -271,12 +271,10 @@ class JaccardKNN(_NeighbourhoodMeasure):
     1.0
     """
 
-    _gradient_note = ("its value is a function of the k-nearest-neighbour sets only, which depend "
-                      "on the order of the cosine similarities: piecewise constant in the inputs "
-                      "(gradient 0 almost everywhere, undefined where a set changes); "
-                      "use a smooth comparison of the same relations between stimuli: "
-                      "rsa with compare='pearson' or compare='soft_spearman', or linear_cka / "
-                      "kernel_cka")
+    _gradient_note = ("its value is a function of the k-nearest-neighbour sets only, which "
+                      "depend on the order of the cosine similarities: piecewise constant in the "
+                      "inputs (gradient 0 almost everywhere, undefined where a set changes); "
+                      + SMOOTH_ALTERNATIVES)
     reference = ("Schumacher, Wolf, Ritzert, Lemmerich, Grohe, Strohmaier 2021, The Effects of "
                  "Randomness on the Stability of Node Embeddings; " + _REFERENCE)
 
@@ -328,9 +326,8 @@ class RankSimilarity(_NeighbourhoodMeasure):
     _gradient_note = ("its value is a function of the k-nearest-neighbour lists and the ranks in "
                       "them only, which depend on the order of the cosine similarities: "
                       "piecewise constant in the inputs (gradient 0 almost everywhere, undefined "
-                      "where a list changes); use a smooth comparison of the same "
-                      "relations between stimuli: rsa with compare='pearson' or "
-                      "compare='soft_spearman', or linear_cka / kernel_cka")
+                      "where a list changes); "
+                      + SMOOTH_ALTERNATIVES)
     reference = ("Wang, Rao, Guo, Wang, Liu, Guan 2020, Towards Understanding the Instability of "
                  "Network Embedding, IEEE TKDE; " + _REFERENCE)
 
@@ -389,9 +386,8 @@ class SecondOrderCosine(_NeighbourhoodMeasure):
     _gradient_note = ("its value is smooth in the cosine distances only while the unions of the "
                       "k-nearest-neighbour sets stay fixed, and jumps where a set changes (the "
                       "sets are piecewise constant in the inputs); no gradient formula is given "
-                      "for it; use a smooth comparison of the same "
-                      "relations between stimuli: rsa with compare='pearson' or "
-                      "compare='soft_spearman', or linear_cka / kernel_cka")
+                      "for it; "
+                      + SMOOTH_ALTERNATIVES)
     reference = ("Hamilton, Leskovec, Jurafsky 2016, Cultural Shift or Linguistic Drift? Comparing "
                  "Two Computational Measures of Semantic Change, EMNLP; " + _REFERENCE)
 
