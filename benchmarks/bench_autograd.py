@@ -53,6 +53,7 @@ import time
 
 import numpy as np
 
+from harness import cpu_name
 import simmetrics
 from simmetrics import functional, get_metric
 
@@ -327,7 +328,7 @@ def _main(args, torch):
     print(f"simmetrics {simmetrics.__version__}, torch {torch.__version__} "
           f"({torch.get_num_threads()} threads), ckatorch {version('ckatorch')}, numpy "
           f"{np.__version__}, Python {platform.python_version()}, {platform.machine()}, "
-          f"{os.cpu_count()} CPUs ({_cpu_name()}), BLAS: {', '.join(blas)}")
+          f"{os.cpu_count()} CPUs ({cpu_name()}), BLAS: {', '.join(blas)}")
     if args.blas_threads:
         print(f"BLAS limited to {args.blas_threads} thread(s)")
     print(f"clock (CPU figures): "
@@ -353,7 +354,7 @@ def _main(args, torch):
     if gpu.type == "cuda" and not torch.cuda.is_available():
         print("\nno CUDA device (torch.cuda.is_available() is False): the GPU part is skipped")
     else:
-        name = torch.cuda.get_device_name(gpu) if gpu.type == "cuda" else _cpu_name()
+        name = torch.cuda.get_device_name(gpu) if gpu.type == "cuda" else cpu_name()
         print(f"\nGPU part on {gpu}: {name}" + ("" if gpu.type == "cuda" else
                                                  " (the GPU part's code run on the CPU)"))
         for dtype in (torch.float64, torch.float32):
@@ -382,17 +383,6 @@ def _main(args, torch):
         print(f"  [{'met' if met else 'MISSED'}] {description}: {shown}")
     print(f"\ntotal wall time {time.perf_counter() - start:.0f} s")
     return 0
-
-
-def _cpu_name():
-    try:
-        with open("/proc/cpuinfo") as f:
-            for text in f:
-                if text.startswith("model name"):
-                    return text.split(":", 1)[1].strip()
-    except OSError:  # pragma: no cover
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 if __name__ == "__main__":

@@ -29,6 +29,7 @@ import time
 
 import numpy as np
 
+from harness import cpu_name, median_time
 import simmetrics
 from simmetrics import (
     CCA,
@@ -47,16 +48,9 @@ TARGETS = []  # (description, measured ratio, required, met)
 
 
 def timed(fn, repeats):
-    """Median wall time of ``fn()`` over ``repeats`` runs (after one untimed warm-up run when
-    ``repeats > 1``), and its last result."""
-    times, out = [], None
-    if repeats > 1:
-        fn()
-    for _ in range(repeats):
-        start = CLOCK()
-        out = fn()
-        times.append(CLOCK() - start)
-    return statistics.median(times), out
+    """Median time of ``fn()`` by the script's ``CLOCK`` over ``repeats`` runs and its last
+    result (:func:`harness.median_time`)."""
+    return median_time(fn, repeats, CLOCK)
 
 
 def discard(fn):
@@ -477,7 +471,7 @@ def main(argv=None):
             for i in threadpool_info() if i.get("user_api") == "blas"]
     print(f"simmetrics {simmetrics.__version__}, numpy {np.__version__}, Python "
           f"{platform.python_version()}, {platform.machine()}, {os.cpu_count()} CPUs "
-          f"({_cpu_name()}), BLAS: {', '.join(blas)}")
+          f"({cpu_name()}), BLAS: {', '.join(blas)}")
     if args.blas_threads:
         print(f"BLAS limited to {args.blas_threads} thread(s)")
     print(f"clock: {'CPU time of this process' if args.clock == 'cpu' else 'wall time'}")
@@ -507,17 +501,6 @@ def main(argv=None):
         print(f"  [{'met' if met else 'MISSED'}] {description}: {value:.2f} ({bound} {required:g})")
     print(f"\ntotal wall time {time.perf_counter() - start:.0f} s")
     return 0
-
-
-def _cpu_name():
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:  # pragma: no cover
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 if __name__ == "__main__":

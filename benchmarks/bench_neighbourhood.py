@@ -45,12 +45,12 @@ Usage::
 import argparse
 import os
 import platform
-import statistics
 import sys
 import time
 
 import numpy as np
 
+from harness import cpu_name, median_time
 import simmetrics
 from simmetrics import (LCSKNN, CycleKNN, EditDistanceKNN, JaccardKNN, MutualKNN, RankSimilarity,
                         SecondOrderCosine)
@@ -67,16 +67,9 @@ K = 10
 
 
 def timed(fn, repeats):
-    """Median time of ``fn()`` over ``repeats`` runs (after one untimed warm-up run when
-    ``repeats > 1``), and its last result."""
-    times, out = [], None
-    if repeats > 1:
-        fn()
-    for _ in range(repeats):
-        start = CLOCK()
-        out = fn()
-        times.append(CLOCK() - start)
-    return statistics.median(times), out
+    """Median time of ``fn()`` by the script's ``CLOCK`` over ``repeats`` runs and its last
+    result (:func:`harness.median_time`)."""
+    return median_time(fn, repeats, CLOCK)
 
 
 def run(section, name, fn, repeats, role):
@@ -343,7 +336,7 @@ def _main(args, torch, sklearn, threadpool_info, threadpool_limits):
     print(f"simmetrics {simmetrics.__version__}, numpy {np.__version__}, scikit-learn "
           f"{sklearn.__version__}, torch {torch.__version__} ({torch.get_num_threads()} "
           f"threads), Python {platform.python_version()}, {platform.machine()}, "
-          f"{os.cpu_count()} CPUs ({_cpu_name()}), BLAS: {', '.join(blas)}")
+          f"{os.cpu_count()} CPUs ({cpu_name()}), BLAS: {', '.join(blas)}")
     if args.blas_threads:
         print(f"BLAS limited to {args.blas_threads} thread(s)")
     print(f"clock: {'CPU time of this process' if args.clock == 'cpu' else 'wall time'}")
@@ -366,17 +359,6 @@ def _main(args, torch, sklearn, threadpool_info, threadpool_limits):
         print(f"  [{'met' if met else 'MISSED'}] {description}: {shown}")
     print(f"\ntotal wall time {time.perf_counter() - start:.0f} s")
     return 0
-
-
-def _cpu_name():
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:  # pragma: no cover
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 if __name__ == "__main__":
