@@ -20,7 +20,8 @@ from .._core.registry import register
 from .._core.validation import check_pair, check_representation
 from ..base import Metric, param_dependent
 
-__all__ = ["MutualKNN", "mutual_knn", "nearest_neighbours", "neighbour_weights"]
+__all__ = ["MutualKNN", "mutual_knn", "nearest_neighbours", "neighbour_weights", "check_enough_samples",
+           "SMOOTH_ALTERNATIVES"]
 
 # Mutual kNN compares cosine similarities between samples: unchanged by any orthogonal map of
 # the neurons and by multiplying X by any non-zero number, but not by a translation.
@@ -74,6 +75,20 @@ _TIE_FACTOR = 4.0
 def _tie_tolerance(d):
     """The tolerance within which two cosine similarities of d-neuron samples tie."""
     return _TIE_FACTOR * (d + 2) * np.finfo(np.float64).eps
+
+
+def check_enough_samples(A, name, k, min_samples):
+    """``A``, after checking that it has the ``min_samples`` (k + 1) rows a k-nearest-neighbour
+    search needs: a ``ValueError`` naming ``name`` and k otherwise (each sample's neighbours
+    are the other n - 1)."""
+    n = A.shape[0]
+    if n < min_samples:
+        raise ValueError(
+            f"k={k} must be smaller than the number of samples, since each sample's "
+            f"neighbours are the other n - 1 samples: {name} has {n} samples, but this "
+            f"estimator needs at least {min_samples}"
+        )
+    return A
 
 
 #: What the notes of the neighbourhood measures (``Metric._gradient_note``) offer instead of a
@@ -475,14 +490,7 @@ class MutualKNN(Metric):
                         "and the neighbour lists")
 
     def _enough_samples(self, A, name):
-        n = A.shape[0]
-        if n < self.min_samples:
-            raise ValueError(
-                f"k={self.k} must be smaller than the number of samples, since each sample's "
-                f"neighbours are the other n - 1 samples: {name} has {n} samples, but this "
-                f"estimator needs at least {self.min_samples}"
-            )
-        return A
+        return check_enough_samples(A, name, self.k, self.min_samples)
 
     # per representation (simmetrics.pairwise): its neighbours and their weights
     def _partial_fit(self, A, name):

@@ -52,7 +52,7 @@ from .._core.params import Integral, Interval, Options
 from .._core.registry import register
 from .._core.validation import check_nonconstant, check_pair, check_representation
 from ..base import Metric, param_dependent
-from .knn import SMOOTH_ALTERNATIVES, NeighbourSearch
+from .knn import SMOOTH_ALTERNATIVES, NeighbourSearch, check_enough_samples
 
 __all__ = ["CycleKNN", "LCSKNN", "EditDistanceKNN", "NeighbourLists", "neighbour_lists",
            "ordered_lists", "lcs_lengths", "edit_distances"]
@@ -244,12 +244,7 @@ class _ListMetric(Metric):
         self.layout = layout
 
     def _enough_samples(self, A, name):
-        if A.shape[0] < self.min_samples:
-            raise ValueError(
-                f"k={self.k} must be smaller than the number of samples, since each sample's "
-                f"neighbours are the other n - 1 samples: {name} has {A.shape[0]} samples, but "
-                f"this estimator needs at least {self.min_samples}")
-        return A
+        return check_enough_samples(A, name, self.k, self.min_samples)
 
     def _validate(self, X, Y):
         Xv, Yv = check_pair(X, Y, layout=self.layout, min_samples=1)

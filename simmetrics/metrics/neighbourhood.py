@@ -34,7 +34,7 @@ from .._core.params import Integral, Interval
 from .._core.registry import register
 from .._core.validation import check_nonconstant, check_pair, check_representation
 from ..base import Metric, param_dependent
-from .knn import SMOOTH_ALTERNATIVES, NeighbourSearch
+from .knn import SMOOTH_ALTERNATIVES, NeighbourSearch, check_enough_samples
 
 __all__ = ["JaccardKNN", "RankSimilarity", "SecondOrderCosine", "ranked_neighbours"]
 
@@ -177,14 +177,7 @@ class _NeighbourhoodMeasure(Metric):
             raise ValueError(f"k must be a positive integer, got {self.k!r}")
 
     def _enough_samples(self, A, name):
-        n = A.shape[0]
-        if n < self.min_samples:
-            raise ValueError(
-                f"k={self.k} must be smaller than the number of samples, since each sample's "
-                f"neighbours are the other n - 1 samples: {name} has {n} samples, but this "
-                f"estimator needs at least {self.min_samples}"
-            )
-        return A
+        return check_enough_samples(A, name, self.k, self.min_samples)
 
     def _validate(self, X, Y):
         self._check_k()
