@@ -19,7 +19,7 @@ from .._core.params import Boolean, Integral, Interval, Options
 from .._core.registry import register
 from .._core.validation import check_nonconstant
 from ..base import Metric, param_dependent
-from .knn import NeighbourSearch
+from .knn import NeighbourSearch, column_keys
 
 __all__ = ["CKNNA"]
 
@@ -118,14 +118,6 @@ class _State:
         self.self_hsic = self_hsic
 
 
-def _kernel_rows(search, rows):
-    """Similarities of the samples ``rows`` to every sample, the sample itself included
-    (gathered from the distinct rows, so duplicated samples tie exactly)."""
-    if search.which is None:
-        return search.distinct[rows] @ search.distinct.T
-    return (search.distinct[search.which[rows]] @ search.distinct.T)[:, search.which]
-
-
 def _kernel_entries(search, keys, n):
     """K_ij on the given keys i n + j, a block at a time."""
     i, j = np.divmod(keys, n)
@@ -145,20 +137,18 @@ def _neighbour_mask(search, n, k, exclude_self):
     the tolerance of v when p places are left (no sample order decides anything)."""
     step = max(1, _CHUNK_ENTRIES // n)
     keys, weights = [], []
-    for lo in range(0, n, step):
-        rows = np.arange(lo, min(lo + step, n))
-        S = _kernel_rows(search, rows)
-        if exclude_self:
-            S[np.arange(rows.size), rows] = -np.inf
+    for rows, S, columns in search.candidate_chunks(k, step, exclude_self):
         tol = np.broadcast_to(search.tol_of(rows), (rows.size, 1))
-        kth = np.partition(S, n - k, axis=1)[:, [n - k]]
+        kth = np.partition(S, S.shape[1] - k, axis=1)[:, [S.shape[1] - k]]
         above = S > kth + tol
         tied = (S >= kth - tol) & ~above
         share = (k - np.count_nonzero(above, axis=1)) / np.count_nonzero(tied, axis=1)
         r, c = np.nonzero(above | tied)
-        keys.append((rows[r]).astype(np.int64) * n + c)
+        keys.append(column_keys(rows, r, c, n, columns))
         weights.append(np.where(above[r, c], 1.0, share[r]))
-    return np.concatenate(keys), np.concatenate(weights)  # row-major: already sorted
+    keys, weights = np.concatenate(keys), np.concatenate(weights)
+    order = np.argsort(keys)  # the chunks come in no particular order of samples
+    return keys[order], weights[order]
 
 
 @register("cknna")

@@ -7,7 +7,10 @@ the relations between the samples inside each representation, so X and Y may hav
 widths. Here too are its parts: :func:`mutual_knn` (the value on arrays),
 :func:`neighbour_weights` and :func:`nearest_neighbours` (the neighbourhoods, with the tie rule:
 similarities within rounding of each other tie, and a tie at the k-th place counts
-fractionally), computed a chunk of rows at a time in O(n k) memory.
+fractionally), in O(n k) memory: :class:`NeighbourSearch` reads the n x n similarities a
+2048 x 2048 block at a time, each block of the symmetric matrix once for its rows and its
+columns, and again, a chunk of rows at a time, only the rows of samples with a tie at the k-th
+place.
 """
 
 import numbers
@@ -98,7 +101,8 @@ SMOOTH_ALTERNATIVES = ("use a smooth comparison of the same relations between st
 
 
 class _NeighbourSearch:
-    """The cosine similarities of some samples to all samples of one representation.
+    """The cosine similarities (or raw inner products) between the samples of one
+    representation, and every sample's best candidates for its k nearest neighbours.
 
     Duplicated rows (after L2 normalisation) are stored once, and the similarities are
     gathered from the distinct rows, so duplicated samples always get bitwise-equal
@@ -114,23 +118,157 @@ class _NeighbourSearch:
             U = _pow2_rescale(X)
             norms = np.sqrt(np.einsum("ij,ij->i", U, U))
             self.tol = (_tie_tolerance(X.shape[1]) * norms * norms.max())[:, None]
-        distinct, which = np.unique(U, axis=0, return_inverse=True)
-        if distinct.shape[0] == U.shape[0]:  # no duplicates: keep the sample order
-            self.distinct, self.which = U, None
-        else:
-            self.distinct, self.which = distinct, which.ravel()
+        self.n = U.shape[0]
+        self.distinct, self.which = _distinct_rows(U)
 
-    def similarities(self, rows):
+    def similarities(self, rows, exclude_self=True):
+        """The similarities of the samples ``rows`` to every sample, (len(rows), n); a sample's
+        similarity to itself is -inf unless ``exclude_self`` is False."""
         if self.which is None:
             S = self.distinct[rows] @ self.distinct.T
         else:
             S = (self.distinct[self.which[rows]] @ self.distinct.T)[:, self.which]
-        S[np.arange(len(rows)), rows] = -np.inf  # a sample is not its own neighbour
+        if exclude_self:
+            S[np.arange(len(rows)), rows] = -np.inf  # a sample is not its own neighbour
         return S
 
     def tol_of(self, rows):
         """The tie tolerance of each of the samples ``rows``: a scalar, or a column."""
         return self.tol if np.isscalar(self.tol) else self.tol[rows]
+
+    def candidate_chunks(self, k, chunk_size, exclude_self=True):
+        """Every sample's similarities as far as its k nearest neighbours need them, in chunks
+        ``(rows, S, columns)`` that cover each sample once (in no particular order).
+
+        Where the k-th and (k + 1)-th largest similarities of a sample differ by more than the
+        tie tolerance, its k neighbours are exactly the k largest, and nothing else is within
+        the tolerance of the k-th: ``S`` then holds only those k similarities, and
+        ``columns`` (same shape, increasing along each row) the samples they belong to. For
+        the other samples (a tie at the k-th place), and when the representation has
+        duplicated samples, ``S`` is the full rows of :meth:`similarities` (``chunk_size``
+        rows at a time) and ``columns`` is None.
+
+        The k + 1 largest similarities of every sample come from one pass over the blocks of
+        the symmetric n x n matrix on and above its diagonal (:func:`_top_candidates`), so
+        each block product serves two sets of rows: half the multiply-adds of the row-by-row
+        search.
+        """
+        n = self.n
+        if self.which is None:
+            vals, cols = _top_candidates(self.distinct, k + 1, exclude_self)
+            tol = self.tol if np.isscalar(self.tol) else self.tol[:, 0]
+            tied = vals[:, k] >= vals[:, k - 1] - tol
+            sure = np.flatnonzero(~tied)
+            if sure.size:
+                order = np.argsort(cols[sure, :k], axis=1)
+                yield (sure, np.take_along_axis(vals[sure, :k], order, axis=1),
+                       np.take_along_axis(cols[sure, :k], order, axis=1))
+            rest = np.flatnonzero(tied)
+        else:
+            rest = np.arange(n)
+        for lo in range(0, rest.size, chunk_size):
+            rows = rest[lo:lo + chunk_size]
+            yield rows, self.similarities(rows, exclude_self), None
+
+
+#: Rows (and columns) of one block of :func:`_top_candidates`: 2048 x 2048 float64, 32 MB.
+_BLOCK = 2048
+
+
+def _segment_top(B, m, offset):
+    """The ``m`` largest entries of each row of the block ``B`` (all of them when it has at
+    most m columns) as flat (local rows, values, columns plus ``offset``)."""
+    rows = B.shape[0]
+    if B.shape[1] <= m:
+        idx = np.broadcast_to(np.arange(B.shape[1]), B.shape)
+    else:
+        idx = np.argpartition(B, B.shape[1] - m, axis=1)[:, -m:]
+    return (np.repeat(np.arange(rows), idx.shape[1]), np.take_along_axis(B, idx, axis=1).ravel(),
+            (idx + offset).ravel())
+
+
+class _RunningTop:
+    """The m largest values seen so far in each row of an n x n matrix offered a block at a
+    time, with their columns; ``floor`` holds each row's m-th largest so far (-inf until m
+    values were seen), below which an entry cannot enter."""
+
+    def __init__(self, n, m):
+        self.m = m
+        self.vals = np.full((n, m), -np.inf)
+        self.cols = np.full((n, m), -1, dtype=np.intp)
+        self.floor = np.full(n, -np.inf)
+
+    def offer(self, B, lo, offset):
+        """Offer the block ``B`` of the rows ``lo, lo + 1, ...`` and the columns ``offset,
+        offset + 1, ...``. Rows that have seen m values take only the entries above their
+        floor (a comparison pass, no partition) unless too many are; the others, and
+        crowded blocks, take each row's m largest by a partition."""
+        rows, m = B.shape[0], self.m
+        floor = self.floor[lo:lo + rows]
+        if np.isfinite(floor).all():
+            r, c = np.nonzero(B > floor[:, None])
+            if r.size <= 2 * m * rows:
+                self._merge(lo, r, B[r, c], c + offset)
+                return
+        self._merge(lo, *_segment_top(B, m, offset))
+
+    def _merge(self, lo, r, v, c):
+        if not r.size:
+            return
+        m = self.m
+        hit = np.unique(r) + lo
+        rr = np.concatenate((np.repeat(hit, m), r + lo))
+        vv = np.concatenate((self.vals[hit].ravel(), v))
+        cc = np.concatenate((self.cols[hit].ravel(), c))
+        order = np.lexsort((-vv, rr))  # by row, then decreasing value
+        rr, vv, cc = rr[order], vv[order], cc[order]
+        start = np.searchsorted(rr, hit)
+        keep = (np.arange(rr.size) - np.repeat(start, np.diff(np.append(start, rr.size)))) < m
+        self.vals[hit] = vv[keep].reshape(-1, m)
+        self.cols[hit] = cc[keep].reshape(-1, m)
+        self.floor[hit] = self.vals[hit, m - 1]
+
+
+def _top_candidates(U, m, exclude_self=True):
+    """The ``m`` largest entries of every row of ``U U'`` (the diagonal at -inf when
+    ``exclude_self``) and their columns, each row sorted by decreasing value: (values,
+    columns), both (n, m), m <= n.
+
+    Each block U_I U_J' with J >= I is computed once and read both ways: its rows give
+    candidates to the samples I, its columns to the samples J (:class:`_RunningTop`). An
+    entry that is not among the m largest of its row so far cannot be among the m largest of
+    the whole row, so the values found are exact. Which of several equal entries at the m-th
+    place is kept is arbitrary, so callers judge ties by the values."""
+    n = U.shape[0]
+    b = min(n, _BLOCK)
+    top = _RunningTop(n, m)
+    for lo in range(0, n, b):
+        for lo2 in range(lo, n, b):
+            B = U[lo:lo + b] @ U[lo2:lo2 + b].T
+            if lo2 == lo and exclude_self:
+                np.fill_diagonal(B, -np.inf)
+            top.offer(B, lo, lo2)
+            if lo2 != lo:
+                top.offer(B.T, lo2, lo)
+    return top.vals, top.cols
+
+
+def _distinct_rows(U):
+    """``(distinct, which)``: the distinct rows of ``U`` and, for each row, its index among
+    them; ``(U, None)`` when no two rows are equal. -0.0 and 0.0 count as equal.
+
+    Equal rows have equal hashes (an exact integer hash of the bit patterns: a weighted sum
+    modulo 2^64), so rows whose hashes all differ are distinct, which an O(n d) pass shows;
+    only when two hashes agree are the rows sorted (``numpy.unique``)."""
+    U = U + 0.0  # -0.0 + 0.0 is +0.0: one bit pattern per value
+    weights = np.random.default_rng(0x5EED).integers(1, 2**63, size=U.shape[1], dtype=np.uint64)
+    hashes = (U.view(np.uint64) * (weights | np.uint64(1))).sum(axis=1)
+    if np.unique(hashes).size == U.shape[0]:
+        return U, None
+    distinct, which = np.unique(U, axis=0, return_inverse=True)
+    if distinct.shape[0] == U.shape[0]:  # a hash collision, not a duplicate
+        return U, None
+    return distinct, which.ravel()
 
 
 #: The public names of the neighbour search, shared with :mod:`simmetrics.metrics.neighbourhood`.
@@ -198,13 +336,16 @@ class _Neighbourhoods:
     """
 
     def __init__(self, n, k, chunks):
-        above, share, tied, big, bits = zip(*chunks)
+        rows, above, share, tied, big, bits = zip(*chunks)
         self.n, self.k = n, k
-        self.above = np.concatenate(above)
-        self.share = np.concatenate(share)
-        self.tied = np.concatenate(tied)
-        self.big = np.concatenate(big)
-        self.bits = np.concatenate(bits)
+        self.above = np.sort(np.concatenate(above))
+        self.share = np.ones(n)
+        self.share[np.concatenate(rows)] = np.concatenate(share)
+        self.tied = np.sort(np.concatenate(tied))
+        big = np.concatenate(big)
+        order = np.argsort(big)
+        self.big = big[order]
+        self.bits = np.concatenate(bits)[order]
 
     def is_tied(self, keys):
         """Whether each pair ``keys`` (i n + j) is in the tie group of its sample i."""
@@ -230,12 +371,21 @@ def _isin_sorted(values, sorted_keys):
     return sorted_keys[pos] == values
 
 
-def _neighbourhood_chunk(S, start, n, k, tol):
-    """One chunk of :class:`_Neighbourhoods` (the samples ``start``, ``start + 1``, ...) from
-    their similarities ``S`` to every sample: (above keys, shares, tied keys, big samples,
-    their bits). The values above ``v + tol`` (v: the row's k-th largest value) have weight 1,
-    and each of the t values tied with v (``|s - v| <= tol``) ``p / t`` when p places are
-    left after them; a row whose ties fit the places (p = t) lists all k with weight 1."""
+def column_keys(rows, r, c, n, columns=None):
+    """Keys ``i n + j`` of the entries ``(r, c)`` of a chunk of similarities of the samples
+    ``rows``: i = rows[r], and j = c, or ``columns[r, c]`` for the compact chunks of
+    :meth:`NeighbourSearch.candidate_chunks`."""
+    j = c if columns is None else columns[r, c]
+    return rows[r].astype(np.int64) * n + j
+
+
+def _neighbourhood_chunk(S, rows, n, k, tol, columns=None):
+    """One chunk of :class:`_Neighbourhoods` (the samples ``rows``) from their similarities
+    ``S`` (a chunk of :meth:`NeighbourSearch.candidate_chunks`): (rows, above keys, shares,
+    tied keys, big samples, their bits). The values above ``v + tol`` (v: the row's k-th
+    largest value) have weight 1, and each of the t values tied with v (``|s - v| <= tol``)
+    ``p / t`` when p places are left after them; a row whose ties fit the places (p = t)
+    lists all k with weight 1."""
     rows_in_chunk, cols = S.shape
     kth = np.partition(S, cols - k, axis=1)[:, [cols - k]]  # each row's k-th largest (a copy)
     tol = np.broadcast_to(tol, (rows_in_chunk, 1))  # one tolerance, or one per row
@@ -249,15 +399,16 @@ def _neighbourhood_chunk(S, start, n, k, tol):
         tied = mask[crowded] & ~above
         mask[crowded] = above
         share[crowded] = (k - np.count_nonzero(above, axis=1)) / np.count_nonzero(tied, axis=1)
-    rows, cols_above = np.nonzero(mask)
-    above_keys = (rows + start).astype(np.int64) * n + cols_above
+    r, c = np.nonzero(mask)
+    above_keys = column_keys(rows, r, c, n, columns)
+    # only full rows (columns None) can be crowded: a compact row's k values have no tie
     big = 64 * np.count_nonzero(tied, axis=1) > n  # a list of keys would outweigh a bit row
-    rows, cols_tied = np.nonzero(tied[~big])
-    tied_keys = (crowded[~big][rows] + start).astype(np.int64) * n + cols_tied
+    r, c = np.nonzero(tied[~big])
+    tied_keys = rows[crowded[~big][r]].astype(np.int64) * n + c
     bits = np.packbits(tied[big], axis=1, bitorder="little")
     if not bits.size:
         bits = np.zeros((0, (n + 7) // 8), dtype=np.uint8)
-    return above_keys, share, tied_keys, crowded[big].astype(np.int64) + start, bits
+    return rows, above_keys, share, tied_keys, rows[crowded[big]].astype(np.int64), bits
 
 
 def neighbour_weights(X, k, name="X", chunk_size=None):
@@ -299,11 +450,8 @@ def _neighbourhoods(X, k, name="X", chunk_size=None, similarity="cosine"):
     if chunk_size is None:
         chunk_size = max(1, _KNN_CHUNK_ENTRIES // n)
     search = _NeighbourSearch(X, name, similarity)
-    chunks = []
-    for start in range(0, n, chunk_size):
-        rows = np.arange(start, min(start + chunk_size, n))
-        chunks.append(_neighbourhood_chunk(search.similarities(rows), start, n, k,
-                                           search.tol_of(rows)))
+    chunks = [_neighbourhood_chunk(S, rows, n, k, search.tol_of(rows), columns)
+              for rows, S, columns in search.candidate_chunks(k, chunk_size)]
     return _Neighbourhoods(n, k, chunks)
 
 
@@ -326,11 +474,10 @@ def nearest_neighbours(X, k, name="X", chunk_size=None):
         chunk_size = max(1, _KNN_CHUNK_ENTRIES // n)
     search = _NeighbourSearch(X, name)
     out = np.empty((n, k), dtype=np.intp)
-    for start in range(0, n, chunk_size):
-        rows = np.arange(start, min(start + chunk_size, n))
-        # exactly k per row, found row by row in column order
-        mask = _topk_mask(search.similarities(rows), k, search.tol)
-        out[rows] = np.nonzero(mask)[1].reshape(-1, k)
+    for rows, S, columns in search.candidate_chunks(k, chunk_size):
+        # exactly k per row, found row by row in column order (compact chunks: increasing)
+        r, c = np.nonzero(_topk_mask(S, k, search.tol))
+        out[rows] = (c if columns is None else columns[r, c]).reshape(-1, k)
     return out
 
 
@@ -398,8 +545,10 @@ class MutualKNN(Metric):
     "inner_product"`` ranks by raw inner products instead (platonic-rep without its row
     normalisation).
 
-    Memory O(n * chunk) rather than O(n^2): similarities are computed a chunk of rows at a
-    time, about 4 million entries per chunk, besides normalised copies of X and Y; the peak
+    Memory O(n * chunk) rather than O(n^2): similarities are computed a block at a time
+    (2048 x 2048, each block of the symmetric matrix once for its rows and its columns; then
+    the rows of samples with a tie at the k-th place, about 4 million entries per chunk),
+    besides normalised copies of X and Y; the peak
     (about 170 MB at n = 10,000) is checked against the memory budget before starting
     (:func:`simmetrics.set_memory_budget`).
     Time O(n^2 (d_x + d_y)).

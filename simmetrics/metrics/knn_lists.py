@@ -8,7 +8,7 @@ the measures here, from the paper's code (minyoungg/platonic-rep, ``metrics.py``
 :class:`CycleKNN` (does a neighbour in Y lead back through X?), :class:`LCSKNN` (the longest
 common subsequence of the two ranked lists) and :class:`EditDistanceKNN` (their Levenshtein
 distance). The similarities come from :class:`simmetrics.metrics.knn.NeighbourSearch` (cosine
-or raw inner products, duplicated samples tie exactly), one chunk of rows at a time: memory
+or raw inner products, duplicated samples tie exactly), a block at a time: memory
 O(n k) plus the ties at the k-th place, never an n x n or n x n x k array.
 
 Ties. Two similarities of sample i tie when they differ by at most the tolerance of
@@ -52,7 +52,7 @@ from .._core.params import Integral, Interval, Options
 from .._core.registry import register
 from .._core.validation import check_nonconstant, check_pair, check_representation
 from ..base import Metric, param_dependent
-from .knn import SMOOTH_ALTERNATIVES, NeighbourSearch, check_enough_samples
+from .knn import SMOOTH_ALTERNATIVES, NeighbourSearch, check_enough_samples, column_keys
 
 __all__ = ["CycleKNN", "LCSKNN", "EditDistanceKNN", "NeighbourLists", "neighbour_lists",
            "ordered_lists", "lcs_lengths", "edit_distances"]
@@ -89,19 +89,21 @@ class NeighbourLists:
         return np.where(found, values[pos], missing)
 
 
-def _lists_chunk(S, rows, n, k, tol):
-    """The candidates of the samples ``rows`` from their similarities ``S`` (self at -inf):
-    (keys, block, sure, weight)."""
+def _lists_chunk(S, rows, n, k, tol, columns=None):
+    """The candidates of the samples ``rows`` from their similarities ``S`` (self at -inf; a
+    chunk of :meth:`NeighbourSearch.candidate_chunks`, ``columns`` mapping a compact chunk's
+    entries to samples): (keys, block, sure, weight)."""
     r = rows.size
     tol = np.broadcast_to(tol, (r, 1))
-    kth = np.partition(S, n - k, axis=1)[:, [n - k]]  # each row's k-th largest
+    cols = S.shape[1]
+    kth = np.partition(S, cols - k, axis=1)[:, [cols - k]]  # each row's k-th largest
     cand = S >= kth - tol
     above = S > kth + tol  # MutualKNN's weight-1 set
     tied = cand & ~above
     n_above = np.count_nonzero(above, axis=1)
     n_tied = np.count_nonzero(tied, axis=1)
     fits = n_above + n_tied <= k  # the tie fits its places: every candidate is sure
-    ri, cj = np.nonzero(cand)  # row-major: keys sorted
+    ri, cj = np.nonzero(cand)  # row-major (the caller sorts the keys of all chunks)
     vals = S[ri, cj]
     sure = above[ri, cj] | fits[ri]
     weight = np.where(sure, 1.0, ((k - n_above) / np.maximum(n_tied, 1))[ri])
@@ -114,8 +116,7 @@ def _lists_chunk(S, rows, n, k, tol):
     first = np.searchsorted(rs, np.arange(r))  # where each row starts in the sorted order
     block = np.empty(rs.size, dtype=np.int64)
     block[order] = ids - ids[first[rs]]
-    keys = rows[ri].astype(np.int64) * n + cj
-    return keys, block, sure, weight
+    return column_keys(rows, ri, cj, n, columns), block, sure, weight
 
 
 def neighbour_lists(X, k, similarity="cosine", name="X", chunk_size=None):
@@ -136,12 +137,11 @@ def neighbour_lists(X, k, similarity="cosine", name="X", chunk_size=None):
     if chunk_size is None:
         chunk_size = max(1, _CHUNK_ENTRIES // n)
     search = NeighbourSearch(X, name, similarity)
-    parts = []
-    for start in range(0, n, chunk_size):
-        rows = np.arange(start, min(start + chunk_size, n))
-        parts.append(_lists_chunk(search.similarities(rows), rows, n, k, search.tol_of(rows)))
+    parts = [_lists_chunk(S, rows, n, k, search.tol_of(rows), columns)
+             for rows, S, columns in search.candidate_chunks(k, chunk_size)]
     keys, block, sure, weight = (np.concatenate(p) for p in zip(*parts))
-    return NeighbourLists(n, k, keys, block, sure, weight)
+    order = np.argsort(keys)  # the chunks come in no particular order of samples
+    return NeighbourLists(n, k, keys[order], block[order], sure[order], weight[order])
 
 
 def ordered_lists(a, b):

@@ -34,7 +34,7 @@ from .._core.params import Integral, Interval
 from .._core.registry import register
 from .._core.validation import check_nonconstant, check_pair, check_representation
 from ..base import Metric, param_dependent
-from .knn import SMOOTH_ALTERNATIVES, NeighbourSearch, check_enough_samples
+from .knn import SMOOTH_ALTERNATIVES, NeighbourSearch, check_enough_samples, column_keys
 
 __all__ = ["JaccardKNN", "RankSimilarity", "SecondOrderCosine", "ranked_neighbours"]
 
@@ -84,9 +84,10 @@ def _harmonic(x):
     return digamma(np.asarray(x, dtype=np.float64) + 1.0) + np.euler_gamma
 
 
-def _chunk(S, start, n, k, tol, H):
-    """Keys, weights and ranks of the samples ``start``, ``start + 1``, ... from their
-    similarities ``S`` (self at -inf) to every sample; ``H`` holds H(0) .. H(k)."""
+def _chunk(S, rows, n, k, tol, H, columns=None):
+    """Keys, weights and ranks of the samples ``rows`` from their similarities ``S`` (self at
+    -inf; a chunk of :meth:`NeighbourSearch.candidate_chunks`, ``columns`` mapping a compact
+    chunk's entries to samples); ``H`` holds H(0) .. H(k)."""
     rows_in_chunk, cols = S.shape
     kth = np.partition(S, cols - k, axis=1)[:, [cols - k]]
     above = S > kth + tol
@@ -110,12 +111,11 @@ def _chunk(S, start, n, k, tol, H):
     # the k-th-place group: p places among t samples
     r_group, c_group = np.nonzero(group)
     rank_group = p / (H[k] - H[a])
-    keys = np.concatenate(((r_above + start).astype(np.int64) * n + c_above,
-                           (r_group + start).astype(np.int64) * n + c_group))
+    keys = np.concatenate((column_keys(rows, r_above, c_above, n, columns),
+                           column_keys(rows, r_group, c_group, n, columns)))
     weights = np.concatenate((np.ones(r_above.size), (p / t)[r_group]))
     ranks = np.concatenate((g_rank[gid], rank_group[r_group]))
-    order = np.argsort(keys, kind="stable")
-    return keys[order], weights[order], ranks[order]
+    return keys, weights, ranks
 
 
 def ranked_neighbours(X, k, name="X", chunk_size=None):
@@ -145,9 +145,11 @@ def ranked_neighbours(X, k, name="X", chunk_size=None):
     check_nonconstant(X, name)  # identical samples: no neighbourhood to compare
     search = NeighbourSearch(X, name)
     H = _harmonic(np.arange(k + 1))
-    parts = [_chunk(search.similarities(np.arange(lo, min(lo + chunk_size, n))), lo, n, k,
-                    search.tol, H) for lo in range(0, n, chunk_size)]
+    parts = [_chunk(S, rows, n, k, search.tol, H, columns)
+             for rows, S, columns in search.candidate_chunks(k, chunk_size)]
     keys, weights, ranks = (np.concatenate(x) for x in zip(*parts))
+    order = np.argsort(keys)  # the chunks come in no particular order of samples
+    keys, weights, ranks = keys[order], weights[order], ranks[order]
     return RankedNeighbours(n, k, keys, weights, ranks, search)
 
 
