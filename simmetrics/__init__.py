@@ -78,7 +78,9 @@ __version__ = "0.1.0"
 
 #: Public names whose modules need torch, imported on first use (``import simmetrics`` must not
 #: import torch): name -> the module that defines it.
-_LAZY = {"compare_models": "simmetrics.nn.compare"}
+_LAZY = {"compare_models": "simmetrics.nn.compare", "loss_barrier": "simmetrics.nn.barrier",
+         "align_models": "simmetrics.nn.align", "AlignmentSpec": "simmetrics.nn.align_spec",
+         "spec_from_sequential": "simmetrics.nn.align_spec"}
 
 
 def __getattr__(name):

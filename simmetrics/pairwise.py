@@ -1,12 +1,16 @@
 """One metric between every pair of representations: the layer x layer (or model x model)
 matrix."""
 
+import math
+import os
 from collections.abc import Mapping
 
 import numpy as np
 from sklearn.base import clone
 
-from ._core.parallel import Progress, parallel_map
+from ._core.memory import MemoryBudgetError, format_bytes, parse_bytes
+from ._core.parallel import Progress, pair_blocks, parallel_map
+from ._core.state_cache import Held, StateCache
 from ._core.validation import (
     POSITION_AXES,
     as_float_array,
@@ -235,7 +239,96 @@ def _score_prepared(metric, a, b, label):
         raise _labelled(exc, label) from exc
 
 
-def pairwise(metric, reps, reps2=None, n_jobs=None, progress=False):
+def _prepare_cached(metric, A, name, store, key):
+    """``(state, read)``: the state of ``A`` from the cache where it is there, else prepared
+    (and written to the cache)."""
+    if store is not None:
+        found, state = store.read_state(key)
+        if found:
+            return state, True
+    state = metric._partial_fit(A, name)
+    if store is not None:
+        store.write_state(key, state)
+    return state, False
+
+
+def _block_task(metric, spec, store, prep, *items):
+    """One task: the pairs ``spec`` ((a, b, label, pair key) with a, b positions in ``items``)
+    of one block. ``items`` are ready states in :class:`Held` boxes (or, for a metric without a
+    per-representation step, validated arrays so boxed); with ``prep`` (a (name, state key) per item) they are validated
+    arrays to prepare here first. Each value is written to the cache as soon as it is known, so a
+    killed run loses at most the pairs being computed. Returns (values, states prepared, states
+    read)."""
+    prepared = read = 0
+    if prep is not None:
+        ready = []
+        for A, (name, key) in zip(items, prep):
+            state, was_read = _prepare_cached(metric, A, name, store, key)
+            ready.append(state)
+            read += was_read
+            prepared += not was_read
+        items = ready
+    else:
+        items = [item.state for item in items]
+    score = _score_pair if metric._partial_fit is None else _score_prepared
+    values = []
+    for a, b, label, key in spec:
+        value = score(metric, items[a], items[b], label)
+        if store is not None:
+            store.write_pair(key, value)
+        values.append(value)
+    return values, prepared, read
+
+
+def _held_bytes(metric, n, d, count, jobs):
+    """(bytes, words) of holding ``count`` prepared states of n rows and d neurons while
+    ``jobs`` preparations run: the metric's own estimate where its work grows like n x n, else
+    one float64 n x d copy per state and per running preparation (the linear metrics)."""
+    if metric._memory_bytes is not None:
+        return metric._memory_bytes(n, d, count, jobs)
+    copies = count + jobs
+    return 8 * n * d * copies, f"{copies} float64 {n:,} x {d:,} copies (prepared states)"
+
+
+def _memory_plan(metric, n, d, count, jobs, budget, text):
+    """How to hold the states under ``budget`` bytes: ("all", None, jobs) when every state fits
+    at once, else ("blocks", side, jobs'): tasks of at most ``side`` rows and ``side`` columns,
+    each preparing its own 2 side states, ``jobs'`` at once. Refuses when one pair does not
+    fit."""
+    need, what = _held_bytes(metric, n, d, 2, 1)
+    if need > budget:
+        raise MemoryBudgetError(
+            f"memory_budget={text!r} ({budget:,} bytes) is below what one pair needs: "
+            f"{type(metric).__name__} on {n:,} rows of up to {d:,} neurons holds {what}, about "
+            f"{format_bytes(need)} ({need:,} bytes); raise memory_budget to at least {need:,} "
+            "bytes or use fewer stimuli"
+        )
+    if _held_bytes(metric, n, d, count, jobs)[0] <= budget:
+        return "all", None, jobs
+    while jobs > 1 and _held_bytes(metric, n, d, 2 * jobs, jobs)[0] > budget:
+        jobs -= 1
+    side = 1
+    while 2 * (side + 1) <= count and \
+            _held_bytes(metric, n, d, 2 * (side + 1) * jobs, jobs)[0] <= budget:
+        side += 1
+    return "blocks", side, jobs
+
+
+def _task_side(count, jobs):
+    """Rows (and columns) of a block of pairs when every state is held: about 16 tasks per job
+    at least (the blocks on the diagonal hold half the pairs of the others, so fewer leave
+    workers idle at the end), at most 16 x 16 pairs each (so a progress bar still moves)."""
+    return max(1, min(16, math.ceil(count / math.sqrt(32 * jobs))))
+
+
+def _version():
+    from . import __version__
+
+    return __version__
+
+
+def pairwise(metric, reps, reps2=None, n_jobs=None, progress=False, memory_budget=None,
+             cache=None, return_stats=False):
     """The matrix of ``metric`` values between every pair of representations.
 
     ``M[i, j] = clone(metric).fit_score(reps[i], reps2[j])``; with ``reps2=None``,
@@ -256,9 +349,37 @@ def pairwise(metric, reps, reps2=None, n_jobs=None, progress=False):
     (a d_i x d_j product per pair) and Gram space (the n x n kernels, in tiles, all pairs at
     once: :func:`simmetrics.metrics.cka.gram_space_cka`) by counting the multiply-adds of each.
 
-    Memory: the per-representation states of all representations are held at once: about one
-    copy of each input for the linear metrics, an n x n matrix per representation for kernel
-    CKA and IntertwinerCKA, and n (n - 1) / 2 values for RSA.
+    **Memory.** By default the per-representation states of all representations are held at
+    once: about one copy of each input for the linear metrics, an n x n matrix per
+    representation for kernel CKA and IntertwinerCKA, and n (n - 1) / 2 values for RSA; the
+    call is refused up front when that exceeds :func:`simmetrics.get_memory_budget`. With
+    ``memory_budget``, states that do not all fit in it are not held at once: the pairs are
+    computed in blocks of rows and columns, each block preparing the states of its own
+    representations (again: a representation is prepared once per block it is in, or read
+    from ``cache``) and releasing them when done; blocks are as large as the budget allows,
+    with fewer of them running at once if need be. Only a budget below what one pair needs
+    is refused (a ``MemoryBudgetError`` naming ``memory_budget`` and the bytes needed). The
+    states are estimated as each metric's memory check does (``_memory_bytes``), or as one
+    float64 copy of the input per state for the metrics whose memory is O(n d + d^2).
+
+    **Resuming.** With ``cache`` (a folder), every prepared state and every finished pair
+    value is written there, atomically and as soon as it is computed, under a key of what it
+    depends on (:mod:`simmetrics._core.state_cache`: a hash of the representation's bytes,
+    shape and dtype, of the metric's class and ``get_params()``, and of the package version),
+    never of its name or position. A later call with the same folder reads the values it finds
+    and computes only the missing pairs: a killed job restarted loses at most the pairs that
+    were being computed, and adding one representation to a finished L x L matrix computes
+    L + 1 pairs (its row and its diagonal entry; 2 L + 1 for an asymmetric metric). Changed
+    data or parameters give new keys, so nothing stale is read. With a cache the pairs are
+    always computed from the states, one by one (linear CKA's Gram-space route, which
+    computes all pairs together, is not taken). The folder must be reachable from the workers
+    (a shared file system on a cluster of several machines); states are pickles, so use
+    folders you trust, and they take about the memory above on disk.
+
+    **Tasks.** The pairs are grouped into blocks (:func:`simmetrics._core.parallel.pair_blocks`):
+    one task computes a block of pairs from the states of at most 2 x 16 representations,
+    passed as separate arguments, so joblib's dask backend sends each state to the cluster
+    once and schedules tens of tasks instead of one per pair.
 
     Parameters
     ----------
@@ -279,7 +400,20 @@ def pairwise(metric, reps, reps2=None, n_jobs=None, progress=False):
         pairs (or Gram tiles) are the parallel tasks.
     progress : bool, default False
         Draw a progress bar on stderr (its units: the representations, then the pairs; or,
-        for linear CKA in Gram space, the rows of kernel tiles).
+        for linear CKA in Gram space, the rows of kernel tiles; with a memory budget that
+        splits the work into blocks, the pairs only).
+    memory_budget : int or str, optional
+        Bytes (or a size such as ``"2GB"``, ``"512MiB"``) the prepared states may take at
+        once; see Memory above. None: every state is held, within the global budget.
+    cache : str or os.PathLike, optional
+        A folder for the content-addressed cache of states and pair values (created if
+        missing); see Resuming above.
+    return_stats : bool, default False
+        Also return a dict of what was done: ``pairs`` (entries computed or read),
+        ``pairs_computed``, ``pairs_read`` (from the cache), ``states_computed``,
+        ``states_read``, ``tasks``, ``mode`` ("all": every state held; "blocks": under the
+        memory budget; "route": linear CKA's Gram space; "cached": nothing to compute) and
+        ``block_side``.
 
     Returns
     -------
@@ -289,6 +423,8 @@ def pairwise(metric, reps, reps2=None, n_jobs=None, progress=False):
         ``row_labels`` and ``col_labels`` (the keys; a list's side is labelled "0", "1", ...),
         which ``to_frame()`` turns into a labelled ``pandas.DataFrame`` and
         :func:`simmetrics.plots.plot_similarity_matrix` uses as tick labels.
+    stats : dict
+        Only with ``return_stats``: ``(matrix, stats)`` is returned.
 
     Raises
     ------
@@ -330,14 +466,19 @@ def pairwise(metric, reps, reps2=None, n_jobs=None, progress=False):
     labels = [f"{names[i]} vs {names[j]}" for i, j in index_pairs]
     desc = f"{type(metric).__name__} pairwise"
     metric._validate_params()
-    if metric._partial_fit is None:
+    budget = text = None
+    if memory_budget is not None:
+        try:
+            budget, text = parse_bytes(memory_budget), memory_budget
+        except (TypeError, ValueError) as exc:
+            raise type(exc)(f"memory_budget: {exc}") from None
+    if cache is not None and not isinstance(cache, (str, os.PathLike)):
+        raise TypeError(f"cache must be a folder path (str or os.PathLike), got "
+                        f"{type(cache).__name__}")
+    prepared = metric._partial_fit is not None
+    if not prepared:
         arrays = [as_float_array(A, name) for A, name in zip(union, names)]
         _check_stimuli(arrays, names)
-        values = parallel_map(
-            _score_pair,
-            [(metric, arrays[i], arrays[j], label) for (i, j), label in zip(index_pairs, labels)],
-            n_jobs=n_jobs, progress=progress, desc=desc,
-        )
     else:
         arrays = [metric._validate_one(A, name) for A, name in zip(union, names)]
         _check_stimuli(arrays, names, union, metric.layout)
@@ -347,28 +488,90 @@ def pairwise(metric, reps, reps2=None, n_jobs=None, progress=False):
                     check_matching_shapes(arrays[i].shape, arrays[j].shape, True)
                 except ValueError as exc:
                     raise _labelled(exc, label) from exc
-        # every representation's prepared state is held at once (kernels, RDMs: n x n each)
-        metric._check_rows(arrays[0].shape[0], max(A.shape[1] for A in arrays),
-                           count=len(arrays), jobs=_pairwise_jobs(n_jobs, len(arrays)),
-                           prefix=f"{len(arrays)} representations: ")
-        route = metric._pairwise_values
-        values = None if route is None else route(arrays, index_pairs, names, n_jobs=n_jobs,
-                                                  progress=progress)
-        if values is None:  # one bar: the representations, then the pairs
-            with Progress(len(arrays) + len(pairs), desc, enabled=progress) as bar:
-                states = parallel_map(
-                    _prepare_one, [(metric, A, name) for A, name in zip(arrays, names)],
-                    n_jobs=n_jobs, progress=bar,
-                )
-                values = parallel_map(
-                    _score_prepared,
-                    [(metric, states[i], states[j], label)
-                     for (i, j), label in zip(index_pairs, labels)],
-                    n_jobs=n_jobs, progress=bar,
-                )
+    store = keys = None
+    values = [None] * len(pairs)
+    pair_keys = [None] * len(pairs)
+    if cache is not None:
+        store = StateCache(cache, metric, symmetric=is_symmetric(metric), salt=_version())
+        keys = [store.state_key(A) for A in arrays]
+        pair_keys = [store.pair_key(keys[i], keys[j]) for i, j in index_pairs]
+        values = store.read_pairs(pair_keys)
+    todo = [k for k, value in enumerate(values) if value is None]
+    stats = {"pairs": len(pairs), "pairs_computed": len(todo),
+             "pairs_read": len(pairs) - len(todo), "states_computed": 0, "states_read": 0,
+             "tasks": 0, "mode": "cached", "block_side": None}
+    if todo:
+        _compute(metric, arrays, names, index_pairs, labels, todo, values, stats, store, keys,
+                 pair_keys, n_jobs, progress, desc, budget, text)
     M = np.empty((len(first), len(second)))
     for (i, j), value in zip(pairs, values):
         M[i, j] = value
         if mirror:
             M[j, i] = value
-    return LabelledMatrix(M, row_labels, col_labels) if labelled else M
+    M = LabelledMatrix(M, row_labels, col_labels) if labelled else M
+    return (M, stats) if return_stats else M
+
+
+def _compute(metric, arrays, names, index_pairs, labels, todo, values, stats, store, keys,
+             pair_keys, n_jobs, progress, desc, budget, text):
+    """Fill ``values[k]`` for every ``k`` of ``todo`` (see :func:`pairwise`), and ``stats``."""
+    prepared = metric._partial_fit is not None
+    needed = sorted({i for k in todo for i in index_pairs[k]})
+    n, d = arrays[0].shape[0], max(arrays[i].shape[1] for i in needed)
+    jobs = _pairwise_jobs(n_jobs, len(needed))
+    mode, side, task_jobs = "all", None, n_jobs
+    if budget is not None:
+        mode, side, fitting = _memory_plan(metric, n, d, len(needed), jobs, budget, text)
+        task_jobs = fitting if fitting < jobs else n_jobs
+    elif prepared:  # every representation's prepared state is held at once
+        metric._check_rows(n, d, count=len(needed), jobs=jobs,
+                           prefix=f"{len(needed)} representations: ")
+    route = metric._pairwise_values if prepared else None
+    if mode == "all" and store is None and route is not None:
+        routed = route(arrays, [index_pairs[k] for k in todo], names, n_jobs=n_jobs,
+                       progress=progress)
+        if routed is not None:
+            for k, value in zip(todo, routed):
+                values[k] = value
+            stats.update(mode="route", states_computed=len(needed))
+            return
+    stats["mode"] = mode
+    hold = mode == "all" and prepared
+    ready = {}
+    with Progress((len(needed) if hold else 0) + len(todo), desc, enabled=progress) as bar:
+        if hold:  # one bar: the representations, then the pairs
+            states = parallel_map(
+                _prepare_cached,
+                [(metric, arrays[i], names[i], store, None if keys is None else keys[i])
+                 for i in needed], n_jobs=n_jobs, progress=bar)
+            for i, (state, was_read) in zip(needed, states):
+                ready[i] = Held(state)
+                stats["states_read"] += was_read
+                stats["states_computed"] += not was_read
+        if side is None:
+            side = _task_side(len(needed), jobs)
+        stats["block_side"] = side
+        tasks, sizes, owners = [], [], []
+        for block in pair_blocks([index_pairs[k] for k in todo], side):
+            ks = [todo[b] for b in block]
+            members = sorted({i for k in ks for i in index_pairs[k]})
+            at = {i: p for p, i in enumerate(members)}
+            spec = [(at[index_pairs[k][0]], at[index_pairs[k][1]], labels[k], pair_keys[k])
+                    for k in ks]
+            if hold:  # boxed: a dask backend then sends each state to the cluster once
+                items, prep = [ready[i] for i in members], None
+            elif not prepared:
+                items, prep = [Held(arrays[i]) for i in members], None
+            else:  # prepared inside the task: the budget holds only this block's states
+                items = [arrays[i] for i in members]
+                prep = [(names[i], None if keys is None else keys[i]) for i in members]
+            tasks.append((metric, spec, store, prep, *items))
+            sizes.append(len(spec))
+            owners.append(ks)
+        results = parallel_map(_block_task, tasks, n_jobs=task_jobs, progress=bar, sizes=sizes)
+    stats["tasks"] = len(tasks)
+    for ks, (block_values, computed, read) in zip(owners, results):
+        stats["states_computed"] += computed
+        stats["states_read"] += read
+        for k, value in zip(ks, block_values):
+            values[k] = value

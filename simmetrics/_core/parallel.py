@@ -11,7 +11,7 @@ import time
 
 from joblib import Parallel, delayed
 
-__all__ = ["Progress", "parallel_map"]
+__all__ = ["Progress", "parallel_map", "pair_blocks"]
 
 
 class Progress:
@@ -143,3 +143,32 @@ def _collect(calls, sizes, n_jobs, bar):
         results.append(result)
         bar.update(size)
     return results
+
+
+def pair_blocks(pairs, side):
+    """Group ``pairs`` (i, j) into blocks of at most ``side`` distinct rows i and ``side``
+    distinct columns j, so that one task computes a block of pairs from at most 2 ``side``
+    representations instead of one pair from two: fewer, larger tasks (a scheduler such as
+    dask's spends milliseconds per task) and, per task, at most 2 ``side`` prepared states held.
+
+    Rows and columns are cut, in sorted order, into runs of ``side``; a block is the pairs whose
+    row falls in one run and column in another (empty blocks are left out).
+
+    Returns
+    -------
+    list of list of int
+        Each block's positions in ``pairs``, in the order of ``pairs``.
+
+    Examples
+    --------
+    >>> pairs = [(i, j) for i in range(4) for j in range(i, 4)]
+    >>> [[pairs[k] for k in block] for block in pair_blocks(pairs, 2)]
+    [[(0, 0), (0, 1), (1, 1)], [(0, 2), (0, 3), (1, 2), (1, 3)], [(2, 2), (2, 3), (3, 3)]]
+    """
+    side = max(1, int(side))
+    rows = {i: r // side for r, i in enumerate(sorted({i for i, _ in pairs}))}
+    cols = {j: c // side for c, j in enumerate(sorted({j for _, j in pairs}))}
+    blocks = {}
+    for k, (i, j) in enumerate(pairs):
+        blocks.setdefault((rows[i], cols[j]), []).append(k)
+    return [blocks[key] for key in sorted(blocks)]
