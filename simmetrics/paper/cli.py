@@ -4,6 +4,8 @@
 The command line of the reproduction, run as ``python -m simmetrics.paper``: :func:`main` runs
 the study (:func:`simmetrics.paper.experiments.run_experiments`, or reads a saved
 ``results.json``) and writes its report (:mod:`simmetrics.paper.report`).
+``python -m simmetrics.paper barrier --out results/ [--docs docs] [--smoke]`` runs the
+alignment and loss-barrier study instead (:mod:`simmetrics.paper.barrier_study`).
 """
 
 import argparse
@@ -22,7 +24,14 @@ __all__ = ["main"]
 
 def main(argv=None):
     """``python -m simmetrics.paper --out results/ [--docs docs/] [--smoke]
-    [--n-jobs N] [--no-figures] [--from-json results/results.json]``."""
+    [--n-jobs N] [--no-figures] [--from-json results/results.json]``; ``python -m
+    simmetrics.paper barrier ...`` runs the alignment and loss-barrier study instead
+    (:func:`simmetrics.paper.barrier_study.main`, which takes the same flags)."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["barrier"]:
+        from .barrier_study import main as barrier_main
+
+        return barrier_main(argv[1:])
     parser = argparse.ArgumentParser(prog="python -m simmetrics.paper",
                                      description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", default="results", help="output folder (default results/)")
