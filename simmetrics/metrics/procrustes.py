@@ -7,7 +7,10 @@
 - The n-space route (:func:`use_n_space_route`, :func:`n_space_rotation`): with more neurons
   than stimuli, that rotation found in the span of the two row spaces (a QR decomposition of the
   d x 2n matrix of both representations), kept factored as a
-  :class:`simmetrics._core.linear_map.LinearMap`, never from a d x d SVD.
+  :class:`simmetrics._core.linear_map.LinearMap`, never from a d x d SVD; the score needs only
+  :func:`n_space_nuclear_norm`, from the triangular factors of the two d x n transposes.
+- :func:`deferred_rotation`: the rotation from what a fit kept, formed when it is first used
+  (the score on the fitting data needs the singular values only).
 
 :class:`simmetrics.ShapeMetric` and :class:`simmetrics.OrthogonalProcrustes`
 (:mod:`simmetrics.metrics.shape`) align with these.
@@ -24,6 +27,8 @@ __all__ = [
     "closest_optimal_rotation",
     "use_n_space_route",
     "n_space_rotation",
+    "n_space_nuclear_norm",
+    "deferred_rotation",
 ]
 
 
@@ -98,3 +103,29 @@ def n_space_rotation(A, B, width):
     with np.errstate(over="ignore", under="ignore"):  # out of range: not used (see callers)
         nuclear = float(np.ldexp(np.sum(sv), ea + eb))
     return LinearMap(Qw, W, 1.0), nuclear
+
+
+def n_space_nuclear_norm(A, B):
+    """||B'A||_* (A, B of n rows, each zero-padded to a common width) for rows < columns,
+    without a d x d product: with A' = Q_A R_A and B' = Q_B R_B the thin QR decompositions of
+    the transposes, B'A = Q_B (R_B R_A') Q_A', whose singular values are those of the
+    n x n matrix R_B R_A' (two thin QRs, triangular factors only, and one n x n SVD without
+    vectors). Each side is rescaled by a power of two first (exact; undone on the sum)."""
+    ea = int(np.frexp(abs_max(A))[1])
+    eb = int(np.frexp(abs_max(B))[1])
+    Ra = np.linalg.qr(times_pow2(A, -ea).T, mode="r")
+    Rb = np.linalg.qr(times_pow2(B, -eb).T, mode="r")
+    sv = np.linalg.svd(Rb @ Ra.T, compute_uv=False)
+    with np.errstate(over="ignore", under="ignore"):  # out of range: not used (see callers)
+        return float(np.ldexp(np.sum(sv), ea + eb))
+
+
+def deferred_rotation(pending):
+    """The fitted rotation (a :class:`LinearMap`) from what a fit kept: ``("cross", C)``, the
+    (padded) cross-product C = Xw'Yw, gives :func:`closest_optimal_rotation` of C'; ``("rows",
+    A, B, width)``, the rows of a fit with fewer stimuli than neurons, gives
+    :func:`n_space_rotation`."""
+    if pending[0] == "cross":
+        return LinearMap(closest_optimal_rotation(pending[1].T)[0])
+    _, A, B, width = pending
+    return n_space_rotation(A, B, width)[0]

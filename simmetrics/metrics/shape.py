@@ -25,7 +25,8 @@ the whitening in :mod:`simmetrics.metrics.whitening`, the rotation in
 
 import numpy as np
 
-from .._core.linalg import abs_max, center, frobenius_norm, orthonormal_basis, pow2_rescale, times_pow2
+from .._core.linalg import (abs_max, center, frobenius_norm, orthonormal_basis, pow2_rescale,
+                            times_pow2)
 from .._core.linear_map import LinearMap
 from .._core.params import Interval, Options, Real
 from .._core.registry import register
@@ -43,12 +44,18 @@ from .alignment import (
 )
 from .procrustes import (
     closest_optimal_rotation,
-    n_space_rotation,
+    deferred_rotation,
+    n_space_nuclear_norm,
     procrustes_rotation,
     use_n_space_route,
 )
 from .shape_gradient import shape_distance_formula
-from .whitening import split_unseen, whitener_from_spectrum
+from .whitening import (
+    covariance_whitener,
+    gram_whitening,
+    split_unseen,
+    whitener_from_spectrum,
+)
 
 __all__ = ["ShapeMetric", "OrthogonalProcrustes"]
 
@@ -84,25 +91,40 @@ def _shape_invariances(self):
 class _Whitened(Prepared):
     """:class:`Prepared` of a whitened representation, with the spectrum of its centred data
     (singular values ``s`` times 2**``e``) that ``whitening="netrep"`` rescales by at the pair
-    step."""
+    step.
 
-    __slots__ = ("spectrum",)
+    Whitened from the SVD of the data (``raw`` False), ``data`` holds the whitened data; from
+    the Gram matrix (``raw`` True, :func:`simmetrics.metrics.whitening.gram_whitening`) it holds
+    the centred data as :class:`Prepared` does, the whitener is applied to the d x d
+    cross-products (Zx' Xc'Yc Zy) and ``total`` is ||Xc Z||_F^2: no whitened n x d copy, which
+    :meth:`centred` forms only where the aligned data are needed."""
 
-    def __init__(self, data, sums, colsq, mean, whitener, spectrum):
+    __slots__ = ("spectrum", "raw", "total")
+
+    def __init__(self, data, sums, colsq, mean, whitener, spectrum, raw=False, total=None):
         super().__init__(data, sums, colsq, mean, whitener)
-        self.spectrum = spectrum
+        self.spectrum, self.raw, self.total = spectrum, raw, total
 
+    @property
+    def sq(self):
+        return self.total if self.raw else super().sq
 
-def _covariance_whitener(s, Vt, alpha, e, n):
-    """Williams et al.'s partial whitening on the covariance C/n, unscaled (Lange's repsim):
-    Z = alpha I + (1 - alpha) (C/n)^(-1/2) = alpha I + V diag((1 - alpha) sqrt(n) / sigma) V',
-    sigma = s 2**e the singular values of Xc (pseudo-inverse on the directions it spans)."""
-    with np.errstate(over="ignore", under="ignore"):
-        diagonal = (1.0 - alpha) * np.sqrt(n) * times_pow2(1.0 / s, -e)
-    Z = LinearMap(diagonal, Vt.T, alpha)
-    if alpha == 0.0:
-        Z.unit = (np.sqrt(n), 0, n)  # Xc Z = sqrt(n) U V': each whitened direction's norm
-    return Z
+    def centred(self):
+        Ac = super().centred()
+        return self.whitener.apply(Ac) if self.raw else Ac
+
+    def cross(self, other):
+        M = super().cross(other)
+        other_raw = isinstance(other, _Whitened) and other.raw
+        if M is None or not (self.raw or other_raw):
+            return M
+        with np.errstate(over="ignore", under="ignore", invalid="ignore"):
+            if self.raw:  # Zx' M = (M' Zx)' (Zx symmetric)
+                M = self.whitener.apply(M.T).T
+            if other_raw:
+                M = other.whitener.apply(M)
+        top = float(np.max(np.abs(M))) if M.size else 0.0
+        return M if SAFE_LOW <= top <= SAFE_HIGH else None
 
 
 def _netrep_factor(s, e, alpha, width):
@@ -317,7 +339,41 @@ class ShapeMetric(CenteredAlignment):
 
     @property
     def rotation_(self):
-        return self._fitted("_rotation", "rotation_").dense()
+        try:
+            Q = self._rotation
+        except AttributeError:
+            raise AttributeError(
+                f"{type(self).__name__!r} object has no attribute 'rotation_' (call fit first)"
+            ) from None
+        return Q.dense()
+
+    # -- the rotation is formed when first used (rotation_, score, transform, gradients):
+    # fit and fit_score need only the singular values of the cross-product, pairwise never
+    # reads it. What it is formed from is kept (the cross-product, or copies of the rows
+    # for the n-space route) and dropped once it is formed.
+    @property
+    def _rotation(self):
+        fitted = self.__dict__
+        Q = fitted.get("_rotation_map")
+        if Q is None:
+            pending = fitted.get("_rotation_pending")
+            if pending is None:
+                if "_rotation" in fitted:  # pickled before the rotation was deferred
+                    return fitted["_rotation"]
+                raise AttributeError("_rotation")
+            Q = deferred_rotation(pending)
+            fitted["_rotation_map"] = Q
+            fitted.pop("_rotation_pending", None)
+        return Q
+
+    @_rotation.setter
+    def _rotation(self, Q):
+        self.__dict__["_rotation_map"] = Q
+        self.__dict__.pop("_rotation_pending", None)
+
+    def _defer_rotation(self, pending):
+        self.__dict__.pop("_rotation_map", None)
+        self.__dict__["_rotation_pending"] = pending
 
     @property
     def whitener_x_(self):
@@ -337,6 +393,15 @@ class ShapeMetric(CenteredAlignment):
         alpha = float(self.alpha)
         if alpha == 1.0:
             return prepared_plain(A, name, self.center_columns)
+        if A.shape[0] > A.shape[1]:
+            # tall data: the whitener from the d x d Gram matrix where its estimated error is
+            # negligible (simmetrics.metrics.whitening.gram_whitening), no SVD of the n x d data
+            # and no whitened copy; else (ill-conditioned, large means, extreme scales) the SVD
+            p = prepared_plain(A, name, self.center_columns)
+            found = gram_whitening(p.data, p.sums, p.mean, p.colsq, alpha, self.whitening)
+            if found is not None:
+                Z, sv, _, total = found
+                return _Whitened(p.data, p.sums, p.colsq, p.mean, Z, (sv, 0), True, total)
         # the whitening is learned on accurately centred data (two passes, see
         # simmetrics._core.linalg.center): with large means, X - mean_x_ keeps a constant rounding
         # residual that the whitening would take for a direction of the data
@@ -359,7 +424,7 @@ class ShapeMetric(CenteredAlignment):
             _, sv, Vt = orthonormal_basis(Ash)
             n = Ac.shape[0]
             if self.whitening == "covariance":
-                Z = _covariance_whitener(sv, Vt, alpha, e + shift, n)
+                Z = covariance_whitener(sv, Vt, alpha, e + shift, n)
                 # alpha Xc + (1 - alpha) sqrt(n) Xc V diag(1/sigma) V', the second term
                 # scale-free: formed from the rescaled data, no huge or tiny coefficients
                 Aw = (1.0 - alpha) * np.sqrt(n) * (((Ash @ Vt.T) / sv) @ Vt)
@@ -381,9 +446,13 @@ class ShapeMetric(CenteredAlignment):
         if f == 1.0:
             return p
         with np.errstate(over="ignore", under="ignore", invalid="ignore"):
-            out = _Whitened(p.data * f, p.sums * f, p.colsq * (f * f), p.mean,
-                            _scaled_map(p.whitener, f), p.spectrum)
-        if not (np.isfinite(f) and np.all(np.isfinite(out.colsq))):
+            if p.raw:  # the map carries the factor, the centred data stay
+                out = _Whitened(p.data, p.sums, p.colsq, p.mean, _scaled_map(p.whitener, f),
+                                p.spectrum, True, p.total * (f * f))
+            else:
+                out = _Whitened(p.data * f, p.sums * f, p.colsq * (f * f), p.mean,
+                                _scaled_map(p.whitener, f), p.spectrum)
+        if not (np.isfinite(f) and np.isfinite(out.sq)):
             # netrep's floor 1e-7 is in the data's units: far below them it dominates
             raise ValueError(
                 "whitening='netrep': X or Y is too far from unit scale for netrep's eigenvalue "
@@ -395,11 +464,15 @@ class ShapeMetric(CenteredAlignment):
         a, b = self._netrep_count(a, width), self._netrep_count(b, width)
         self._whitener_x, self._whitener_y = a.whitener, b.whitener
         if use_n_space_route(a.n, width):
-            # more neurons than stimuli: the rotation in the span of the two row spaces, no
-            # width x width SVD (d = 5,000, n = 10: milliseconds instead of minutes)
+            # more neurons than stimuli: the nuclear norm from the triangular factors of the
+            # two d x n transposes, the rotation (when used) in the span of the two row spaces;
+            # no width x width SVD (d = 5,000, n = 10: milliseconds instead of minutes)
             self.mean_x_, self.mean_y_ = a.mean, b.mean
-            self._rotation, nuclear = n_space_rotation(a.centred(), b.centred(), width)
-            return a.sq, b.sq, nuclear
+            A, B = a.centred(), b.centred()
+            # the rows the rotation is formed from, never the caller's array or a shared state
+            A, B = (M.copy() if M is p.data else M for M, p in ((A, a), (B, b)))
+            self._defer_rotation(("rows", A, B, width))
+            return a.sq, b.sq, n_space_nuclear_norm(A, B)
         return super()._finalize_fit(a, b)
 
     def _fit_alignment(self, Xw, Yw):
@@ -407,10 +480,19 @@ class ShapeMetric(CenteredAlignment):
         self._rotation = LinearMap(closest_optimal_rotation(cross_in_range(Yw, Xw))[0])
 
     def _fit_alignment_from_cross(self, a, b, C):
-        # Q from the SVD U S V' of Yw'Xw = C'; on these data <Xw, Yw Q> = sum(S)
-        Q, sv = closest_optimal_rotation(C.T)
-        self._rotation = LinearMap(Q)
-        return a.sq, b.sq, float(sv.sum())
+        # Q from the SVD U S V' of Yw'Xw = C' (formed when used); on these data
+        # <Xw, Yw Q> = sum(S), which needs the singular values only, unless the cosine is
+        # within 0.01 of 1 (sum(S) >= ||C||_F tells early), where the aligned data are formed
+        aa, bb = a.sq, b.sq
+        with np.errstate(over="ignore", under="ignore", invalid="ignore"):
+            near = np.linalg.norm(C) >= 0.99 * np.sqrt(aa) * np.sqrt(bb)
+        if near:
+            Q, sv = closest_optimal_rotation(C.T)
+            self._rotation = LinearMap(Q)
+        else:
+            self._defer_rotation(("cross", C))
+            sv = np.linalg.svd(C, compute_uv=False)
+        return aa, bb, float(sv.sum())
 
     def _align(self, Xc, Yc):
         return self._align_whitened(self._whiten(Xc, self._whitener_x),
@@ -473,7 +555,7 @@ class ShapeMetric(CenteredAlignment):
         if self.whitening == "covariance":
             # (C/n)^(-1/2) has the inverse units of the data (the trace rule's map has none):
             # rows at the statistics' level 2^-k give the map in the data's units with e + k
-            return _covariance_whitener(s, Vt, alpha, e + self._moments_level, n)
+            return covariance_whitener(s, Vt, alpha, e + self._moments_level, n)
         Z = whitener_from_spectrum(s, Vt, alpha, e)
         if self.whitening == "netrep":
             f = _netrep_factor(s, e, alpha, width)
