@@ -16,7 +16,11 @@ Usage::
 Targets checked at the end: linear CKA and Procrustes within 1.2x of the bound, IntertwinerCKA
 at N = 10,000 at least 20x faster than the paper's loop formulation, and a 20 x 20 layer CKA
 matrix (n = 5,000, d = 512) at least 3x faster than looping the fastest per-pair peer (issue 5);
-Procrustes at n = 10, d = 5,000 (more neurons than stimuli) within one second (the trust issue).
+Procrustes at n = 10, d = 5,000 (more neurons than stimuli) within one second (the trust issue);
+issue 19's routes: ShapeMetric (whitening from the d x d Gram matrix, tall data, more neurons
+than stimuli, pairwise), the CCA family, IntertwinerProcrustes and KernelCKA, each within 1.2x of
+its bound or at least as fast as its peer (netrep's, google/svcca's, the paper's modelsym and
+Kornblith's routes are re-implemented here from their descriptions: none is on PyPI).
 The torch/CUDA timings are in ``bench_gpu.py``.
 """
 
@@ -39,6 +43,7 @@ from simmetrics import (
     LinearCKA,
     OrthogonalProcrustes,
     PermutationMetric,
+    ShapeMetric,
 )
 from simmetrics.metrics.hsic import hsic_unbiased
 
@@ -452,6 +457,404 @@ def bench_pairwise(rng, n, d, count):
                     f"looping the fastest per-pair function ({fastest})", r, 3.0, r >= 3.0))
 
 
+# -- ShapeMetric / OrthogonalProcrustes routes (issue 19) ------------------------------------
+def netrep_route_angle(X, Y, alpha):
+    """netrep's ``LinearMetric(alpha).fit(X, Y).score(X, Y)`` route, written here from its
+    published description (netrep is not on PyPI): centre; whiten each side by the eigh of its
+    d x d covariance Xc'Xc (eigenvalues floored at 1e-7, Z = alpha I + (1 - alpha) C^(-1/2),
+    rescaled to keep the total variance); fit Wx = Zx U, Wy = Zy V from the SVD of Xw'Yw;
+    score: the angle between X Wx and Y Wy (both n x d products formed). Works in the input's
+    dtype."""
+    def whiten(A):
+        lam, V = np.linalg.eigh(A.T @ A)
+        lam = np.maximum(lam, 1e-7)
+        Z = (1 - alpha) * ((V / np.sqrt(lam)) @ V.T)
+        Z[np.diag_indices_from(Z)] += alpha
+        W = A @ Z
+        return Z * np.sqrt(np.sum(A * A) / np.sum(W * W)), W
+
+    Xc, Yc = X - X.mean(axis=0), Y - Y.mean(axis=0)
+    (Zx, _), (Zy, _) = whiten(Xc), whiten(Yc)
+    U, _, Vt = np.linalg.svd((Xc @ Zx).T @ (Yc @ Zy))
+    A, B = Xc @ (Zx @ U), Yc @ (Zy @ Vt.T)
+    return float(np.arccos(np.sum(A * B) / np.linalg.norm(A) / np.linalg.norm(B)))
+
+
+def covariance_bound(X, Y):
+    """The covariance route's work on data as given: X'X, Y'Y (symmetric rank-k updates), X'Y,
+    the two d x d eigen-decompositions and the singular values of a d x d matrix."""
+    np.linalg.eigh(X.T @ X)
+    np.linalg.eigh(Y.T @ Y)
+    np.linalg.svd(X.T @ Y, compute_uv=False)
+
+
+def bench_shape_whitening(rng, n, d, repeats):
+    for dtype in (np.float64, np.float32):
+        label = np.dtype(dtype).name
+        section = f"ShapeMetric(alpha=0.5), n = {n:,}, d = {d}, {label}"
+        print(f"\n{section}")
+        X, Y = (A.astype(dtype) for A in related(rng, n, d, d))
+        bound_name = "bound: X'X, Y'Y, two eigh, X'Y, its singular values"
+        run(section, bound_name, discard(lambda: covariance_bound(X, Y)), repeats, "bound")
+        ours = lambda: ShapeMetric(alpha=0.5).fit_score(X, Y)  # noqa: E731
+        run(section, "simmetrics ShapeMetric(alpha=0.5).fit_score", ours, repeats, "simmetrics")
+        run(section, "netrep LinearMetric(0.5) route, re-implemented (not on PyPI)",
+            lambda: netrep_route_angle(X, Y, 0.5), repeats, "peer")
+        if dtype is np.float64:
+            run(section, "simmetrics ShapeMetric(alpha=0.0).fit_score (SVD route: see note)",
+                lambda: ShapeMetric(alpha=0.0).fit_score(X, Y), max(1, repeats // 2),
+                "simmetrics")
+        ratio_lines(section, bound_name)
+        r = paired_ratio(ours, lambda: covariance_bound(X, Y), 2 * repeats + 1)
+        print(f"    paired ratio ShapeMetric(0.5) / bound (median of {2 * repeats + 1}): {r:.2f}")
+        p = paired_ratio(ours, lambda: netrep_route_angle(X, Y, 0.5), 2 * repeats + 1)
+        print(f"    paired ratio ShapeMetric(0.5) / netrep's route: {p:.2f}")
+        if dtype is np.float64:
+            TARGETS.append((f"ShapeMetric(alpha=0.5) at n = {n:,}, d = {d} within 1.2x of the "
+                            "covariance bound", r, 1.2, r <= 1.2))
+
+
+def bench_tall_shape(rng, n, d, repeats):
+    section = f"Procrustes / ShapeMetric on tall data, n = {n:,}, d = {d}, float64"
+    print(f"\n{section}")
+    X, Y = related(rng, n, d, d)
+    bound_name = "bound: X'X, Y'Y, X'Y, two eigh, singular values"
+    run(section, bound_name, discard(lambda: covariance_bound(X, Y)), repeats, "bound")
+    metrics = {"OrthogonalProcrustes": OrthogonalProcrustes(),
+               "ShapeMetric(alpha=0.5)": ShapeMetric(alpha=0.5)}
+    for name, metric in metrics.items():
+        run(section, f"simmetrics {name}.fit_score", lambda m=metric: m.fit_score(X, Y),
+            repeats, "simmetrics")
+    ratio_lines(section, bound_name)
+    for name, metric in metrics.items():
+        r = paired_ratio(lambda m=metric: m.fit_score(X, Y), lambda: covariance_bound(X, Y),
+                         2 * repeats + 1)
+        print(f"    paired ratio {name} / bound (median of {2 * repeats + 1}): {r:.2f}")
+        TARGETS.append((f"{name} at n = {n:,}, d = {d} within 1.2x of the covariance bound",
+                        r, 1.2, r <= 1.2))
+
+
+def bench_wide_shape(rng, n, d, repeats):
+    section = f"Procrustes / ShapeMetric, d > n: n = {n:,}, d = {d:,}, float64 (paired)"
+    print(f"\n{section}")
+    X = rng.normal(size=(n, d))
+    Y = X + 0.5 * rng.normal(size=(n, d))
+
+    def bound():  # two thin QRs of the centred d x n transposes (R only), an n x n SVD's values
+        ra = np.linalg.qr((X - X.mean(axis=0)).T, mode="r")
+        rb = np.linalg.qr((Y - Y.mean(axis=0)).T, mode="r")
+        return np.linalg.svd(ra @ rb.T, compute_uv=False)
+
+    def whitening_bound():  # the whitening's own work: two thin SVDs of the centred data
+        np.linalg.svd(X - X.mean(axis=0), full_matrices=False)
+        np.linalg.svd(Y - Y.mean(axis=0), full_matrices=False)
+        bound()
+
+    run(section, "bound: two thin QRs (R only), an n x n SVD's values", discard(bound),
+        repeats, "bound")
+    run(section, "bound with whitening: also two thin SVDs of the data",
+        discard(whitening_bound), repeats, "bound")
+    procrustes = lambda: OrthogonalProcrustes().fit_score(X, Y)  # noqa: E731
+    shape = lambda: ShapeMetric(alpha=0.5).fit_score(X, Y)  # noqa: E731
+    run(section, "simmetrics OrthogonalProcrustes().fit_score", procrustes, repeats,
+        "simmetrics")
+    run(section, "simmetrics ShapeMetric(alpha=0.5).fit_score", shape, repeats, "simmetrics")
+    ratio_lines(section, "bound: two thin QRs (R only), an n x n SVD's values")
+    r = paired_ratio(procrustes, bound, 2 * repeats + 1)
+    print(f"    paired ratio OrthogonalProcrustes / bound (median of {2 * repeats + 1}): {r:.2f}")
+    w = paired_ratio(shape, whitening_bound, 2 * repeats + 1)
+    print(f"    paired ratio ShapeMetric(0.5) / bound with whitening: {w:.2f}")
+    TARGETS.append((f"OrthogonalProcrustes at n = {n:,}, d = {d:,} within 1.2x of the n-space "
+                    "bound", r, 1.2, r <= 1.2))
+
+
+def bench_pairwise_procrustes(rng, n, d, count):
+    section = f"pairwise OrthogonalProcrustes over {count} representations, n = {n:,}, d = {d}"
+    print(f"\n{section}")
+    reps = [A @ rng.normal(size=(d, d)) for A in (rng.normal(size=(n, d)) for _ in range(count))]
+    pairs = [(i, j) for i in range(count) for j in range(i + 1, count)]
+
+    def bound():  # every pair's X'Y and its singular values (the data about 0)
+        for i, j in pairs:
+            np.linalg.svd(reps[i].T @ reps[j], compute_uv=False)
+
+    def loop():
+        M = np.zeros((count, count))
+        for i, j in pairs:
+            M[i, j] = M[j, i] = OrthogonalProcrustes().fit_score(reps[i], reps[j])
+        return M
+
+    run(section, "bound: X'Y and its singular values per pair", bound, 1, "bound")
+    out = []
+    ours, _ = run(section, "simmetrics.pairwise('procrustes', reps)",
+                  lambda: out.append(simmetrics.pairwise("procrustes", reps)), 1, "simmetrics")
+    seconds, M = timed(loop, 1)
+    name = f"loop of OrthogonalProcrustes().fit_score over the {len(pairs)} pairs"
+    RESULTS.append((section, name, seconds, "peer"))
+    gap = np.abs(np.asarray(out[-1]) - M)[np.triu_indices(count, 1)].max()
+    print(f"  {name}\n  {'':<58s} {seconds:9.3f} s   largest |pairwise - loop| {gap:.1e}")
+    ratio_lines(section, "bound: X'Y and its singular values per pair")
+    print(f"    speed-up of simmetrics.pairwise over the loop: {seconds / ours:.2f}x")
+
+
+def bench_shape_routes(rng, quick, repeats):
+    """The sections of issue 19's shape-metric items: partial whitening from the covariances,
+    tall data, d > n, and pairwise Procrustes."""
+    if quick:
+        bench_shape_whitening(rng, 2_000, 64, repeats)
+        bench_tall_shape(rng, 20_000, 32, repeats)
+        bench_wide_shape(rng, 60, 400, repeats)
+        bench_pairwise_procrustes(rng, 300, 16, 6)
+        return
+    bench_shape_whitening(rng, 10_000, 512, repeats)
+    bench_tall_shape(rng, 200_000, 256, max(1, repeats // 2))
+    bench_wide_shape(rng, 540, 2_048, repeats)
+    bench_pairwise_procrustes(rng, 1_000, 128, 50)
+
+
+# -- issue 19: the CCA family, IntertwinerProcrustes and KernelCKA against their bounds -----
+def svcca_pwcca_route(X, Y, epsilon=1e-10):
+    """google/svcca's ``compute_pwcca`` (not on PyPI), re-implemented from its published
+    description: the joint covariance of the (neurons x samples) activations, each block
+    regularised by epsilon I, pseudo-inverted and square-rooted by eigh, the SVD of
+    Sxx^-1/2 Sxy Syy^-1/2, the directions u' Sxx^-1/2 (X - mean) + mean, a QR of their
+    transpose, weights |P' X'| summed over neurons, sum of weights x correlations."""
+    a1, a2 = X.T, Y.T
+    d1 = a1.shape[0]
+    cov = np.cov(a1, a2)
+    sxx, sxy, syy = cov[:d1, :d1], cov[:d1, d1:], cov[d1:, d1:]
+    scale_x, scale_y = np.max(np.abs(sxx)), np.max(np.abs(syy))
+    sxx, syy, sxy = sxx / scale_x, syy / scale_y, sxy / np.sqrt(scale_x * scale_y)
+
+    def inv_sqrt(S):
+        w, v = np.linalg.eigh(np.linalg.pinv(S + epsilon * np.eye(len(S))))
+        return (v * np.sqrt(np.maximum(w, 0.0))) @ v.T
+
+    ix, iy = inv_sqrt(sxx), inv_sqrt(syy)
+    u, s, _ = np.linalg.svd(ix @ sxy @ iy)
+    mean = a1.mean(axis=1, keepdims=True)
+    dirns = (u.T @ ix) @ (a1 - mean) + mean
+    P, _ = np.linalg.qr(dirns.T)
+    weights = np.abs(P.T @ a1.T).sum(axis=1)
+    weights /= weights.sum()
+    return float(np.sum(weights * s))
+
+
+def cca_covariance_bound(X, Y):
+    """The covariance route's work: X'X, Y'Y and X'Y of the centred data, two d x d eighs, the
+    whitened cross-product and its singular values."""
+    Xc, Yc = X - X.mean(axis=0), Y - Y.mean(axis=0)
+    wx, vx = np.linalg.eigh(Xc.T @ Xc)
+    wy, vy = np.linalg.eigh(Yc.T @ Yc)
+    M = (vx / np.sqrt(wx)).T @ (Xc.T @ Yc) @ (vy / np.sqrt(wy))
+    return np.linalg.svd(M, compute_uv=False)
+
+
+def cca_svd_bound(X, Y):
+    """Two thin SVDs of the centred data, Ux'Uy and its singular values (issue 19's bound)."""
+    Ux = np.linalg.svd(X - X.mean(0), full_matrices=False)[0]
+    Uy = np.linalg.svd(Y - Y.mean(0), full_matrices=False)[0]
+    return np.linalg.svd(Ux.T @ Uy, compute_uv=False)
+
+
+def bench_cca_family(rng, n, d, repeats):
+    from simmetrics import PWCCA, SVCCA
+
+    section = f"CCA family, n = {n:,}, d = {d}, float64"
+    print(f"\n{section}")
+    X, Y = related(rng, n, d, d)
+    run(section, "LAPACK bound: 2 thin SVDs, Ux'Uy, its SVD", discard(lambda: cca_svd_bound(X, Y)),
+        repeats, "bound")
+    run(section, "covariance bound: X'X, Y'Y, X'Y, 2 eigh, SVD",
+        discard(lambda: cca_covariance_bound(X, Y)), repeats, "bound")
+    metrics = {"CCA": CCA(), "SVCCA": SVCCA(), "PWCCA": PWCCA()}
+    for name, metric in metrics.items():
+        run(section, f"simmetrics {name}().fit_score", lambda m=metric: m.fit_score(X, Y),
+            repeats, "simmetrics")
+    run(section, "google/svcca compute_pwcca (re-implemented: not on PyPI)",
+        lambda: svcca_pwcca_route(X, Y), repeats, "peer")
+    ratio_lines(section, "LAPACK bound: 2 thin SVDs, Ux'Uy, its SVD")
+    pairs = 2 * repeats + 1
+    for name, metric in metrics.items():
+        for label, bound in (("2 thin SVDs + Ux'Uy", lambda: cca_svd_bound(X, Y)),
+                             ("the covariance route", lambda: cca_covariance_bound(X, Y))):
+            r = paired_ratio(lambda m=metric: m.fit_score(X, Y), bound, pairs)
+            print(f"    paired ratio {name} / {label} (median of {pairs}): {r:.2f}")
+            if label.startswith("2 thin"):
+                TARGETS.append((f"{name} at n = {n:,}, d = {d} within 1.2x of {label}", r, 1.2,
+                                r <= 1.2))
+    r = paired_ratio(lambda: metrics["PWCCA"].fit_score(X, Y), lambda: svcca_pwcca_route(X, Y),
+                     pairs)
+    print(f"    paired ratio PWCCA / google/svcca's route (median of {pairs}): {r:.2f}")
+    TARGETS.append((f"PWCCA at n = {n:,}, d = {d} within 1.0x of google/svcca's compute_pwcca",
+                    r, 1.0, r <= 1.0))
+
+
+def relu_procrustes_bound(A, B):
+    """IntertwinerProcrustes('relu')'s work: the column norms, X'Y scaled by them, the linear
+    assignment."""
+    from scipy.optimize import linear_sum_assignment
+
+    a = np.sqrt(np.einsum("ij,ij->j", A, A))
+    b = np.sqrt(np.einsum("ij,ij->j", B, B))
+    return linear_sum_assignment((A.T @ B) / a[:, None] / b[None, :], maximize=True)
+
+
+def paper_relu_procrustes(H1, H2):
+    """The paper's G_ReLU-Procrustes (Godfrey et al. 2022; modelsym's ``wreath_procrustes``,
+    not on PyPI), re-implemented from its description: every channel scaled to unit norm, the
+    assignment maximising the matched inner products, d^2 = (||H1||^2 + ||H2||^2 - 2 sum of
+    the matched products) / (4 C), the similarity 1 - d."""
+    from scipy.optimize import linear_sum_assignment
+
+    A = H1 / np.linalg.norm(H1, axis=0)
+    B = H2 / np.linalg.norm(H2, axis=0)
+    C = A.T @ B
+    rows, cols = linear_sum_assignment(C, maximize=True)
+    d2 = (A.shape[1] + B.shape[1] - 2.0 * C[rows, cols].sum()) / (4.0 * A.shape[1])
+    return 1.0 - np.sqrt(max(d2, 0.0))
+
+
+def bench_intertwiner_procrustes(rng, n, d, repeats):
+    X, Y = related(rng, n, d, d)
+    H1, H2 = np.maximum(X, 0.0), np.maximum(Y, 0.0)
+    pairs = 2 * repeats + 1
+    for dtype in (np.float64, np.float32):
+        A, B = H1.astype(dtype), H2.astype(dtype)
+        section = f"IntertwinerProcrustes('relu'), n = {n:,}, d = {d}, {dtype.__name__} input"
+        print(f"\n{section}")
+        if dtype is np.float64:
+            bound, label = (lambda: relu_procrustes_bound(A, B)), "column norms, X'Y, assignment"
+        else:  # the metric works in float64: the bound converts as it does
+            def bound():
+                return relu_procrustes_bound(A.astype(np.float64), B.astype(np.float64))
+            label = "float64 conversion, column norms, X'Y, assignment"
+        run(section, f"bound: {label}", discard(bound), repeats, "bound")
+        run(section, "simmetrics IntertwinerProcrustes('relu').fit_score",
+            lambda: IntertwinerProcrustes("relu").fit_score(A, B), repeats, "simmetrics")
+        run(section, "simmetrics IntertwinerProcrustes('relu', score_method='paper')",
+            lambda: IntertwinerProcrustes("relu", score_method="paper").fit_score(A, B),
+            repeats, "simmetrics")
+        run(section, "paper's wreath_procrustes (re-implemented: modelsym not on PyPI)",
+            lambda: paper_relu_procrustes(A, B), repeats, "peer")
+        ratio_lines(section, f"bound: {label}")
+        r = paired_ratio(lambda: IntertwinerProcrustes("relu").fit_score(A, B), bound, pairs)
+        print(f"    paired ratio IntertwinerProcrustes / bound (median of {pairs}): {r:.2f}")
+        TARGETS.append((f"IntertwinerProcrustes('relu') ({dtype.__name__}) within 1.2x of its "
+                        "bound", r, 1.2, r <= 1.2))
+        r = paired_ratio(
+            lambda: IntertwinerProcrustes("relu", score_method="paper").fit_score(A, B),
+            lambda: paper_relu_procrustes(A, B), pairs)
+        print(f"    paired ratio IntertwinerProcrustes(paper) / the paper's route: {r:.2f}")
+        TARGETS.append((f"IntertwinerProcrustes('relu') ({dtype.__name__}) within 1.0x of the "
+                        "paper's route", r, 1.0, r <= 1.0))
+
+
+def bench_tall_cca_procrustes(rng, n, d, repeats):
+    section = f"tall data: CCA, n = {n:,}, d = {d}, float64"
+    print(f"\n{section}")
+    X, Y = related(rng, n, d, d)
+    batches = [(X[i:i + n // 10], Y[i:i + n // 10]) for i in range(0, n, n // 10)]
+    run(section, "covariance bound: X'X, Y'Y, X'Y, 2 eigh, SVD",
+        discard(lambda: cca_covariance_bound(X, Y)), repeats, "bound")
+    run(section, "simmetrics CCA().fit_score", lambda: CCA().fit_score(X, Y), repeats,
+        "simmetrics")
+    run(section, "simmetrics stream_score(CCA(), 10 batches)",
+        lambda: simmetrics.stream_score(CCA(), iter(batches)), 1, "simmetrics")
+    ratio_lines(section, "covariance bound: X'X, Y'Y, X'Y, 2 eigh, SVD")
+    pairs = 2 * repeats + 1
+    r = paired_ratio(lambda: CCA().fit_score(X, Y), lambda: cca_covariance_bound(X, Y), pairs)
+    print(f"    paired ratio CCA / the covariance route (median of {pairs}): {r:.2f}")
+    TARGETS.append((f"CCA at n = {n:,}, d = {d} within 1.2x of the covariance route", r, 1.2,
+                    r <= 1.2))
+    del batches
+    H1, H2 = np.maximum(X, 0.0), np.maximum(Y, 0.0)
+    del X, Y
+    section = f"tall data: IntertwinerProcrustes('relu'), n = {n:,}, d = {d}, float64"
+    print(f"\n{section}")
+    relu_batches = [(H1[i:i + n // 10], H2[i:i + n // 10]) for i in range(0, n, n // 10)]
+    run(section, "bound: column norms, X'Y, assignment (ReLU features)",
+        discard(lambda: relu_procrustes_bound(H1, H2)), repeats, "bound")
+    run(section, "simmetrics IntertwinerProcrustes('relu').fit_score",
+        lambda: IntertwinerProcrustes("relu").fit_score(H1, H2), repeats, "simmetrics")
+    run(section, "simmetrics stream_score(IntertwinerProcrustes('relu'), 10 batches)",
+        lambda: simmetrics.stream_score(IntertwinerProcrustes("relu"), iter(relu_batches)), 1,
+        "simmetrics")
+    ratio_lines(section, "bound: column norms, X'Y, assignment (ReLU features)")
+    r = paired_ratio(lambda: IntertwinerProcrustes("relu").fit_score(H1, H2),
+                     lambda: relu_procrustes_bound(H1, H2), pairs)
+    print(f"    paired ratio IntertwinerProcrustes / its bound (median of {pairs}): {r:.2f}")
+    TARGETS.append((f"IntertwinerProcrustes('relu') at n = {n:,}, d = {d} within 1.2x of its "
+                    "bound", r, 1.2, r <= 1.2))
+
+
+def kornblith_rbf_cka(X, Y, threshold=0.8):
+    """Kornblith et al.'s reference numpy (their CKA colab), re-implemented from its formula:
+    Gram form of the squared distances, median bandwidth, exp, centring, biased CKA."""
+    def gram(A):
+        G = A @ A.T
+        sq = np.diag(G)
+        D = sq[:, None] + sq[None, :] - 2.0 * G
+        return np.exp(-D / (2.0 * threshold**2 * np.median(D)))
+
+    def centred(K):
+        means = K.mean(axis=0)
+        means -= means.mean() / 2.0
+        return K - means[:, None] - means[None, :]
+
+    K, L = centred(gram(X)), centred(gram(Y))
+    return float(np.vdot(K, L) / (np.linalg.norm(K) * np.linalg.norm(L)))
+
+
+def rbf_cka_bound(X, Y):
+    """KernelCKA (RBF)'s work: per representation the n x n Gram product, the selection of the
+    median of the distances (one upper triangle), one exp per entry; one inner product."""
+    kernels = []
+    for A in (X, Y):
+        G = A @ A.T
+        m = G.shape[0] * (G.shape[0] - 1) // 2
+        upper = np.concatenate([G[i, i + 1:] for i in range(G.shape[0] - 1)])
+        np.partition(upper, m // 2)
+        kernels.append(np.exp(G * -1e-3, out=G))
+    return float(np.vdot(*kernels))
+
+
+def bench_kernel_cka(rng, n, d, repeats):
+    from simmetrics import KernelCKA
+
+    section = f"KernelCKA (RBF, median bandwidth), n = {n:,}, d = {d}, float64"
+    print(f"\n{section}")
+    X, Y = related(rng, n, d, d)
+    label = "bound: 2 Gram products, 2 median selections, 2 exps"
+    run(section, label, discard(lambda: rbf_cka_bound(X, Y)), repeats, "bound")
+    run(section, "simmetrics KernelCKA().fit_score", lambda: KernelCKA().fit_score(X, Y),
+        repeats, "simmetrics")
+    run(section, "Kornblith et al.'s reference numpy (re-implemented)",
+        lambda: kornblith_rbf_cka(X, Y), repeats, "peer")
+    ratio_lines(section, label)
+    pairs = 2 * repeats + 1
+    r = paired_ratio(lambda: KernelCKA().fit_score(X, Y), lambda: rbf_cka_bound(X, Y), pairs)
+    print(f"    paired ratio KernelCKA / bound (median of {pairs}): {r:.2f}")
+    r = paired_ratio(lambda: KernelCKA().fit_score(X, Y), lambda: kornblith_rbf_cka(X, Y), pairs)
+    print(f"    paired ratio KernelCKA / Kornblith's numpy (median of {pairs}): {r:.2f}")
+    TARGETS.append(("KernelCKA (RBF) at least as fast as Kornblith's reference numpy", r, 1.0,
+                    r <= 1.0))
+
+
+def bench_cca_routes(rng, quick, repeats):
+    """Issue 19's CCA family, IntertwinerProcrustes and KernelCKA sections."""
+    if quick:
+        bench_cca_family(rng, 2_000, 64, repeats)
+        bench_intertwiner_procrustes(rng, 2_000, 64, repeats)
+        bench_tall_cca_procrustes(rng, 20_000, 32, repeats)
+        bench_kernel_cka(rng, 300, 64, repeats)
+        return
+    bench_cca_family(rng, 10_000, 512, max(1, repeats // 2))
+    bench_intertwiner_procrustes(rng, 10_000, 512, repeats)
+    bench_tall_cca_procrustes(rng, 200_000, 256, max(1, repeats // 2))
+    bench_kernel_cka(rng, 2_000, 512, repeats)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes: a smoke test")
@@ -495,7 +898,9 @@ def main(argv=None):
             bench_intertwiner_cka(rng, sizes["n_cka"], sizes["C"], 1, 1)
             bench_intertwiner_cka(rng, sizes["n_cka"], sizes["C"], 4, sizes["step"])
         bench_pairwise(rng, sizes["n_pw"], sizes["d_pw"], sizes["L_pw"])
-    print("\ntargets of issue 5 and of the trust issue (measured within this run):")
+        bench_shape_routes(rng, args.quick, repeats)
+        bench_cca_routes(rng, args.quick, repeats)
+    print("\ntargets of issues 5 and 19 and of the trust issue (measured within this run):")
     for description, value, required, met in TARGETS:
         bound = "<=" if "within" in description else ">="
         print(f"  [{'met' if met else 'MISSED'}] {description}: {value:.2f} ({bound} {required:g})")

@@ -23,10 +23,16 @@ def test_quick_run_prints_every_section_and_target(bench, capsys):
     for section in ("linear CKA, n = 2,000, d = 128, float64", "orthogonal Procrustes",
                     "permutation matching", "CCA (mean canonical correlation)",
                     "RSA (correlation RDM, Spearman)", "6 x 6 layer matrix of linear CKA",
-                    "orthogonal Procrustes, d > n: n = 10, d = 1,000"):
+                    "orthogonal Procrustes, d > n: n = 10, d = 1,000",
+                    "ShapeMetric(alpha=0.5), n = 2,000, d = 64, float32",
+                    "Procrustes / ShapeMetric on tall data", "pairwise OrthogonalProcrustes over",
+                    "CCA family, n = 2,000", "IntertwinerProcrustes('relu'), n = 2,000",
+                    "tall data: CCA", "KernelCKA (RBF, median bandwidth)"):
         assert f"\n{section}" in out
-    targets = out.split("targets of issue 5 and of the trust issue")[1]
-    assert len(re.findall(r"^  \[(met|MISSED)\] ", targets, flags=re.M)) == 4
+    targets = out.split("targets of issues 5 and 19 and of the trust issue")[1]
+    # 4 of issue 5 and the trust issue, 4 of issue 19's shape routes, 11 of its CCA-family,
+    # IntertwinerProcrustes and KernelCKA routes
+    assert len(re.findall(r"^  \[(met|MISSED)\] ", targets, flags=re.M)) == 19
     # the pairwise matrix equals the loop of the per-pair function (printed difference)
     (difference,) = re.findall(r"largest difference ([0-9.e+-]+)", out)
     assert float(difference) < 1e-12

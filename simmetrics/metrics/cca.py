@@ -14,18 +14,18 @@ ranks), never a NaN.
 - :class:`PWCCA`: canonical correlations weighted by how much of one representation's neurons
   each canonical variate accounts for (Morcos et al. 2018).
 
-**Streaming.** ``fit``/``score`` on whole data take the SVD of the centred data.
-:func:`simmetrics.stream_score` accumulates, besides the second moments, a square root R of the
-joint centred Gram matrix (:attr:`simmetrics.PairMoments.factor`, R'R = [Xc Yc]'[Xc Yc], from
-QR decompositions of the batches), whose column blocks A, B are Q'Xc and Q'Yc for some Q with
-orthonormal columns (:meth:`simmetrics.PairMoments.factor_rows`): the same SVDs run on them,
-with the data's condition number, so one stimulus 1e8 times the others or a cluster beside a
-far outlier give the whole-data value (the covariance Xc'Xc squares the condition number and
-had lost those directions: CCA 1.0 for 0.63). Statistics without the factor use the covariance
+**Streaming.** Whole data take the SVD of the centred data (or X'X where cheaper and its digits
+suffice: :func:`_centred_fit`). :func:`simmetrics.stream_score` accumulates, besides the second
+moments, a square root R of the joint centred Gram matrix (:attr:`simmetrics.PairMoments.factor`,
+R'R = [Xc Yc]'[Xc Yc], from QR decompositions of the batches), whose column blocks A, B are Q'Xc and
+Q'Yc for some Q with orthonormal columns (:meth:`simmetrics.PairMoments.factor_rows`): the same SVDs
+run on them, with the data's condition number, so one stimulus 1e8 times the others or a cluster
+beside a far outlier give the whole-data value (the covariance Xc'Xc squares the condition number
+and had lost those directions: CCA 1.0 for 0.63). Statistics without the factor use the covariance
 route, Ux = Xc W with W from a square root of Xc'Xc, so Ux'Uy = Wx' (Xc'Yc) Wy, only where
 :func:`simmetrics.moments.gram_factor` finds the Gram matrix's digits sufficient (else a
-``ValueError`` naming ``fit_score``). Both streaming routes drop the directions whose singular
-value is below max(n, d) * eps of the largest, as the whole-data route does.
+``ValueError`` naming ``fit_score``). Both streaming routes drop the directions whose singular value
+is below max(n, d) * eps of the largest, as the whole-data route does.
 """
 
 import numbers
@@ -38,6 +38,7 @@ from .._core.registry import register
 from .._core.validation import check_nonconstant
 from ..base import GROUP_NAMES, param_dependent
 from ..moments import check_nonconstant_moments, gram_factor, rows_svd
+from .cca_basis import GRAM_ROWS, Basis, basis_cross, gram_fit
 from .cca_gradient import cca_formula, pwcca_formula, svcca_formula
 from .cca_heldout import CanonicalHeldOut, safe_mean
 
@@ -64,27 +65,48 @@ _PWCCA_INVARIANCES = frozenset(
 
 
 def _centred_basis(A):
-    """Orthonormal basis (n x r), singular values and right singular vectors of the centred
-    ``A``, scaled to unit max-abs first so that very large or very small inputs stay in range
-    (the basis does not depend on the scale; the singular values are those of the scaled data)."""
+    """Orthonormal basis (a :class:`~simmetrics.metrics.cca_basis.Basis`, n x r), singular
+    values and right singular vectors of the centred ``A``, scaled to unit max-abs first so
+    that very large or very small inputs stay in range (the basis does not depend on the
+    scale; the singular values are those of the scaled data)."""
     return _centred_fit(A)[:3]
 
 
 def _centred_fit(A):
     """:func:`_centred_basis` (U, s, V'), then the neuron means and the scale ``peak`` the SVD
-    was taken at (of the centred data divided by it): the state of one side."""
+    was taken at (of the centred data divided by it): the state of one side.
+
+    Two routes to the same (U, s, V'), chosen by cost and guarded for accuracy: with n >= 2 d
+    the covariance route (:func:`simmetrics.metrics.cca_basis.gram_fit`, at scale 1) where its
+    digits suffice, else the thin SVD of the centred data
+    (:func:`simmetrics._core.linalg.orthonormal_basis`, rank-revealing)."""
+    n, d = A.shape
+    fit = gram_fit(A) if n >= GRAM_ROWS * d else None
+    if fit is not None:
+        return fit
     Ac = center(A)
-    peak = np.abs(Ac).max()
+    peak = max(Ac.max(), -Ac.min())  # max |Ac_ij| without an n x d temporary
     if peak > 0.0:
         Ac /= peak
+    top = 2.0 * peak + float(np.abs(A[0]).max())  # >= max |A_ij|
+    # numpy's mean where the column sums cannot overflow (safe_mean's value up to rounding)
+    mean = A.mean(axis=0) if n * top < 2.0**1000 else safe_mean(A)
     # Callers check_nonconstant first, so peak > 0 and the rank is at least 1.
-    return (*orthonormal_basis(Ac), safe_mean(A), float(peak))
+    U, s, Vt = orthonormal_basis(Ac)
+    return Basis(U), s, Vt, mean, float(peak)
+
+
+def _check_varies(A, name):
+    """:func:`simmetrics._core.validation.check_nonconstant`, skipping its pass over the data
+    where the first two rows already differ in some neuron (that neuron varies)."""
+    if not (A.shape[0] > 1 and np.any(A[0] != A[1])):
+        check_nonconstant(A, name)
 
 
 def _principal_angles(Ux, Uy):
-    """SVD of Ux' Uy: left vectors (rx x m), cosines clipped to [0, 1] (m,) and right vectors
-    (m x ry)."""
-    return _angles(Ux.T @ Uy)
+    """SVD of Ux' Uy (two :class:`~simmetrics.metrics.cca_basis.Basis`): left vectors (rx x m),
+    cosines clipped to [0, 1] (m,) and right vectors (m x ry)."""
+    return _angles(basis_cross(Ux, Uy))
 
 
 def _angles(M):
@@ -224,7 +246,7 @@ class CCA(CanonicalHeldOut):
     # data; the pair step: the singular values of Ux'Uy
     def _partial_fit(self, A, name):
         _check_statistic(self.statistic)
-        check_nonconstant(A, name)
+        _check_varies(A, name)
         return _centred_fit(A)
 
     def _finalize_fit_score(self, a, b):
@@ -273,9 +295,10 @@ _TIE_RTOL = 1e-10
 
 
 def _top_directions(U, s, variance):
-    """The fewest leading columns of U whose squared singular values reach ``variance`` of the
-    total (all of them for variance = 1), extended by every further singular value tied with
-    the last one kept: |s_j - s_k| <= _TIE_RTOL * s_1.
+    """The fewest leading columns of U (an array or a :class:`~simmetrics.metrics.cca_basis.Basis`)
+    whose squared singular values reach ``variance`` of the total (all of them for variance = 1),
+    extended by every further singular value tied with the last one kept: |s_j - s_k| <= _TIE_RTOL *
+    s_1.
 
     Within a block of equal singular values the singular vectors are any orthonormal basis of
     the block's span, so keeping part of the block would keep an arbitrary subspace (rotating
@@ -290,7 +313,7 @@ def _top_directions(U, s, variance):
     k = min(int(np.searchsorted(explained, variance, side="left")) + 1, s.size)
     # s is in decreasing order: the tied block at the cut continues while s_j stays close
     k += int(np.sum(s[k:] >= s[k - 1] - _TIE_RTOL * s[0]))
-    return U[:, :k]
+    return U.first(k) if isinstance(U, Basis) else U[:, :k]
 
 
 @register("svcca")
@@ -380,7 +403,7 @@ class SVCCA(CanonicalHeldOut):
     def _partial_fit(self, A, name):
         _check_variance(self.variance)
         _check_statistic(self.statistic)
-        check_nonconstant(A, name)
+        _check_varies(A, name)
         U, s, Vt, mean, peak = _centred_fit(A)
         return _top_directions(U, s, float(self.variance)), s, Vt, mean, peak
 
@@ -534,7 +557,7 @@ class PWCCA(CanonicalHeldOut):
     # per representation (simmetrics.pairwise): the SVD of the centred data
     def _partial_fit(self, A, name):
         self._check_side()
-        check_nonconstant(A, name)
+        _check_varies(A, name)
         return _centred_fit(A)
 
     def _finalize_fit_score(self, a, b):

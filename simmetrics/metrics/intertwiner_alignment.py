@@ -66,6 +66,22 @@ def column_squares(X):
     return np.einsum("ij,ij->j", scaled, scaled), e
 
 
+def plain_column_squares(X):
+    """The sum of squares of every column of X, taken on X as it is (no rescaled copy), or
+    None where that could lose digits: a sum above 2^1000 (an overflow is near) or below
+    2^-900 (an underflow is near), or a zero one of a column that is not all zero. Where it is
+    not None it is :func:`column_squares`'s (squares, e) as squares * 4^e, bit for bit
+    (products and sums commute with exact power-of-two scalings)."""
+    with np.errstate(over="ignore", under="ignore", invalid="ignore"):
+        sq = np.einsum("ij,ij->j", X, X)
+    live = sq > 0.0
+    if not (np.all(sq[live] >= 2.0**-900) and np.all(sq <= 2.0**1000)):
+        return None  # NaN-free inputs: a NaN or inf square also fails the test
+    if not live.all() and X[:, ~live].any():
+        return None
+    return sq
+
+
 def reciprocal(s):
     """1 / s, with 0 where s == 0 (silent neurons stay silent)."""
     out = np.zeros_like(s)

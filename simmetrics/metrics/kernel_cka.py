@@ -19,7 +19,7 @@ from .._core.registry import register
 from .._core.validation import check_nonconstant
 from ..base import Metric, param_dependent
 from .cka import CKA_INVARIANCES
-from .hsic import UnbiasedGram, cka_from_hsic, hsic_biased, hsic_self, u_centred
+from .hsic import UnbiasedGram, cka_from_hsic, u_centred
 from .cka_gradient import linear_cka_formula
 from .kernel_cka_gradient import rbf_kernel_cka
 
@@ -137,6 +137,42 @@ def _set_from_differences(X, D, i, j):
         D[bi, bj] = D[bj, bi] = np.einsum("ij,ij->i", diff, diff)
 
 
+def _median_of_distances(D):
+    """``numpy.median(D)`` of a matrix of squared distances (symmetric, zero diagonal), from its
+    upper triangle: the n^2 entries are n zeros and every off-diagonal value twice, so where no
+    entry is negative the full matrix's order statistic k is 0 for k < n and the triangle's
+    (k - n) // 2 after; one selection on half the entries instead of a sort of a full copy.
+    The same number bit for bit (the two middle values averaged as numpy does)."""
+    n = D.shape[0]
+    if n < 2:
+        return float(np.median(D))
+    N = n * n
+    ranks = [N // 2 - 1, N // 2] if N % 2 == 0 else [N // 2]
+    upper = np.concatenate([D[i, i + 1:] for i in range(n - 1)])
+    part = np.partition(upper, sorted({0} | {(k - n) // 2 for k in ranks if k >= n}))
+    if part[0] < 0.0:  # not nonnegative (cannot happen for distances): numpy's own
+        return float(np.median(D))
+    values = [0.0 if k < n else float(part[(k - n) // 2]) for k in ranks]
+    return values[0] if len(values) == 1 else (values[0] + values[1]) / 2
+
+
+def _centred_with_self(K, owned):
+    """(HKH, HSIC(K, K)) for the biased estimator, K centred once (in place where ``owned``):
+    the self-term <HKH, HKH> / (n - 1)^2 = :func:`simmetrics.metrics.hsic.hsic_self`'s value,
+    with its rule that a value below 16 n eps sum(K^2) / (n - 1)^2 is rounding noise (a kernel
+    the centring removes), returned as 0 so that :func:`cka_from_hsic` raises on it. The pair
+    step then needs one inner product of the two centred kernels and no centring."""
+    n = K.shape[0]
+    total = float(np.einsum("ij,ij->", K, K))
+    Kc = K if owned else np.array(K, dtype=np.float64, copy=True)
+    Kc -= Kc.mean(axis=0, keepdims=True)  # hsic_biased's centring, the same operations
+    Kc -= Kc.mean(axis=1, keepdims=True)
+    norm = (n - 1) ** 2
+    value = float(np.einsum("ij,ij->", Kc, Kc)) / norm
+    floor = 16.0 * n * np.finfo(np.float64).eps * total / norm
+    return Kc, float(min(value, 0.0) if value <= floor else value)
+
+
 def median_sigma(X, threshold=0.8):
     """Kornblith et al.'s RBF bandwidth: threshold * sqrt(median of the n x n matrix of squared
     distances), the zero diagonal included (numpy's median: the two middle values averaged).
@@ -150,7 +186,7 @@ def median_sigma(X, threshold=0.8):
     >>> float(median_sigma(X, threshold=1.0))  # squared distances 0,1,9,1,0,4,9,4,0: median 1
     1.0
     """
-    return threshold * np.sqrt(np.median(_squared_distances(X)))
+    return threshold * np.sqrt(_median_of_distances(_squared_distances(X)))
 
 
 def _check_sigma(sigma, what="sigma"):
@@ -273,8 +309,9 @@ class KernelCKA(Metric):
         self.layout = layout
 
     # -- memory: measured with tracemalloc, preparing a representation holds its n x n kernel
-    # and one more n x n temporary (the median's copy of D, the centred kernel of hsic_self),
-    # and the pair step one (hsic_biased's centred kernel): count + jobs matrices in all
+    # and at most one more n x n temporary (the median's copy of half of D, a callable's
+    # kernel copied before centring); the biased pair step none (it takes the centred kernels
+    # of the states): at most count + jobs matrices in all
     def _memory_bytes(self, n, d, count, jobs=1):
         """Peak bytes with ``count`` kernels of n samples held and ``jobs`` per-representation
         steps (d neurons) running at once, and what that counts."""
@@ -311,7 +348,7 @@ class KernelCKA(Metric):
             _check_sigma(self.sigma)
         D = _squared_distances(A)  # formed once: for the median bandwidth and the kernel
         if self.sigma is None:
-            sigma = self.threshold * np.sqrt(np.median(D))  # median_sigma's value
+            sigma = self.threshold * np.sqrt(_median_of_distances(D))  # median_sigma's
             if sigma == 0.0:
                 raise ValueError(
                     f"the median squared distance between the samples of {name} is 0 (most "
@@ -348,9 +385,8 @@ class KernelCKA(Metric):
             if callable(self.kernel):
                 K = np.array(K, dtype=np.float64, copy=True)
             return UnbiasedGram(u_centred(K))
-        # hsic_self: a self-term that is 0 up to rounding (a callable kernel the centring
-        # removes) raises in cka_from_hsic instead of giving a ratio of noise
-        return K, hsic_self(K, "biased")
+        # centred once (in place unless a callable's kernel), for the self-term and the pair
+        return _centred_with_self(K, owned=not callable(self.kernel))
 
     # -- gradients (simmetrics.functional) ------------------------------------------------
     @property
@@ -380,5 +416,7 @@ class KernelCKA(Metric):
     def _finalize_fit_score(self, a, b):
         if self.debiased:
             return cka_from_hsic(a.hsic(b), a.self_hsic, b.self_hsic, "unbiased")
-        (K, self_k), (L, self_l) = a, b
-        return cka_from_hsic(hsic_biased(K, L), self_k, self_l, "biased")
+        (Kc, self_k), (Lc, self_l) = a, b
+        # tr(K H L H) = <HKH, HLH>: the biased HSIC from the centred kernels of the states
+        hsic = float(np.einsum("ij,ij->", Kc, Lc)) / (Kc.shape[0] - 1) ** 2
+        return cka_from_hsic(hsic, self_k, self_l, "biased")

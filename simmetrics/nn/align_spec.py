@@ -360,6 +360,8 @@ def _classify(name, module, activations, arg):
         return "through"
     if isinstance(module, maxpools):
         return "maxpool"
+    if isinstance(module, _torch_nn().Unflatten):
+        return "input"  # reshapes the input: allowed before the first layer only
     if name in activations:
         return ("activation", activations[name])
     spec = resolve_activation(module)
@@ -379,7 +381,7 @@ def spec_from_sequential(model, activations=None, arg="model"):
     by its position in the Sequential (``"0"``, ``"3"``, ...), of its output units or
     channels. Between it and the next such layer may come: one BatchNorm (before the
     activation), one activation, and any number of Identity, Dropout, Flatten, average or
-    max pooling modules. The axis's default group is the largest monomial subgroup of the
+    max pooling modules; an Unflatten may reshape the input before the first layer. The axis's default group is the largest monomial subgroup of the
     activation's intertwiner group, restricted where something on the axis needs it: max
     pooling commutes only with non-negative maps (signs removed); a BatchNorm without affine
     parameters absorbs no scales or signs (permutations only); no activation gives the scaled
@@ -424,6 +426,10 @@ def spec_from_sequential(model, activations=None, arg="model"):
     if len(layer_pos) < 2:
         raise ValueError(f"{arg} has {len(layer_pos)} Linear/Conv layer(s); aligning needs at "
                          "least one hidden layer (two layers)")
+    late = [mods[i][0] for i, k in enumerate(kinds) if k == "input" and i > layer_pos[0]]
+    if late:
+        raise ValueError(f"{arg}[{late[0]}] (Unflatten) comes after the first layer; an "
+                         "Unflatten is supported only before it, where it reshapes the input")
     spec = AlignmentSpec()
     for li, lj in zip(layer_pos[:-1], layer_pos[1:]):
         _add_hidden(spec, mods, kinds, li, lj, arg)

@@ -479,3 +479,20 @@ def test_sequential_spec_restrictions():
         "0": "permutation", "3": "signed_permutation", "6": "scaled_permutation"}
     assert spec.params["0.weight"] == {0: ("0", "perm", 1)}
     assert spec.params["1.running_var"] == {0: ("0", "perm", 1)}
+
+
+def test_the_paper_cnn_with_its_input_unflatten_aligns_and_keeps_its_function():
+    # simmetrics.paper.experiments.make_cnn starts with nn.Unflatten(1, (1, 8, 8)); the
+    # expected output is model_b's own (the aligned copy computes the same function)
+    from simmetrics.paper.experiments import make_cnn
+
+    a, b = make_cnn((4, 6, 5), activation=nn.Tanh, seed=0), make_cnn((4, 6, 5), nn.Tanh, seed=1)
+    a, b = a.double().eval(), b.double().eval()
+    x = torch.randn(40, 64, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    alignment = align_models(a, b, x)
+    assert [e.group for e in alignment.elements.values()] == ["signed_permutation"] * 3
+    assert torch.allclose(alignment.apply(b)(x), b(x), rtol=0, atol=1e-10)
+    late = nn.Sequential(nn.Linear(64, 16), nn.Tanh(), nn.Unflatten(1, (1, 16)), nn.Flatten(),
+                         nn.Linear(16, 3))
+    with pytest.raises(ValueError, match=r"model_a\[2\] \(Unflatten\) comes after the first"):
+        align_models(late, late, x)
