@@ -8,7 +8,12 @@
 - :mod:`simmetrics.nn.stitching`: training and evaluating a stitch, and the stitching penalty
   of two models cut at a layer;
 - :mod:`simmetrics.nn.compare`: two models compared layer by layer on the same batches in one
-  pass (:func:`~simmetrics.nn.compare.compare_models`, exported as ``simmetrics.compare_models``);
+  pass (:func:`~simmetrics.nn.compare.compare_models`, exported as ``simmetrics.compare_models``;
+  its result class in :mod:`simmetrics.nn.comparison`);
+- :mod:`simmetrics.nn.tokens`: transformer outputs read as tensors, token rows with the
+  attention mask applied, pooling per sequence, and sub-word tokens pooled to words by their
+  character offsets (:func:`~simmetrics.nn.tokens.word_batch`) for models with different
+  tokenizers;
 - :mod:`simmetrics.nn.barrier`: linear mode connectivity, the loss and accuracy along the line
   between two networks' weights and its barrier, optionally after an alignment and RESET /
   REPAIR (:func:`~simmetrics.nn.barrier.loss_barrier`, exported as ``simmetrics.loss_barrier``;

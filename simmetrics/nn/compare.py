@@ -13,8 +13,8 @@
 """
 
 import contextlib
-import json
 import numbers
+from collections.abc import Mapping
 
 import numpy as np
 from sklearn.base import clone
@@ -24,9 +24,12 @@ from .._core.parallel import Progress
 from .._core.registry import as_metric
 from .._core.validation import check_representation
 from ..moments import compact_factor, pair_from_sides, side
-from ..pairwise import LabelledMatrix, pairwise
+from ..pairwise import pairwise
 from ..streaming import score_from_moments
+from .comparison import ModelComparison
 from .extract import leaf_modules, select_modules
+from .tokens import (HIDDEN_STATES, TOKENS, WORD_IDS, attention_mask_of, hidden_states_of,
+                     hidden_tensor, token_rows)
 
 __all__ = ["compare_models", "ModelComparison", "leaf_modules"]
 
@@ -122,28 +125,37 @@ def features_of(t, features="flatten", pool_size=None):
 
 
 class _Hooks:
-    """Forward hooks on the selected modules of one model; each records its layer's features
-    for the current batch (and counts its calls)."""
+    """Forward hooks on the selected modules of one model; each records its layer's rows
+    for the current batch (and counts its calls). With ``hidden`` the model is called with
+    ``output_hidden_states=True`` and every entry of its output's ``hidden_states`` is a layer
+    too (``"hidden_states.0"``, ...)."""
 
-    def __init__(self, model, selected, label, features, pool_size):
+    def __init__(self, model, selected, label, features, pool_size, tokens=None, hidden=False):
         self.model, self.selected, self.label = model, selected, label
-        self.features, self.pool_size = features, pool_size
-        self.current, self.calls, self.stimuli = {}, {}, {}
+        self.features, self.pool_size, self.tokens, self.hidden = features, pool_size, tokens, \
+            hidden
+        self.mask = self.word_ids = None
+
+    def _rows(self, name, value):
+        """What one layer gave for one batch as float64 (rows, d); the first axis counted."""
+        self.stimuli[name] = int(value.shape[0]) if value.ndim else 0
+        where = f"{self.label}module {name!r}: "
+        if self.tokens is not None:
+            self.current[name] = token_rows(value, self.tokens, self.mask, self.word_ids, where)
+            return
+        if self.mask is not None and value.ndim >= 3:
+            raise ValueError(
+                f"{where}the batch has an attention_mask and the output has shape "
+                f"{tuple(value.shape)} (batch, tokens, ...); pass tokens='tokens' (every "
+                "non-padding token a row), 'mean', 'cls' or 'last' (one row per sequence), "
+                "so that padding never becomes a row")
+        self.current[name] = features_of(value, self.features, self.pool_size)
 
     def _hook(self, name):
-        import torch
-
         def record(module, args, output):
-            value = output
-            if isinstance(value, (tuple, list)) and value:  # (output, state) as RNNs give
-                value = value[0]
-            if not isinstance(value, torch.Tensor):
-                raise TypeError(f"{self.label}module {name!r} returned a "
-                                f"{type(output).__name__}; only tensors (or tuples whose first "
-                                "item is one) can be compared")
+            value = hidden_tensor(output, f"{self.label}module {name!r}")
             self.calls[name] = self.calls.get(name, 0) + 1
-            self.stimuli[name] = int(value.shape[0]) if value.ndim else 0
-            self.current[name] = features_of(value, self.features, self.pool_size)
+            self._rows(name, value)
 
         return record
 
@@ -165,9 +177,23 @@ class _Hooks:
                 module.training = training
 
     def forward(self, batch, device):
+        """Run the model on one batch: (rows per layer, first axes, the names of the hidden
+        states, the non-padding input_ids or None)."""
         self.current, self.calls, self.stimuli = {}, {}, {}
         inputs = _to_device(batch, device)
-        self.model(**inputs) if isinstance(inputs, dict) else self.model(inputs)
+        self.mask, self.word_ids = attention_mask_of(inputs), None
+        if self.tokens == "words" and isinstance(inputs, dict):
+            self.word_ids = inputs.pop(WORD_IDS, None)
+        options = {"output_hidden_states": True} if self.hidden else {}
+        try:
+            out = self.model(**inputs, **options) if isinstance(inputs, dict) \
+                else self.model(inputs, **options)
+        except TypeError as exc:
+            if not (self.hidden and "output_hidden_states" in str(exc)):
+                raise
+            raise TypeError(f"{self.label}layers {HIDDEN_STATES!r}: the model does not take "
+                            f"output_hidden_states=True ({exc}); this source needs a "
+                            "HuggingFace model; select modules by name instead") from exc
         for name, _ in self.selected:
             count = self.calls.get(name, 0)
             if count != 1:
@@ -175,18 +201,45 @@ class _Hooks:
                     f"{self.label}module {name!r} ran {count} times in one forward pass; "
                     + ("it is not used by the model's forward" if count == 0 else
                        "a module used several times cannot be recorded unambiguously"))
-        return self.current
+        hidden = []
+        if self.hidden:
+            for j, state in enumerate(hidden_states_of(out, self.label)):
+                hidden.append(f"{HIDDEN_STATES}.{j}")
+                self._rows(hidden[-1], state)
+        ids = inputs.get("input_ids") if isinstance(inputs, dict) and \
+            self.tokens == "tokens" else None
+        if ids is not None:
+            ids = ids.detach().cpu()
+            ids = ids[self.mask.detach().cpu() != 0] if self.mask is not None and \
+                self.mask.shape == ids.shape else ids.reshape(-1)
+        return self.current, self.stimuli, hidden, ids
 
 
 def _to_device(x, device):
-    if isinstance(x, dict):
+    if isinstance(x, Mapping):  # dicts, and the tokenizers' BatchEncoding (a UserDict)
         return {k: _to_device(v, device) for k, v in x.items()}
     return x.to(device) if device is not None and hasattr(x, "to") else x
 
 
-def _inputs(data):
-    """(index, model input) for every batch: a tensor, an array, a dict of model inputs, or
-    the first item of a tuple/list."""
+def _one_input(batch, i, where="data"):
+    import torch
+
+    if isinstance(batch, (list, tuple)):
+        if not batch:
+            raise ValueError(f"{where}: batch {i} is empty")
+        batch = batch[0]
+    if isinstance(batch, np.ndarray):
+        batch = torch.from_numpy(batch)
+    if not isinstance(batch, (torch.Tensor, Mapping)):
+        raise TypeError(f"{where}: batch {i} is a {type(batch).__name__}; expected a tensor, "
+                        "a dict of model inputs, or a tuple whose first item is one")
+    return batch
+
+
+def _inputs(data, inputs=None):
+    """(index, input of model_a, input of model_b) for every batch: a tensor, an array, a
+    dict of model inputs, or the first item of a tuple/list; with ``inputs``, the two that
+    ``inputs(batch)`` returns."""
     import torch
 
     if isinstance(data, (str, bytes, dict)) or not hasattr(data, "__iter__") \
@@ -195,16 +248,15 @@ def _inputs(data):
                         f"or of dicts of model inputs), got {type(data).__name__}; cut a "
                         "tensor into batches first (e.g. torch.split(x, 256))")
     for i, batch in enumerate(data):
-        if isinstance(batch, (list, tuple)):
-            if not batch:
-                raise ValueError(f"data: batch {i} is empty")
-            batch = batch[0]
-        if isinstance(batch, np.ndarray):
-            batch = torch.from_numpy(batch)
-        if not isinstance(batch, (torch.Tensor, dict)):
-            raise TypeError(f"data: batch {i} is a {type(batch).__name__}; expected a tensor, "
-                            "a dict of model inputs, or a tuple whose first item is one")
-        yield i, batch
+        if inputs is None:
+            batch = _one_input(batch, i)
+            yield i, batch, batch
+            continue
+        pair = inputs(batch)
+        if not (isinstance(pair, (tuple, list)) and len(pair) == 2):
+            raise TypeError(f"inputs(batch {i}) must return (inputs of model_a, inputs of "
+                            f"model_b), got a {type(pair).__name__}")
+        yield i, _one_input(pair[0], i, "inputs[0]"), _one_input(pair[1], i, "inputs[1]")
 
 
 def _device(model):
@@ -217,112 +269,6 @@ def _expected_stimuli(data):
     """The number of stimuli ``data`` will yield where it can be known before the pass."""
     dataset = getattr(data, "dataset", None)
     return len(dataset) if hasattr(dataset, "__len__") else None
-
-
-# -- the result ---------------------------------------------------------------------------------
-class ModelComparison:
-    """What :func:`compare_models` returns: one L_a x L_b matrix per metric, labelled.
-
-    Attributes
-    ----------
-    values : dict of str to LabelledMatrix
-        ``values[metric]`` is the (L_a, L_b) float64 array (a
-        :class:`simmetrics.pairwise.LabelledMatrix`: a numpy array with ``row_labels`` and
-        ``col_labels``) of that metric between layer i of model_a and layer j of model_b; keys
-        are the metric names as given (an instance's ``repr`` for a metric object).
-    layers_a, layers_b : tuple of str
-        The layer names, as ``named_modules()`` spells them (DataParallel's ``module.``
-        prefix removed).
-    metrics : dict of str to Metric
-        The metric of each key (unfitted).
-    streamed : dict of str to bool
-        Whether the metric was accumulated from second moments (True) or computed on
-        collected activations (False).
-    names : (str, str)
-        The two models' names (axis labels of :meth:`plot`).
-    n_stimuli, n_rows : int
-        Stimuli seen, and the rows they made (more with ``features="nchw"``).
-
-    Examples
-    --------
-    >>> M = ModelComparison({"linear_cka": [[1.0, 0.5]]}, ["fc"], ["fc", "out"])
-    >>> M.values["linear_cka"].col_labels, M.layers_a
-    (('fc', 'out'), ('fc',))
-    """
-
-    def __init__(self, values, layers_a, layers_b, metrics=None, streamed=None,
-                 names=("model_a", "model_b"), n_stimuli=None, n_rows=None, features="flatten"):
-        self.layers_a, self.layers_b = tuple(layers_a), tuple(layers_b)
-        self.values = {k: LabelledMatrix(v, self.layers_a, self.layers_b)
-                       for k, v in values.items()}
-        self.metrics = {k: as_metric(k) for k in values} if metrics is None else dict(metrics)
-        self.streamed = dict(streamed or {})
-        self.names = tuple(names)
-        self.n_stimuli, self.n_rows, self.features = n_stimuli, n_rows, features
-
-    def _key(self, metric):
-        if metric is None:
-            return next(iter(self.values))
-        key = metric if isinstance(metric, str) else repr(metric)
-        if key not in self.values:
-            raise KeyError(f"metric {key!r} was not computed; the comparison has "
-                           f"{list(self.values)}")
-        return key
-
-    def __getitem__(self, metric):
-        return self.values[self._key(metric)]
-
-    def to_frame(self, metric=None):
-        """``values[metric]`` (default: the first metric) as a ``pandas.DataFrame``: the
-        layers of model_a as its index, those of model_b as its columns."""
-        try:
-            import pandas as pd
-        except ImportError:
-            raise ImportError("ModelComparison.to_frame needs pandas, which is not installed: "
-                              "pip install pandas (the matrices are in .values)") from None
-        key = self._key(metric)
-        frame = pd.DataFrame(np.asarray(self.values[key]).copy(), index=list(self.layers_a),
-                             columns=list(self.layers_b))
-        frame.index.name, frame.columns.name = self.names
-        return frame
-
-    def to_json(self):
-        """The comparison as a JSON string (layers, names, metrics, and the matrices as lists)."""
-        return json.dumps({
-            "names": list(self.names), "layers_a": list(self.layers_a),
-            "layers_b": list(self.layers_b), "features": self.features,
-            "n_stimuli": self.n_stimuli, "n_rows": self.n_rows,
-            "streamed": self.streamed,
-            "values": {k: np.asarray(v).tolist() for k, v in self.values.items()},
-        })
-
-    def plot(self, metric=None, ax=None, **kwargs):
-        """Heatmap of ``values[metric]`` (:func:`simmetrics.plot_similarity_matrix`).
-
-        Defaults, each overridden by a keyword of that function: the colour range from the
-        metric's ``bounds`` (a bound at infinity: the data's extreme on that side), so a flat
-        0.85-0.92 matrix of a [0, 1] metric looks flat; ``"viridis"`` for a similarity,
-        ``"viridis_r"`` for a distance (alike is bright for both); the colour bar labelled
-        with the metric's key and kind; the models' names on the axes.
-        """
-        from ..plots import plot_similarity_matrix
-
-        key = self._key(metric)
-        M, m = np.asarray(self.values[key]), self.metrics[key]
-        low, high = (float(b) for b in m.bounds)
-        options = dict(
-            vmin=low if np.isfinite(low) else float(M.min()),
-            vmax=high if np.isfinite(high) else float(M.max()),
-            cmap="viridis" if m.kind == "similarity" else "viridis_r",
-            colorbar_label=f"{key} ({m.kind})", xlabel=self.names[1], ylabel=self.names[0],
-        )
-        options.update(kwargs)
-        return plot_similarity_matrix(self.values[key], ax=ax, **options)
-
-    def __repr__(self):
-        return (f"ModelComparison({self.names[0]} x {self.names[1]}: "
-                f"{len(self.layers_a)} x {len(self.layers_b)} layers, metrics "
-                f"{list(self.values)}, {self.n_stimuli} stimuli)")
 
 
 # -- the driver -------------------------------------------------------------------------------
@@ -406,7 +352,8 @@ class _Pass:
                 f"data: batch {i}: the layers give different numbers of rows ({listed}); "
                 "with features='nchw' every position is a row, so layers of different "
                 "spatial sizes need pool_size=(h, w) (a common size) or features='pool' / "
-                "'flatten' (one row per stimulus)")
+                "'flatten' (one row per stimulus); with tokens='tokens' or 'words' a "
+                "(batch, d) output (a pooler) needs tokens='mean', 'cls' or 'last'")
         for k in self.keys_a + self.keys_b:
             if feats[k].shape[1] != self.widths[k]:
                 raise ValueError(f"data: batch {i}: {k} has {feats[k].shape[1]} features, "
@@ -434,14 +381,33 @@ class _Pass:
                 self.stats[(a, b)] = part if prev is None else prev + part
 
 
+def _split_hidden(layers, model, arg, wrapped):
+    """The modules that ``layers`` selects, and where ``"hidden_states"`` stands among them
+    (None when it is not there)."""
+    selectors = list(layers) if isinstance(layers, (list, tuple)) else [layers]
+    spot = next((k for k, s in enumerate(selectors) if s == HIDDEN_STATES), None)
+    if spot is None:
+        return select_layers(model, layers, arg, wrapped), None
+    rest = selectors[:spot] + [s for s in selectors[spot:] if s != HIDDEN_STATES]
+    before = select_layers(model, selectors[:spot], arg, wrapped) if spot else []
+    picked = dict(select_layers(model, rest, arg, wrapped)) if rest else {}
+    return list(picked.items()), len([n for n, _ in before])
+
+
+def _order(selected, spot, hidden):
+    names = [n for n, _ in selected]
+    return names if spot is None else names[:spot] + hidden + names[spot:]
+
+
 def compare_models(model_a, model_b, data, layers_a, layers_b=None, metrics=("linear_cka",),
                    features="flatten", pool_size=None, streaming=True, names=None,
-                   device=None, progress=False):
+                   device=None, progress=False, tokens=None, inputs=None):
     """Every metric between every selected layer of two torch models, in one pass over data.
 
     Each batch goes through ``model_a`` then ``model_b`` (evaluation mode, ``torch.no_grad()``)
     before the next is drawn, so both see the same stimuli whatever the loader's order. Hooks
-    turn each layer's output into a float64 (rows, d) matrix (``features``). A streaming metric
+    turn each layer's output into a float64 (rows, d) matrix (``features``, or ``tokens`` for
+    a transformer). A streaming metric
     (:func:`simmetrics.streaming_metrics`) is evaluated on the exact second moments of each
     layer pair (:class:`simmetrics.PairMoments`: X'X, Y'Y, X'Y, merged batch by batch by Chan
     et al.'s pairwise update), equal to ``fit_score`` on all the rows up to rounding; the others
@@ -457,13 +423,18 @@ def compare_models(model_a, model_b, data, layers_a, layers_b=None, metrics=("li
         ``DistributedDataParallel`` wrappers are removed (the inner module runs).
     data : iterable of batches
         A ``torch.utils.data.DataLoader`` (it may shuffle) or any iterable; a batch is a
-        tensor (the input), a dict of model inputs (``model(**batch)``), or a tuple/list whose
-        first item is one of these (``(x, y)`` batches). Inputs go to each model's device.
+        tensor (the input), a dict of model inputs (``model(**batch)``; a tokenizer's
+        ``BatchEncoding`` too), or a tuple/list whose first item is one of these (``(x, y)``
+        batches). Inputs go to each model's device, a dict's tensors one by one.
     layers_a : str, type, torch.nn.Module, leaf_modules, or a list of these
         Model_a's layers (:func:`select_layers`): names from ``named_modules()`` (a typo
         gets the closest names), module types (every module of the type), module objects, or
-        :class:`leaf_modules` (every leaf of some types). A module that returns a tuple is
-        read through its first item.
+        :class:`leaf_modules` (every leaf of some types). What a module returns is read by
+        :func:`simmetrics.nn.tokens.hidden_tensor`: a tensor; else a ModelOutput-like
+        mapping or object's ``last_hidden_state`` (else its ``hidden_states``); else a tuple's
+        first item. The name ``"hidden_states"`` calls the model with
+        ``output_hidden_states=True`` and makes every entry of its output's ``hidden_states``
+        a layer, labelled ``"hidden_states.0"`` (the embeddings), ``"hidden_states.1"``, ...
     layers_b : same, optional
         Model_b's layers; default the same selectors as ``layers_a``.
     metrics : str, Metric, or a list of these, default ("linear_cka",)
@@ -488,6 +459,20 @@ def compare_models(model_a, model_b, data, layers_a, layers_b=None, metrics=("li
         Where the inputs go; default each model's first parameter's device.
     progress : bool, default False
         A progress bar over the batches on stderr (when ``data`` has a length).
+    tokens : {"tokens", "mean", "cls", "last", "words"}, optional
+        For transformers: outputs are (batch, tokens, d), and the batch's ``attention_mask``
+        (a dict batch; without one every token counts) removes the padding, which never
+        becomes a row (:func:`simmetrics.nn.tokens.token_rows`): ``"tokens"`` every token a
+        row (both models must see the same tokens), ``"mean"`` the mean of each sequence's
+        tokens, ``"cls"`` its first token, ``"last"`` its last token, ``"words"`` one row per
+        word, the mean of its sub-word tokens (batches from
+        :func:`simmetrics.nn.tokens.word_batch`), which compares two models with different
+        tokenizers word by word. Default None: ``features`` applies, and a dict batch with an
+        ``attention_mask`` whose layer gives three or more axes is refused.
+    inputs : callable, optional
+        ``inputs(batch)`` returns ``(inputs of model_a, inputs of model_b)`` for each batch
+        that ``data`` yields (e.g. a list of texts tokenized by each model's tokenizer);
+        default both models get the batch itself.
 
     Returns
     -------
@@ -498,11 +483,12 @@ def compare_models(model_a, model_b, data, layers_a, layers_b=None, metrics=("li
     ------
     ValueError
         A layer name the model lacks (with the closest names), no batch, layers whose rows do
-        not match (``"nchw"`` across spatial sizes), a module that runs twice or never per
-        forward pass, a bad option; :class:`simmetrics.MemoryBudgetError` (a ValueError too)
-        where the statistics or the activations exceed the budget.
+        not match (``"nchw"`` across spatial sizes, ``tokens="tokens"`` across tokenizers), a
+        module that runs twice or never per forward pass, a bad option;
+        :class:`simmetrics.MemoryBudgetError` (a ValueError too) where the statistics or the
+        activations exceed the budget.
     TypeError
-        Models that are not modules, a layer whose output is not a tensor, bad batches.
+        Models that are not modules, a layer whose output holds no tensor, bad batches.
 
     Examples
     --------
@@ -536,6 +522,14 @@ def compare_models(model_a, model_b, data, layers_a, layers_b=None, metrics=("li
         if features == "pool":
             raise ValueError("pool_size applies to features='flatten' or 'nchw'; "
                              "features='pool' already averages over every position")
+    if tokens is not None and tokens not in TOKENS:
+        raise ValueError(f"tokens must be one of {TOKENS} or None, got {tokens!r}")
+    if tokens is not None and (features != "flatten" or pool_size is not None):
+        raise ValueError("features and pool_size apply to conv outputs; with tokens= the "
+                         "(batch, tokens, d) outputs become rows by the tokens option alone")
+    if inputs is not None and not callable(inputs):
+        raise TypeError(f"inputs must be a callable batch -> (inputs_a, inputs_b), got "
+                        f"{type(inputs).__name__}")
     if not isinstance(streaming, bool):
         raise TypeError(f"streaming must be True or False, got {streaming!r}")
     table = _metric_table(metrics)
@@ -545,41 +539,49 @@ def compare_models(model_a, model_b, data, layers_a, layers_b=None, metrics=("li
             names = (f"{names[0]} (a)", f"{names[1]} (b)")
     if not (isinstance(names, (tuple, list)) and len(names) == 2):
         raise ValueError(f"names must be a pair of str, got {names!r}")
-    sel_a = select_layers(model_a, layers_a, "layers_a", wrapped_a)
-    sel_b = select_layers(model_b, layers_a if layers_b is None else layers_b,
-                          "layers_a" if layers_b is None else "layers_b", wrapped_b)
+    sel_a, spot_a = _split_hidden(layers_a, model_a, "layers_a", wrapped_a)
+    sel_b, spot_b = _split_hidden(layers_a if layers_b is None else layers_b, model_b,
+                                  "layers_a" if layers_b is None else "layers_b", wrapped_b)
     same = model_a is model_b
-    # record keys: one per (side, layer); the same model runs once with the union of layers
-    key_a = {n: f"layers_a[{n!r}]" for n, _ in sel_a}
-    key_b = {n: (key_a[n] if same and n in key_a else f"layers_b[{n!r}]") for n, _ in sel_b}
+    shared = same and inputs is None  # one forward per batch, the record keys shared
     stream = {k: streaming and _streams(m) for k, m in table.items()}
     collect = [m for k, m in table.items() if not stream[k]]
     streamed = [m for k, m in table.items() if stream[k]]
-    run = _Pass(list(key_a.values()), list(key_b.values()), any(stream.values()), collect,
-                any(bool(m._moments_row_terms) for m in streamed),
-                any(bool(m._moments_factor) for m in streamed))
+    options = (features, pool_size, tokens)
     if same:
         union = dict(sel_a)
         union.update(sel_b)
-        hooks = [_Hooks(model_a, list(union.items()), "model_a: ", features, pool_size)]
+        hooks = [_Hooks(model_a, list(union.items()), "model_a: ", *options,
+                        hidden=spot_a is not None or spot_b is not None)]
     else:
-        hooks = [_Hooks(model_a, sel_a, "model_a: ", features, pool_size),
-                 _Hooks(model_b, sel_b, "model_b: ", features, pool_size)]
+        hooks = [_Hooks(model_a, sel_a, "model_a: ", *options, hidden=spot_a is not None),
+                 _Hooks(model_b, sel_b, "model_b: ", *options, hidden=spot_b is not None)]
     devices = [_device(h.model) if device is None else device for h in hooks]
     expected = _expected_stimuli(data)
     total = len(data) if hasattr(data, "__len__") else 0
+    run = None
     with contextlib.ExitStack() as stack:
         for h in hooks:
             stack.enter_context(h.attached())
         stack.enter_context(torch.no_grad())
         bar = stack.enter_context(Progress(total, "compare_models batches",
                                            enabled=bool(progress and total)))
-        n_batches = 0
-        for i, batch in _inputs(data):
-            outs = [h.forward(batch, dev) for h, dev in zip(hooks, devices)]
-            feats_a = {key_a[n]: outs[0][n] for n, _ in sel_a}
-            feats_b = {key_b[n]: outs[-1][n] for n, _ in sel_b}
-            stimuli = {*hooks[0].stimuli.values(), *hooks[-1].stimuli.values()}
+        for i, in_a, in_b in _inputs(data, inputs):
+            out_a = hooks[0].forward(in_a, devices[0])
+            out_b = out_a if shared else hooks[-1].forward(in_b, devices[-1])
+            if run is None:  # the layers are known once the hidden states have been seen
+                layers = (_order(sel_a, spot_a, out_a[2]), _order(sel_b, spot_b, out_b[2]))
+                key_a = {n: f"layers_a[{n!r}]" for n in layers[0]}
+                key_b = {n: (key_a[n] if shared and n in key_a else f"layers_b[{n!r}]")
+                         for n in layers[1]}
+                run = _Pass(list(key_a.values()), list(key_b.values()), any(stream.values()),
+                            collect, any(bool(m._moments_row_terms) for m in streamed),
+                            any(bool(m._moments_factor) for m in streamed))
+            feats_a = {key_a[n]: out_a[0][n] for n in layers[0]}
+            feats_b = {key_b[n]: out_b[0][n] for n in layers[1]}
+            if not shared and tokens in ("tokens", "words"):
+                _check_tokens(i, tokens, out_a, out_b, feats_a, feats_b)
+            stimuli = {*(out_a[1][n] for n in layers[0]), *(out_b[1][n] for n in layers[1])}
             if len(stimuli) != 1:
                 raise ValueError(f"data: batch {i}: the selected layers' outputs have "
                                  f"different first axes {sorted(stimuli)}; every layer's "
@@ -587,15 +589,33 @@ def compare_models(model_a, model_b, data, layers_a, layers_b=None, metrics=("li
             stimuli = stimuli.pop()
             run.n_stimuli += stimuli
             run.add(i, feats_a, feats_b, stimuli, expected)
-            n_batches += 1
             bar.update()
-        if n_batches == 0:
+        if run is None:
             raise ValueError("data is empty: no batch was produced")
-    return _finish(run, table, stream, sel_a, sel_b, key_a, key_b, same, names, features)
+    return _finish(run, table, stream, layers, key_a, key_b, shared, names, features, tokens)
 
 
-def _finish(run, table, stream, sel_a, sel_b, key_a, key_b, same, names, features):
-    layers_a, layers_b = [n for n, _ in sel_a], [n for n, _ in sel_b]
+def _check_tokens(i, tokens, out_a, out_b, feats_a, feats_b):
+    """With a row per token (or word), both models must have seen the same tokens (words)."""
+    ids_a, ids_b = out_a[3], out_b[3]
+    rows_a, rows_b = ({int(f.shape[0]) for f in feats.values()} for feats in (feats_a, feats_b))
+    if len(rows_a) > 1 or len(rows_b) > 1:
+        return  # rows differ within a model: _Pass.add says why
+    rows = rows_a | rows_b
+    differ = len(rows) > 1 or (ids_a is not None and ids_b is not None and (
+        ids_a.shape != ids_b.shape or not bool((ids_a == ids_b).all())))
+    if differ:
+        what = "tokens" if tokens == "tokens" else "words"
+        raise ValueError(
+            f"data: batch {i}: the two models see different {what} (rows {sorted(rows)}"
+            + (", other input_ids" if tokens == "tokens" else "")
+            + "), e.g. from different tokenizers; pool per sequence (tokens='mean', 'cls' or "
+            "'last') or align the sub-word tokens by words (tokens='words' with batches from "
+            "simmetrics.nn.tokens.word_batch)")
+
+
+def _finish(run, table, stream, layers, key_a, key_b, shared, names, features, tokens):
+    layers_a, layers_b = layers
     values = {}
     stats = {pair: compact_factor(s) for pair, s in run.stats.items()}
     if run.collect:
@@ -614,8 +634,8 @@ def _finish(run, table, stream, sel_a, sel_b, key_a, key_b, same, names, feature
                     except (TypeError, ValueError) as exc:
                         raise type(exc)(f"{key}: {key_a[a]} vs {key_b[b]}: {exc}") from exc
         else:
-            mirror = same and layers_a == layers_b
+            mirror = shared and layers_a == layers_b
             M = pairwise(metric, reps_a, None if mirror else reps_b)
         values[key] = M
     return ModelComparison(values, layers_a, layers_b, table, stream, names, run.n_stimuli,
-                           run.n_rows, features)
+                           run.n_rows, features, tokens)
