@@ -27,7 +27,7 @@ from ..moments import compact_factor, pair_from_sides, side
 from ..pairwise import pairwise
 from ..streaming import score_from_moments
 from .comparison import ModelComparison
-from .extract import leaf_modules, select_modules
+from .extract import leaf_modules, select_modules, to_device
 from .tokens import (HIDDEN_STATES, TOKENS, WORD_IDS, attention_mask_of, hidden_states_of,
                      hidden_tensor, token_rows)
 
@@ -180,7 +180,7 @@ class _Hooks:
         """Run the model on one batch: (rows per layer, first axes, the names of the hidden
         states, the non-padding input_ids or None)."""
         self.current, self.calls, self.stimuli = {}, {}, {}
-        inputs = _to_device(batch, device)
+        inputs = to_device(batch, device)
         self.mask, self.word_ids = attention_mask_of(inputs), None
         if self.tokens == "words" and isinstance(inputs, dict):
             self.word_ids = inputs.pop(WORD_IDS, None)
@@ -213,12 +213,6 @@ class _Hooks:
             ids = ids[self.mask.detach().cpu() != 0] if self.mask is not None and \
                 self.mask.shape == ids.shape else ids.reshape(-1)
         return self.current, self.stimuli, hidden, ids
-
-
-def _to_device(x, device):
-    if isinstance(x, Mapping):  # dicts, and the tokenizers' BatchEncoding (a UserDict)
-        return {k: _to_device(v, device) for k, v in x.items()}
-    return x.to(device) if device is not None and hasattr(x, "to") else x
 
 
 def _one_input(batch, i, where="data"):

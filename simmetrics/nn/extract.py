@@ -26,12 +26,15 @@ runs two models on the *same* batches in one pass, which keeps them aligned what
 
 import contextlib
 import numbers
+from collections.abc import Mapping
 
 import numpy as np
 
 from .._core.backend import tensor_from_numpy
+from .tokens import attention_mask_of, hidden_tensor
 
-__all__ = ["extract_activations", "extract_pair", "resolve_modules", "select_modules", "leaf_modules"]
+__all__ = ["extract_activations", "extract_pair", "resolve_modules", "select_modules", "leaf_modules",
+           "to_device"]
 
 
 def _torch():
@@ -166,8 +169,24 @@ def _input_tensor(x):
     return tensor_from_numpy(x) if isinstance(x, np.ndarray) else x
 
 
+def to_device(x, device):
+    """``x`` on ``device`` (None: where it is): a tensor moved, a mapping (a dict, a
+    tokenizer's ``BatchEncoding``) item by item, anything else as it is.
+
+    Examples
+    --------
+    >>> import torch
+    >>> sorted(to_device({"input_ids": torch.zeros(1, 2), "note": "kept"}, "cpu").items())[1]
+    ('note', 'kept')
+    """
+    if isinstance(x, Mapping):  # dicts, and the tokenizers' BatchEncoding (a UserDict)
+        return {k: to_device(v, device) for k, v in x.items()}
+    return x.to(device) if device is not None and hasattr(x, "to") else x
+
+
 def _batches(data, batch_size):
-    """Input batches (tensors) from a tensor, an array or an iterable of batches."""
+    """Input batches from a tensor, an array or an iterable of batches: tensors, or dicts of
+    model inputs (a mapping batch, passed to the model as ``model(**batch)``)."""
     torch = _torch()
     data = _input_tensor(data)
     if isinstance(data, torch.Tensor):
@@ -186,11 +205,22 @@ def _batches(data, batch_size):
             if not batch:
                 raise ValueError(f"data: batch {i} is empty")
             batch = batch[0]
+        if isinstance(batch, Mapping):  # model inputs by name (input_ids, attention_mask, ...)
+            batch = {k: _input_tensor(v) for k, v in batch.items()}
+            mask = attention_mask_of(batch)
+            if mask is not None and not bool((mask != 0).all()):
+                raise ValueError(
+                    f"data: batch {i} has padding (its attention_mask has zeros), which "
+                    "extract_activations would record as stimuli like any other token; use "
+                    "simmetrics.compare_models(..., tokens='tokens' | 'mean' | 'cls' | 'last' "
+                    "| 'words'), which applies the mask, or batches without padding")
+            yield batch
+            continue
         batch = _input_tensor(batch)
         if not isinstance(batch, torch.Tensor):
             raise TypeError(
-                f"data: batch {i} is a {type(batch).__name__}; expected a tensor or a "
-                "(tensor, ...) tuple"
+                f"data: batch {i} is a {type(batch).__name__}; expected a tensor, a "
+                "(tensor, ...) tuple or a dict of model inputs"
             )
         yield batch
 
@@ -261,6 +291,9 @@ class _Recorder:
                 return
             if isinstance(value, (tuple, list)) and self.capture == "input":
                 value = value[0] if value else None
+            elif self.capture == "output" and not isinstance(value, torch.Tensor):
+                # a tuple or ModelOutput (transformer blocks): its hidden states
+                value = hidden_tensor(value, f"{self.label}module {name!r}")
             if not isinstance(value, torch.Tensor):
                 raise TypeError(
                     f"{self.label}module {name!r} gave a {type(value).__name__} as its "
@@ -298,7 +331,8 @@ class _Recorder:
             self.calls[name] = 0
         self.active = True
         try:
-            self.model(batch.to(device) if device is not None else batch)
+            batch = to_device(batch, device)
+            self.model(**batch) if isinstance(batch, dict) else self.model(batch)
         finally:
             self.active = False
         for name, count in self.calls.items():

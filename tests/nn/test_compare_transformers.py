@@ -371,3 +371,35 @@ def test_dict_batches_and_token_errors(wordpiece, bytelevel):
         word_batch(wordpiece, [SENTENCES[0]], truncation=True, max_length=3)
     with pytest.raises(TypeError, match="texts must be a list of str"):
         word_batch(wordpiece, "one text")
+
+
+# -- extract_activations / extract_pair on transformers ------------------------------------------
+def test_extract_activations_reads_block_outputs_and_dict_batches(wordpiece):
+    # expected: the model's own hidden_states (output_hidden_states=True, no hooks), run on the
+    # same batch; a BertLayer returns a tuple, whose first item is the block's hidden states
+    from simmetrics.nn.extract import extract_activations, extract_pair
+
+    bert = _bert(len(wordpiece))
+    lengths = [len(wordpiece(t)["input_ids"]) for t in SENTENCES]
+    common = max(set(lengths), key=lengths.count)
+    texts = [t for t, n in zip(SENTENCES, lengths) if n == common]  # equal lengths: no padding
+    assert len(texts) >= 3
+    batch = wordpiece(texts, return_tensors="pt", padding=True)
+    assert bool((batch["attention_mask"] == 1).all())
+    acts = extract_activations(bert, [batch], ["encoder.layer.0", "encoder.layer.1"],
+                               dtype=np.float64)
+    with torch.no_grad():
+        states = bert(**batch, output_hidden_states=True).hidden_states
+    for j, name in ((1, "encoder.layer.0"), (2, "encoder.layer.1")):
+        np.testing.assert_allclose(acts[name], states[j].numpy(), rtol=0, atol=1e-12)
+    pair_a, pair_b = extract_pair(bert, _bert(len(wordpiece), seed=3), [batch],
+                                  "encoder.layer.1", dtype=np.float64)
+    assert pair_a["encoder.layer.1"].shape == pair_b["encoder.layer.1"].shape == states[2].shape
+
+
+def test_extract_activations_refuses_padding_it_would_count_as_stimuli(wordpiece):
+    from simmetrics.nn.extract import extract_activations
+
+    padded = wordpiece(SENTENCES[:7], return_tensors="pt", padding="max_length", max_length=40)
+    with pytest.raises(ValueError, match=r"data: batch 0 has padding .*compare_models"):
+        extract_activations(_bert(len(wordpiece)), [padded], "encoder.layer.0")

@@ -189,9 +189,16 @@ def test_bad_input_errors(x):
     with pytest.raises(ValueError, match="ran 0 times.*not used"):
         extract_activations(OnlyA(), x, "m.b")
 
-    class Pair(nn.Module):
+    class Pair(nn.Module):  # (hidden, extra) as attention blocks return: the first item
         def forward(self, z):
-            return z, z
+            return 2 * z, z
 
-    with pytest.raises(TypeError, match="gave a tuple as its output"):
-        extract_activations(nn.Sequential(Pair()), x, "0")
+    np.testing.assert_array_equal(extract_activations(nn.Sequential(Pair()), x, "0")["0"],
+                                  2 * x.numpy())
+
+    class Nothing(nn.Module):  # no tensor to find in what it returns
+        def forward(self, z):
+            return {"logits": None}
+
+    with pytest.raises(TypeError, match=r"module '0' returned a dict in which no tensor"):
+        extract_activations(nn.Sequential(Nothing()), x, "0")
