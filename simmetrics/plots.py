@@ -27,6 +27,13 @@ def _axes(ax, figsize):
     return _pyplot().subplots(figsize=figsize, layout="constrained")[1]
 
 
+def panel_axes(count, width, height):
+    """A new figure of ``count`` axes side by side, each about ``width`` x ``height`` inches
+    (for several heatmaps on one colour scale: :meth:`ModelComparison.plot_metrics`)."""
+    return list(_pyplot().subplots(1, count, figsize=(width * count, height),
+                                   layout="constrained", squeeze=False)[1][0])
+
+
 def _labels(labels, count, name):
     if labels is None:
         return [str(i) for i in range(count)]
@@ -46,7 +53,8 @@ def _carried(M, attribute, frame_attribute):
 
 def plot_similarity_matrix(M, row_labels=None, col_labels=None, ax=None, annotate=True,
                            fmt=".2f", cmap="viridis", vmin=None, vmax=None, title=None,
-                           colorbar=True, colorbar_label=None, xlabel=None, ylabel=None):
+                           colorbar=True, colorbar_label=None, xlabel=None, ylabel=None,
+                           mask_upper=False):
     """Heatmap of a matrix of metric values (e.g. from :func:`simmetrics.pairwise`).
 
     Parameters
@@ -72,6 +80,9 @@ def plot_similarity_matrix(M, row_labels=None, col_labels=None, ax=None, annotat
         Text beside the colour bar (e.g. the metric's name and kind).
     xlabel, ylabel : str, optional
         Axis labels (e.g. the names of the models whose layers are the columns and rows).
+    mask_upper : bool, default False
+        Leave the cells above the diagonal blank (j > i), for a symmetric matrix of one set of
+        layers against itself, which they repeat.
 
     Returns
     -------
@@ -84,7 +95,10 @@ def plot_similarity_matrix(M, row_labels=None, col_labels=None, ax=None, annotat
     >>> ax = plot_similarity_matrix([[1.0, 0.4], [0.4, 1.0]], ["conv1", "fc"], ["conv1", "fc"])
     >>> [t.get_text() for t in ax.texts]
     ['1.00', '0.40', '0.40', '1.00']
-    >>> import matplotlib.pyplot as plt; plt.close(ax.figure)
+    >>> ax2 = plot_similarity_matrix([[1.0, 0.4], [0.4, 1.0]], mask_upper=True)
+    >>> [t.get_text() for t in ax2.texts]
+    ['1.00', '0.40', '1.00']
+    >>> import matplotlib.pyplot as plt; plt.close("all")
     """
     if row_labels is None:
         row_labels = _carried(M, "row_labels", "index")
@@ -97,8 +111,13 @@ def plot_similarity_matrix(M, row_labels=None, col_labels=None, ax=None, annotat
         raise ValueError("M contains NaN or infinite values")
     rows = _labels(row_labels, M.shape[0], "row_labels")
     cols = _labels(col_labels, M.shape[1], "col_labels")
+    if not isinstance(mask_upper, bool):
+        raise TypeError(f"mask_upper must be True or False, got {mask_upper!r}")
+    hidden = np.triu(np.ones(M.shape, dtype=bool), k=1) if mask_upper \
+        else np.zeros(M.shape, dtype=bool)
     ax = _axes(ax, (max(3.5, 0.7 * M.shape[1] + 2.0), max(3.0, 0.55 * M.shape[0] + 1.2)))
-    image = ax.imshow(M, cmap=cmap, vmin=vmin, vmax=vmax, aspect="auto")
+    image = ax.imshow(np.ma.masked_array(M, hidden), cmap=cmap, vmin=vmin, vmax=vmax,
+                      aspect="auto")
     ax.set_xticks(range(M.shape[1]), cols, rotation=45 if max(map(len, cols)) > 4 else 0,
                   ha="right" if max(map(len, cols)) > 4 else "center")
     ax.set_yticks(range(M.shape[0]), rows)
@@ -114,6 +133,8 @@ def plot_similarity_matrix(M, row_labels=None, col_labels=None, ax=None, annotat
             bar.set_label(colorbar_label)
     if annotate:
         for (i, j), value in np.ndenumerate(M):
+            if hidden[i, j]:
+                continue
             r, g, b, _ = image.cmap(image.norm(value))
             dark = 0.299 * r + 0.587 * g + 0.114 * b < 0.5
             ax.text(j, i, format(value, fmt), ha="center", va="center", fontsize=8,

@@ -122,3 +122,33 @@ def test_clear_error_without_matplotlib(monkeypatch):
         simmetrics.plot_similarity_matrix(np.eye(2))
     with pytest.raises(ImportError, match=r"simmetrics\[plot\]"):
         simmetrics.plot_stitching_penalties({"a": 1.0})
+
+
+def test_mask_upper_blanks_the_cells_above_the_diagonal():
+    M = np.array([[1.0, 0.3, 0.2], [0.3, 1.0, 0.6], [0.2, 0.6, 1.0]])
+    ax = simmetrics.plot_similarity_matrix(M, mask_upper=True)
+    shown = ax.get_images()[0].get_array()
+    np.testing.assert_array_equal(np.ma.getmaskarray(shown), np.triu(np.ones((3, 3), bool), 1))
+    assert [t.get_text() for t in ax.texts] == ["1.00", "0.30", "1.00", "0.20", "0.60", "1.00"]
+    with pytest.raises(TypeError, match="mask_upper must be True or False"):
+        simmetrics.plot_similarity_matrix(M, mask_upper="yes")
+    plt.close("all")
+
+
+def test_several_metrics_side_by_side_share_one_colour_scale():
+    from simmetrics.nn.comparison import ModelComparison
+
+    values = {"linear_cka": [[0.9, 0.85], [0.88, 0.92]], "rsa": [[0.4, -0.2], [0.1, 0.3]],
+              "procrustes": [[0.5, 0.7], [0.6, 0.4]]}
+    result = ModelComparison(values, ["a1", "a2"], ["b1", "b2"], names=("A", "B"))
+    axes = result.plot_metrics(["linear_cka", "rsa"])
+    # linear CKA's bounds [0, 1] and RSA's [-1, 1]: the union, on both panels
+    assert [ax.get_images()[0].get_clim() for ax in axes] == [(-1.0, 1.0), (-1.0, 1.0)]
+    assert [ax.get_title() for ax in axes] == ["linear_cka", "rsa"]
+    assert len(axes[0].figure.axes) == 3  # two panels and one colour bar
+    assert axes[0].figure.axes[-1].get_ylabel() == "linear_cka, rsa (similarity)"
+    with pytest.raises(ValueError, match="mixes similarities and distances"):
+        result.plot_metrics()  # procrustes is a distance
+    with pytest.raises(ValueError, match="axes has 1 axes for 2 metrics"):
+        result.plot_metrics(["linear_cka", "rsa"], axes=[axes[0]])
+    plt.close("all")

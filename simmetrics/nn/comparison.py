@@ -93,6 +93,17 @@ class ModelComparison:
             "values": {k: np.asarray(v).tolist() for k, v in self.values.items()},
         })
 
+    def _plot_options(self, key):
+        """The defaults of :meth:`plot` for metric ``key``."""
+        M, m = np.asarray(self.values[key]), self.metrics[key]
+        low, high = (float(b) for b in m.bounds)
+        return dict(
+            vmin=low if np.isfinite(low) else float(M.min()),
+            vmax=high if np.isfinite(high) else float(M.max()),
+            cmap="viridis" if m.kind == "similarity" else "viridis_r",
+            colorbar_label=f"{key} ({m.kind})", xlabel=self.names[1], ylabel=self.names[0],
+        )
+
     def plot(self, metric=None, ax=None, **kwargs):
         """Heatmap of ``values[metric]`` (:func:`simmetrics.plot_similarity_matrix`).
 
@@ -105,16 +116,59 @@ class ModelComparison:
         from ..plots import plot_similarity_matrix
 
         key = self._key(metric)
-        M, m = np.asarray(self.values[key]), self.metrics[key]
-        low, high = (float(b) for b in m.bounds)
-        options = dict(
-            vmin=low if np.isfinite(low) else float(M.min()),
-            vmax=high if np.isfinite(high) else float(M.max()),
-            cmap="viridis" if m.kind == "similarity" else "viridis_r",
-            colorbar_label=f"{key} ({m.kind})", xlabel=self.names[1], ylabel=self.names[0],
-        )
+        options = self._plot_options(key)
         options.update(kwargs)
         return plot_similarity_matrix(self.values[key], ax=ax, **options)
+
+    def plot_metrics(self, metrics=None, axes=None, **kwargs):
+        """Heatmaps of several metrics side by side (default: every metric computed), on one
+        colour scale: from the lowest to the highest of their ranges (each range as in
+        :meth:`plot`), with one colour bar. The metrics must be of one kind (similarities, or
+        distances), since one scale cannot show both the right way up. ``kwargs`` go to
+        :func:`simmetrics.plot_similarity_matrix` for every panel.
+
+        Returns
+        -------
+        list of matplotlib.axes.Axes
+            One per metric.
+
+        Examples
+        --------
+        >>> import matplotlib
+        >>> matplotlib.use("Agg")
+        >>> M = ModelComparison({"linear_cka": [[1.0, 0.5]], "rsa": [[0.9, 0.2]]}, ["fc"],
+        ...                     ["fc", "out"])
+        >>> axes = M.plot_metrics()
+        >>> [ax.get_images()[0].get_clim() for ax in axes]
+        [(-1.0, 1.0), (-1.0, 1.0)]
+        >>> import matplotlib.pyplot as plt; plt.close("all")
+        """
+        from ..plots import panel_axes, plot_similarity_matrix
+
+        keys = list(self.values) if metrics is None else [self._key(m) for m in metrics]
+        if not keys:
+            raise ValueError("metrics is empty: name at least one computed metric")
+        kinds = {self.metrics[k].kind for k in keys}
+        if len(kinds) > 1:
+            listed = ", ".join(f"{k} ({self.metrics[k].kind})" for k in keys)
+            raise ValueError(f"metrics mixes similarities and distances ({listed}); one colour "
+                             "scale cannot show both: plot each kind in its own call")
+        (kind,) = kinds
+        options = [self._plot_options(k) for k in keys]
+        low, high = min(o["vmin"] for o in options), max(o["vmax"] for o in options)
+        if axes is None:
+            axes = panel_axes(len(keys), max(3.5, 0.7 * len(self.layers_b) + 1.5),
+                              max(3.0, 0.55 * len(self.layers_a) + 1.2))
+        axes = list(axes)
+        if len(axes) != len(keys):
+            raise ValueError(f"axes has {len(axes)} axes for {len(keys)} metrics")
+        for i, (key, ax, opts) in enumerate(zip(keys, axes, options)):
+            last = i == len(keys) - 1  # one colour bar, beside the last panel
+            opts.update(vmin=low, vmax=high, title=key, colorbar=last,
+                        colorbar_label=f"{', '.join(keys)} ({kind})" if last else None)
+            opts.update(kwargs)
+            plot_similarity_matrix(self.values[key], ax=ax, **opts)
+        return axes
 
     def __repr__(self):
         return (f"ModelComparison({self.names[0]} x {self.names[1]}: "
