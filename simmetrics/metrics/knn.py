@@ -151,10 +151,11 @@ class _NeighbourSearch:
         The k + 1 largest similarities of every sample come from one pass over the blocks of
         the symmetric n x n matrix on and above its diagonal (:func:`_top_candidates`), so
         each block product serves two sets of rows: half the multiply-adds of the row-by-row
-        search.
+        search. Where a probe of the rows finds nearly all of them tied at the k-th place
+        (sparse binary data), that pass is skipped and every row is read in full.
         """
         n = self.n
-        if self.which is None:
+        if self.which is None and not self._mostly_tied(k, exclude_self):
             vals, cols = _top_candidates(self.distinct, k + 1, exclude_self)
             tol = self.tol if np.isscalar(self.tol) else self.tol[:, 0]
             tied = vals[:, k] >= vals[:, k - 1] - tol
@@ -170,6 +171,23 @@ class _NeighbourSearch:
             rows = rest[lo:lo + chunk_size]
             yield rows, self.similarities(rows, exclude_self), None
 
+
+    def _mostly_tied(self, k, exclude_self):
+        """Whether more than :data:`_TIED_SHARE` of a probe of :data:`_PROBE_ROWS` evenly spaced
+        samples tie at the k-th place, so that nearly every row would be read twice (once in
+        the symmetric pass, again in full): then the full rows alone are cheaper. The probe is
+        a few percent of one pass; the values do not depend on the answer."""
+        rows = np.unique(np.linspace(0, self.n - 1, min(self.n, _PROBE_ROWS)).astype(np.intp))
+        S = self.similarities(rows, exclude_self)
+        cols = S.shape[1]
+        top = -np.sort(-np.partition(S, cols - k - 1, axis=1)[:, cols - k - 1:], axis=1)
+        tol = np.broadcast_to(self.tol_of(rows), (rows.size, 1))[:, 0]
+        return np.mean(top[:, k] >= top[:, k - 1] - tol) > _TIED_SHARE
+
+
+#: The probe of :meth:`NeighbourSearch._mostly_tied`: rows, and the share of them with a tie at
+#: the k-th place above which the symmetric pass is skipped.
+_PROBE_ROWS, _TIED_SHARE = 256, 0.6
 
 #: Rows (and columns) of one block of :func:`_top_candidates`: 2048 x 2048 float64, 32 MB.
 _BLOCK = 2048

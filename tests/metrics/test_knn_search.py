@@ -32,6 +32,12 @@ def _data(kind, n, d, seed):
         X = rng.integers(0, 2, size=(n, d)).astype(float)
         X[X.sum(axis=1) == 0, 0] = 1.0
         return X
+    if kind == "pairs":  # distinct rows of two ones: similarities 0 or 1/2, ties in every row
+        pairs = np.array([(i, j) for i in range(d) for j in range(i + 1, d)])
+        X = np.zeros((n, d))
+        chosen = pairs[rng.choice(len(pairs), size=n, replace=False)]
+        X[np.arange(n)[:, None], chosen] = 1.0
+        return X
     if kind == "mixed":  # distinct binary rows (ties at the k-th place) beside Gaussian ones
         X = rng.standard_normal((n, d))
         codes = rng.choice(np.arange(1, 2**d), size=n // 2, replace=False)
@@ -73,13 +79,13 @@ def test_running_top_takes_a_partition_when_too_many_entries_beat_the_floor():
                                   np.sort(np.take_along_axis(full, order, axis=1), axis=1))
 
 
-@pytest.mark.parametrize("kind", ["gaussian", "binary", "mixed"])
+@pytest.mark.parametrize("kind", ["gaussian", "binary", "mixed", "pairs"])
 @pytest.mark.parametrize("similarity", ["cosine", "inner_product"])
 def test_candidate_chunks_cover_each_sample_once_and_compact_rows_are_exact(monkeypatch, kind,
                                                                             similarity):
     monkeypatch.setattr(knn, "_BLOCK", 13)
     k = 4
-    X = _data(kind, 90, 9, seed=1)
+    X = _data(kind, 90, 16 if kind == "pairs" else 9, seed=1)
     search = knn.NeighbourSearch(X, "X", similarity)
     seen, compact = [], 0
     for rows, S, columns in search.candidate_chunks(k, chunk_size=17):
@@ -103,6 +109,8 @@ def test_candidate_chunks_cover_each_sample_once_and_compact_rows_are_exact(monk
         assert compact == 90  # nothing ties: every row is compact
     if kind == "mixed":
         assert search.which is None and 0 < compact < 90  # both kinds of chunk
+    if kind == "pairs":  # the probe finds nearly every row tied: no symmetric pass, full rows
+        assert search.which is None and compact == 0
     if kind == "binary" and similarity == "cosine":
         assert search.which is not None and compact == 0  # duplicated samples: full rows
 
@@ -116,10 +124,11 @@ def _full_rows(self, k, chunk_size, exclude_self=True):
 
 
 @pytest.mark.parametrize("cls", MEASURES, ids=lambda c: c.__name__)
-@pytest.mark.parametrize("kind", ["gaussian", "mixed"])
+@pytest.mark.parametrize("kind", ["gaussian", "mixed", "pairs"])
 def test_every_measure_equals_the_row_by_row_search(monkeypatch, cls, kind):
-    X = _data(kind, 150, 9, seed=5)
-    Y = X @ np.random.default_rng(6).standard_normal((9, 7)) + 0.3 * _data("gaussian", 150, 7, 7)
+    d = 20 if kind == "pairs" else 9  # 150 distinct pairs of ones need 20 neurons
+    X = _data(kind, 150, d, seed=5)
+    Y = X @ np.random.default_rng(6).standard_normal((d, 7)) + 0.3 * _data("gaussian", 150, 7, 7)
     one_block = cls(k=5).fit_score(X, Y)  # 150 samples: a single 2048-row block
     monkeypatch.setattr(knn, "_BLOCK", 11)
     many_blocks = cls(k=5).fit_score(X, Y)
