@@ -6,8 +6,8 @@ Keys are BLAKE2b digests (hex) of what the value depends on, never of names or p
 
 - a metric's key: its class (module and qualified name), every parameter of ``get_params``
   written canonically (floats by ``repr``, arrays by their bytes, nested estimators by their own
-  key, functions by their module, name and compiled code) and a ``salt`` (the package version,
-  so a new release never reads an old release's numbers);
+  key, functions by their module, name, compiled code, closure and defaults) and a ``salt``
+  (the package version, so a new release never reads an old release's numbers);
 - a state's key: the metric's key and the validated representation's dtype, shape and bytes;
 - a pair's key: the metric's key and the two state keys, in order (sorted for a symmetric
   metric, whose value does not depend on it).
@@ -37,31 +37,46 @@ _PAIR_SUFFIX = ".f8"
 _STATE_SUFFIX = ".pkl"
 
 
-def _canonical(value, h):
-    """Feed a canonical, process-independent spelling of ``value`` to the hash ``h``."""
+def _canonical(value, h, seen=frozenset()):
+    """Feed a canonical, process-independent spelling of ``value`` to the hash ``h``
+    (``seen``: the functions being spelled, so a recursive closure ends)."""
     if isinstance(value, np.ndarray):
         h.update(b"ndarray:" + array_digest(value).encode())
     elif isinstance(value, (list, tuple)):
         h.update(f"{type(value).__name__}[{len(value)}](".encode())
         for item in value:
-            _canonical(item, h)
+            _canonical(item, h, seen)
             h.update(b",")
         h.update(b")")
     elif isinstance(value, dict):
         h.update(f"dict[{len(value)}](".encode())
         for key in sorted(value, key=repr):
             h.update(repr(key).encode() + b":")
-            _canonical(value[key], h)
+            _canonical(value[key], h, seen)
             h.update(b",")
         h.update(b")")
     elif hasattr(value, "get_params") and not isinstance(value, type):
         h.update(b"estimator:" + params_digest(value).encode())
+    elif callable(value) and hasattr(value, "__code__") and id(value) in seen:
+        h.update(b"function:itself")
     elif callable(value) and hasattr(value, "__code__"):
-        # a Python function: its name and its compiled code, so an edited body is a new key
+        # a Python function: its name and its compiled code, so an edited body is a new key,
+        # and what it closes over and its defaults, so two closures of one function differ
         code = hashlib.blake2b(marshal.dumps(value.__code__), digest_size=16).hexdigest()
         h.update(f"function:{value.__module__}.{value.__qualname__}:{code}".encode())
+        cells = tuple(_cell(c) for c in (value.__closure__ or ()))
+        _canonical((cells, value.__defaults__ or (), value.__kwdefaults__ or {}), h,
+                   seen | {id(value)})
     else:  # numbers, strings, None, bools, classes: repr is exact and stable for these
         h.update(f"{type(value).__name__}:{value!r}".encode())
+
+
+def _cell(cell):
+    """What a closure cell holds (a marker for a cell not yet assigned)."""
+    try:
+        return cell.cell_contents
+    except ValueError:
+        return "<empty cell>"
 
 
 def params_digest(metric, salt=""):

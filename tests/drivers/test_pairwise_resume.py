@@ -303,3 +303,24 @@ def test_blocks_of_pairs_on_a_dask_cluster_write_the_cache(tmp_path):
     # the workers wrote every value: a second call reads them all
     _, stats = simmetrics.pairwise(metric, layers, cache=tmp_path, return_stats=True)
     assert stats["pairs_computed"] == 0 and len(_pair_files(tmp_path)) == 210
+
+
+def test_a_function_parameter_is_keyed_by_what_it_closes_over():
+    # two closures of one function with different captured values are different kernels, so
+    # they must not share cached values; the same captured value gives the same key
+    def linear_kernel_times(c):
+        def kernel(A):
+            return c * (A @ A.T)
+        return kernel
+
+    def key(kernel):
+        return params_digest(simmetrics.KernelCKA(kernel=kernel))
+
+    assert key(linear_kernel_times(1.0)) == key(linear_kernel_times(1.0))
+    assert key(linear_kernel_times(1.0)) != key(linear_kernel_times(2.0))
+
+    def recursive(A, depth=1):  # refers to itself through its closure: the key still ends
+        return A @ A.T if depth == 0 else again(A, depth - 1)
+
+    again = recursive
+    assert key(recursive) == key(recursive)
