@@ -310,10 +310,13 @@ class _Pass:
         self.widths = {k: int(feats[k].shape[1]) for k in self.keys_a + self.keys_b}
         nbytes, parts = 0, []
         if self.stream:
-            pair = sum(8 * (self.widths[a] ** 2 + self.widths[b] ** 2
-                            + self.widths[a] * self.widths[b]
+            # one d x d matrix per layer (shared by its pairs: _share_layer_moments), the cross
+            # product of each pair, and the whitening metrics' factor of each pair; twice the
+            # layers' for the merge of a batch
+            pair = sum(8 * (self.widths[a] * self.widths[b]
                             + (self.widths[a] + self.widths[b]) ** 2 * self.factor)
                        for a in self.keys_a for b in self.keys_b)
+            pair += 2 * sum(8 * self.widths[k] ** 2 for k in set(self.keys_a + self.keys_b))
             nbytes += pair
             parts.append(f"second moments of {len(self.keys_a)} x {len(self.keys_b)} layer "
                          f"pairs ({format_bytes(pair)})")
@@ -368,11 +371,21 @@ class _Pass:
             A = check_representation(feats[k], f"{k} (batch {i})", min_samples=1,
                                      policy="tensor")
             sides[k] = side(A, "mean", self.row_terms, True, True)
+        # One copy of each layer's own moments for all its pairs. Every pair of layer a merges
+        # a's batch moments with the same operations on the same numbers (the shifts and
+        # scales of a merge depend on each side alone), so the copies are equal and the first
+        # stands for all, replacing each pair's as soon as it is made: the pairs then hold
+        # their cross products, plus one d x d matrix per layer, not two per pair. The merges
+        # make new objects and never modify these.
+        own_x, own_y = {}, {}
         for a in self.keys_a:
             for b in self.keys_b:
                 part = pair_from_sides(sides[a], sides[b], factor="rows" if self.factor else False)
                 prev = self.stats.get((a, b))
-                self.stats[(a, b)] = part if prev is None else prev + part
+                merged = part if prev is None else prev + part
+                merged.x = own_x.setdefault(a, merged.x)
+                merged.y = own_y.setdefault(b, merged.y)
+                self.stats[(a, b)] = merged
 
 
 def _split_hidden(layers, model, arg, wrapped):
