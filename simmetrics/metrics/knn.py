@@ -24,6 +24,7 @@ from .._core.validation import check_pair, check_representation
 from ..base import Metric, param_dependent
 
 __all__ = ["MutualKNN", "mutual_knn", "nearest_neighbours", "neighbour_weights", "check_enough_samples",
+           "KNeighbourValidation", "valid_k",
            "SMOOTH_ALTERNATIVES"]
 
 # Mutual kNN compares cosine similarities between samples: unchanged by any orthogonal map of
@@ -524,12 +525,45 @@ def _shared_weight(a, b):
     return total + float(np.minimum(a.share, b.share) @ ties)
 
 
-def _valid_k(k):
+def valid_k(k):
+    """Whether ``k`` is a usable number of neighbours: an integer (not a bool) of at least 1."""
     return isinstance(k, numbers.Integral) and not isinstance(k, bool) and k >= 1
 
 
+class KNeighbourValidation:
+    """The validation every k-nearest-neighbour measure shares (MutualKNN here, the ReSi
+    measures in :mod:`~simmetrics.metrics.neighbourhood`, the ordered-list measures in
+    :mod:`~simmetrics.metrics.knn_lists`), mixed in before :class:`~simmetrics.Metric`: k
+    first, then every other check of the inputs, then the sample count in words that name k
+    (min_samples is k + 1 because each sample's neighbours are the other n - 1 samples), then
+    the memory preflight."""
+
+    min_samples = param_dependent(lambda self: int(self.k) + 1 if valid_k(self.k) else 2)
+
+    def _check_k(self):
+        if not valid_k(self.k):
+            raise ValueError(f"k must be a positive integer, got {self.k!r}")
+
+    def _enough_samples(self, A, name):
+        return check_enough_samples(A, name, self.k, self.min_samples)
+
+    def _validate(self, X, Y):
+        self._check_k()
+        Xv, Yv = check_pair(X, Y, layout=self.layout, min_samples=1)
+        self._enough_samples(Xv, "X")
+        self._check_rows(Xv.shape[0], max(Xv.shape[1], Yv.shape[1]), raw=X)
+        return Xv, Yv
+
+    def _validate_one(self, A, name):
+        self._check_k()
+        B = self._enough_samples(check_representation(A, name, layout=self.layout,
+                                                      min_samples=1), name)
+        self._check_rows(*B.shape, raw=A)
+        return B
+
+
 @register("mutual_knn", aliases=("mknn",))
-class MutualKNN(Metric):
+class MutualKNN(KNeighbourValidation, Metric):
     """Mutual k-nearest-neighbour alignment (Huh, Cheung, Wang, Isola 2024, ICML).
 
     ::
@@ -608,7 +642,6 @@ class MutualKNN(Metric):
     bounds = (0.0, 1.0)
     is_metric = False
     invariances = _KNN_INVARIANCES
-    min_samples = param_dependent(lambda self: int(self.k) + 1 if _valid_k(self.k) else 2)
     same_width = False
     symmetric = True
     _gradient_note = ("its value counts the shared members of the k-nearest-neighbour sets, "
@@ -625,24 +658,6 @@ class MutualKNN(Metric):
         self.similarity = similarity
         self.layout = layout
 
-    def _validate(self, X, Y):
-        if not _valid_k(self.k):
-            raise ValueError(f"k must be a positive integer, got {self.k!r}")
-        # Every other check first; then the sample count, in words that name k (min_samples is
-        # k + 1 because each sample's neighbours are the other n - 1 samples).
-        Xv, Yv = check_pair(X, Y, layout=self.layout, min_samples=1)
-        self._enough_samples(Xv, "X")
-        self._check_rows(Xv.shape[0], max(Xv.shape[1], Yv.shape[1]), raw=X)
-        return Xv, Yv
-
-    def _validate_one(self, A, name):
-        if not _valid_k(self.k):
-            raise ValueError(f"k must be a positive integer, got {self.k!r}")
-        B = self._enough_samples(check_representation(A, name, layout=self.layout, min_samples=1),
-                                 name)
-        self._check_rows(*B.shape, raw=A)
-        return B
-
     # -- memory: measured with tracemalloc, the peak of one neighbour search is below 3
     # similarity chunks (the chunk, its partition, the mask) and 3 copies of the input; each
     # state holds about n k keys and weights (more where ties at the k-th place are large),
@@ -655,9 +670,6 @@ class MutualKNN(Metric):
         nbytes = 8 * (jobs * (5 * rows * n + 3 * n * d) + (2 * count + 8) * n * k)
         return nbytes, (f"{jobs * 5} float64 {rows:,} x {n:,} chunks of similarities at once "
                         "and the neighbour lists")
-
-    def _enough_samples(self, A, name):
-        return check_enough_samples(A, name, self.k, self.min_samples)
 
     # per representation (simmetrics.pairwise): its neighbours and their weights
     def _partial_fit(self, A, name):

@@ -44,15 +44,13 @@ rule depends on the order of the samples:
 Without ties every rule gives platonic-rep's value.
 """
 
-import numbers
-
 import numpy as np
 
 from .._core.params import Integral, Interval, Options
 from .._core.registry import register
-from .._core.validation import check_nonconstant, check_pair, check_representation
+from .._core.validation import check_nonconstant
 from ..base import Metric, param_dependent
-from .knn import SMOOTH_ALTERNATIVES, NeighbourSearch, check_enough_samples, column_keys
+from .knn import SMOOTH_ALTERNATIVES, KNeighbourValidation, NeighbourSearch, column_keys, valid_k
 
 __all__ = ["CycleKNN", "LCSKNN", "EditDistanceKNN", "NeighbourLists", "neighbour_lists",
            "ordered_lists", "lcs_lengths", "edit_distances"]
@@ -215,11 +213,9 @@ def _subset_means(x, counts, places):
     return out
 
 
-def _valid_k(k):
-    return isinstance(k, numbers.Integral) and not isinstance(k, bool) and k >= 1
 
 
-class _ListMetric(Metric):
+class _ListMetric(KNeighbourValidation, Metric):
     """What the ranked-list measures share: parameters, validation, memory, the search."""
 
     _gradient_note = ("its value is a function of the ordered k-nearest-neighbour lists only, "
@@ -232,7 +228,6 @@ class _ListMetric(Metric):
     # c^2 > 0 and leaves cosines alone: no ranking changes. A translation changes both.
     invariances = frozenset({"orthogonal", "signed_permutation", "permutation",
                              "isotropic_scaling"})
-    min_samples = param_dependent(lambda self: int(self.k) + 1 if _valid_k(self.k) else 2)
     same_width = False
     reference = "Huh, Cheung, Wang, Isola 2024, The Platonic Representation Hypothesis, ICML"
     _parameter_constraints = {"k": [Interval(Integral, 1, None)],
@@ -242,21 +237,6 @@ class _ListMetric(Metric):
         self.k = k
         self.similarity = similarity
         self.layout = layout
-
-    def _enough_samples(self, A, name):
-        return check_enough_samples(A, name, self.k, self.min_samples)
-
-    def _validate(self, X, Y):
-        Xv, Yv = check_pair(X, Y, layout=self.layout, min_samples=1)
-        self._enough_samples(Xv, "X")
-        self._check_rows(Xv.shape[0], max(Xv.shape[1], Yv.shape[1]), raw=X)
-        return Xv, Yv
-
-    def _validate_one(self, A, name):
-        B = self._enough_samples(check_representation(A, name, layout=self.layout,
-                                                      min_samples=1), name)
-        self._check_rows(*B.shape, raw=A)
-        return B
 
     # like MutualKNN's search: below 6 similarity chunks and 3 copies of the input per search;
     # per state the candidates (keys, blocks, flags, weights: about 4 n k numbers, more where
@@ -365,7 +345,7 @@ class LCSKNN(_ListMetric):
     """
 
     kind = "similarity"
-    bounds = param_dependent(lambda self: (0.0, float(self.k) if _valid_k(self.k) else 10.0))
+    bounds = param_dependent(lambda self: (0.0, float(self.k) if valid_k(self.k) else 10.0))
     symmetric = True
 
     def _finalize_fit_score(self, sx, sy):

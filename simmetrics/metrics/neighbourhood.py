@@ -32,9 +32,9 @@ from scipy.special import digamma
 
 from .._core.params import Integral, Interval
 from .._core.registry import register
-from .._core.validation import check_nonconstant, check_pair, check_representation
-from ..base import Metric, param_dependent
-from .knn import SMOOTH_ALTERNATIVES, NeighbourSearch, check_enough_samples, column_keys
+from .._core.validation import check_nonconstant
+from ..base import Metric
+from .knn import SMOOTH_ALTERNATIVES, KNeighbourValidation, NeighbourSearch, column_keys
 
 __all__ = ["JaccardKNN", "RankSimilarity", "SecondOrderCosine", "ranked_neighbours"]
 
@@ -153,11 +153,9 @@ def ranked_neighbours(X, k, name="X", chunk_size=None):
     return RankedNeighbours(n, k, keys, weights, ranks, search)
 
 
-def _valid_k(k):
-    return isinstance(k, Integral) and not isinstance(k, bool) and k >= 1
 
 
-class _NeighbourhoodMeasure(Metric):
+class _NeighbourhoodMeasure(KNeighbourValidation, Metric):
     """What the three measures share: k, validation that names k, the memory preflight, and
     the neighbour lists prepared once per representation."""
 
@@ -166,34 +164,12 @@ class _NeighbourhoodMeasure(Metric):
     is_metric = False
     symmetric = True
     invariances = _INVARIANCES
-    min_samples = param_dependent(lambda self: int(self.k) + 1 if _valid_k(self.k) else 2)
     same_width = False
     _parameter_constraints = {"k": [Interval(Integral, 1, None)]}
 
     def __init__(self, k=10, layout=None):
         self.k = k
         self.layout = layout
-
-    def _check_k(self):
-        if not _valid_k(self.k):
-            raise ValueError(f"k must be a positive integer, got {self.k!r}")
-
-    def _enough_samples(self, A, name):
-        return check_enough_samples(A, name, self.k, self.min_samples)
-
-    def _validate(self, X, Y):
-        self._check_k()
-        Xv, Yv = check_pair(X, Y, layout=self.layout, min_samples=1)
-        self._enough_samples(Xv, "X")
-        self._check_rows(Xv.shape[0], max(Xv.shape[1], Yv.shape[1]), raw=X)
-        return Xv, Yv
-
-    def _validate_one(self, A, name):
-        self._check_k()
-        B = self._enough_samples(check_representation(A, name, layout=self.layout,
-                                                      min_samples=1), name)
-        self._check_rows(*B.shape, raw=A)
-        return B
 
     # measured like MutualKNN's: a search holds about 5 similarity chunks and 3 copies of the
     # input; a state holds its unit rows and about n k keys, weights and ranks (more where a
