@@ -27,7 +27,7 @@ from ..moments import compact_factor, pair_from_sides, side
 from ..pairwise import pairwise
 from ..streaming import score_from_moments
 from .comparison import ModelComparison
-from .extract import leaf_modules, select_modules, to_device
+from .extract import hooks_attached, leaf_modules, select_modules, to_device
 from .tokens import (HIDDEN_STATES, TOKENS, WORD_IDS, attention_mask_of, hidden_states_of,
                      hidden_tensor, token_rows)
 
@@ -161,20 +161,9 @@ class _Hooks:
 
     @contextlib.contextmanager
     def attached(self):
-        """Hooks on and every module in evaluation mode; afterwards hooks removed and each
-        module's own training flag restored, also when the pass raises."""
-        modes = [(m, m.training) for m in self.model.modules()]
-        handles = []
-        try:
-            for name, module in self.selected:
-                handles.append(module.register_forward_hook(self._hook(name)))
-            self.model.eval()
+        """Hooks on and every module in evaluation mode (:func:`hooks_attached`)."""
+        with hooks_attached(self.model, [(m, self._hook(n)) for n, m in self.selected]):
             yield self
-        finally:
-            for handle in handles:
-                handle.remove()
-            for module, training in modes:
-                module.training = training
 
     def forward(self, batch, device):
         """Run the model on one batch: (rows per layer, first axes, the names of the hidden

@@ -34,7 +34,7 @@ from .._core.backend import tensor_from_numpy
 from .tokens import attention_mask_of, hidden_tensor
 
 __all__ = ["extract_activations", "extract_pair", "resolve_modules", "select_modules", "leaf_modules",
-           "to_device"]
+           "to_device", "hooks_attached"]
 
 
 def _torch():
@@ -184,6 +184,39 @@ def to_device(x, device):
     return x.to(device) if device is not None and hasattr(x, "to") else x
 
 
+@contextlib.contextmanager
+def hooks_attached(model, hooks, pre=False):
+    """``hooks`` ((module, hook) pairs) registered as forward hooks (forward pre-hooks with
+    ``pre``) and every module of ``model`` in evaluation mode; afterwards the hooks removed and
+    each module's own training flag restored (a BatchNorm kept in eval inside a training model
+    stays so), also when the pass raises.
+
+    Examples
+    --------
+    >>> from torch import nn
+    >>> net = nn.Sequential(nn.Linear(2, 2), nn.BatchNorm1d(2)).train()
+    >>> _ = net[1].eval()
+    >>> with hooks_attached(net, []):
+    ...     net.training
+    False
+    >>> net.training, net[1].training
+    (True, False)
+    """
+    modes = [(m, m.training) for m in model.modules()]
+    handles = []
+    try:
+        for module, hook in hooks:
+            handles.append(module.register_forward_pre_hook(hook) if pre
+                           else module.register_forward_hook(hook))
+        model.eval()
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
+        for module, training in modes:
+            module.training = training
+
+
 def _batches(data, batch_size):
     """Input batches from a tensor, an array or an iterable of batches: tensors, or dicts of
     model inputs (a mapping batch, passed to the model as ``model(**batch)``)."""
@@ -309,21 +342,10 @@ class _Recorder:
 
     @contextlib.contextmanager
     def attached(self):
-        """Hooks on, the model in evaluation mode; afterwards hooks removed, mode restored."""
-        handles = []
-        was_training = self.model.training
-        try:
-            for name, module in self.selected:
-                if self.capture == "input":
-                    handles.append(module.register_forward_pre_hook(self._hook(name)))
-                else:
-                    handles.append(module.register_forward_hook(self._hook(name)))
-            self.model.eval()
+        """Hooks on, the model in evaluation mode (:func:`hooks_attached`)."""
+        hooks = [(module, self._hook(name)) for name, module in self.selected]
+        with hooks_attached(self.model, hooks, pre=self.capture == "input"):
             yield self
-        finally:
-            for handle in handles:
-                handle.remove()
-            self.model.train(was_training)
 
     def forward(self, batch, device):
         """Run the model on one batch, recording; each selected module must run once."""

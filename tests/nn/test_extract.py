@@ -122,6 +122,10 @@ def test_hooks_removed_and_mode_restored_also_on_error(x):
     extract_activations(net, x, [nn.Linear, nn.ReLU])
     assert all(not m._forward_hooks and not m._forward_pre_hooks for m in net.modules())
     assert net.training  # mode restored
+    net[0].eval()  # a submodule kept in evaluation mode inside a training model stays so
+    extract_activations(net, x, "2", capture="input")
+    assert net.training and not net[0].training
+    assert all(m.training for m in list(net.modules())[2:])
 
     class Boom(nn.Module):
         def forward(self, z):
